@@ -1,0 +1,94 @@
+// cli.ts — the `ringstream` command: flags and RINGSTREAM_* environment variables into a
+// ServerConfig, one startup line, graceful shutdown on SIGTERM/SIGINT.
+
+import { parseArgs } from 'node:util'
+import { DEFAULTS, type IoBackend, type ServerConfig } from './config.js'
+import type { Durability } from './protocol/headers.js'
+import { createServer } from './server.js'
+
+const HELP = `ringstream — a Durable Streams server (https://github.com/durable-streams/durable-streams)
+
+Usage: ringstream [options]
+
+Options (each also settable as an environment variable):
+  --port <n>                  RINGSTREAM_PORT                 listen port (default ${DEFAULTS.port})
+  --host <addr>               RINGSTREAM_HOST                 listen address (default ${DEFAULTS.host})
+  --data-dir <dir>            RINGSTREAM_DATA_DIR             data directory (default ${DEFAULTS.dataDir})
+  --durability <class>        RINGSTREAM_DURABILITY           memory | buffered | fsync (default ${DEFAULTS.durability};
+                                                              buffered and fsync arrive with the durable engine)
+  --long-poll-timeout-ms <n>  RINGSTREAM_LONG_POLL_TIMEOUT_MS long-poll wait before 204 (default ${DEFAULTS.longPollTimeoutMs})
+  --io <backend>              RINGSTREAM_IO                   auto | uring | fs (default ${DEFAULTS.io}; only fs exists today)
+  -h, --help                                                  show this help
+
+Streams are served under /v1/stream/<path>.`
+
+const OPTIONS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'data-dir': { type: 'string' },
+  durability: { type: 'string' },
+  'long-poll-timeout-ms': { type: 'string' },
+  io: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+function integer(name: string, raw: string): number {
+  if (!/^\d+$/.test(raw)) throw new Error(`${name} must be a non-negative integer, got "${raw}"`)
+  return Number(raw)
+}
+
+export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<ServerConfig> | 'help' {
+  const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false })
+  if (values.help === true) return 'help'
+  const pick = (flag: keyof typeof OPTIONS, envName: string): string | undefined => {
+    const value = values[flag]
+    return typeof value === 'string' ? value : env[envName]
+  }
+  const config: Partial<ServerConfig> = {}
+  const port = pick('port', 'RINGSTREAM_PORT')
+  if (port !== undefined) config.port = integer('--port', port)
+  const host = pick('host', 'RINGSTREAM_HOST')
+  if (host !== undefined) config.host = host
+  const dataDir = pick('data-dir', 'RINGSTREAM_DATA_DIR')
+  if (dataDir !== undefined) config.dataDir = dataDir
+  const durability = pick('durability', 'RINGSTREAM_DURABILITY')
+  if (durability !== undefined) config.durability = durability as Durability
+  const timeout = pick('long-poll-timeout-ms', 'RINGSTREAM_LONG_POLL_TIMEOUT_MS')
+  if (timeout !== undefined) config.longPollTimeoutMs = integer('--long-poll-timeout-ms', timeout)
+  const io = pick('io', 'RINGSTREAM_IO')
+  if (io !== undefined) config.io = io as IoBackend
+  return config
+}
+
+export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  let resolved: Partial<ServerConfig> | 'help'
+  try {
+    resolved = resolveConfig(argv, process.env)
+  } catch (error) {
+    console.error(`ringstream: ${(error as Error).message}\n\n${HELP}`)
+    process.exitCode = 2
+    return
+  }
+  if (resolved === 'help') {
+    console.log(HELP)
+    return
+  }
+  const server = createServer(resolved)
+  await server.listen()
+  console.log(`ringstream listening on ${server.url}/v1/stream/ (${server.describe()})`)
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    console.log(`ringstream: ${signal} received, shutting down`)
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error('ringstream: error during shutdown', error)
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}

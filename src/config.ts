@@ -1,0 +1,69 @@
+// config.ts — every server option and limit in one place, each with why it is what it is.
+// CLI flags and RINGSTREAM_* environment variables resolve into this (see cli.ts).
+
+import type { Durability } from './protocol/headers.js'
+
+export type IoBackend = 'auto' | 'uring' | 'fs'
+
+export interface ServerConfig {
+  /** TCP port; 4437 is the protocol's registered default (PROTOCOL §11.1). 0 = ephemeral. */
+  port: number
+  /** Loopback by default so a first run never exposes data to the network. */
+  host: string
+  /** Where durable storage keeps its files. */
+  dataDir: string
+  /** Server-wide durability class; a stream may override it with Stream-Durability. */
+  durability: Durability
+  /** Long-poll wait before answering 204; 30 s stays under common proxy idle timeouts. */
+  longPollTimeoutMs: number
+  /** I/O backend request; meaningful once the io_uring addon lands. */
+  io: IoBackend
+  /** Largest append body; bounds the memory one request can pin. */
+  appendBytesMax: number
+  /** Largest response body chunk for catch-up reads; clients page with Stream-Next-Offset. */
+  readBytesMax: number
+  /** Longest stream path in bytes; paths appear in every URL and index. */
+  streamPathBytesMax: number
+  /** Longest Producer-Id and Stream-Seq values; they are kept per stream in memory. */
+  headerValueBytesMax: number
+  /** SSE connections are recycled after this so CDNs can collapse clients (PROTOCOL §8.2). */
+  sseConnectionMs: number
+  /** Comment frame cadence on idle SSE connections so proxies do not cut them. */
+  sseKeepAliveMs: number
+  /** Responses at least this large are gzipped when the client accepts it. */
+  gzipMinBytes: number
+  /** How often expired streams are swept; expiry is also checked on every access. */
+  expirySweepMs: number
+}
+
+export const DEFAULTS: Readonly<ServerConfig> = {
+  port: 4437,
+  host: '127.0.0.1',
+  dataDir: './data',
+  durability: 'memory',
+  longPollTimeoutMs: 30_000,
+  io: 'auto',
+  appendBytesMax: 16 * 1024 * 1024,
+  readBytesMax: 1024 * 1024,
+  streamPathBytesMax: 1024,
+  headerValueBytesMax: 256,
+  sseConnectionMs: 60_000,
+  sseKeepAliveMs: 15_000,
+  gzipMinBytes: 4096,
+  expirySweepMs: 1000,
+}
+
+/** Asserts how the limits relate; a violation is a configuration error, reported at startup. */
+export function validateConfig(config: ServerConfig): void {
+  const fail = (message: string): never => {
+    throw new Error(`invalid configuration: ${message}`)
+  }
+  if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) fail('port must be 0..65535')
+  if (config.longPollTimeoutMs < 1) fail('long-poll timeout must be at least 1 ms')
+  if (config.readBytesMax < 1024) fail('readBytesMax must be at least 1 KiB')
+  if (config.appendBytesMax < 1) fail('appendBytesMax must be positive')
+  if (config.sseKeepAliveMs >= config.sseConnectionMs) fail('SSE keep-alive must be shorter than the SSE connection lifetime')
+  if (config.expirySweepMs < 10) fail('expiry sweep interval must be at least 10 ms')
+  if (!['memory', 'buffered', 'fsync'].includes(config.durability)) fail('durability must be memory, buffered or fsync')
+  if (!['auto', 'uring', 'fs'].includes(config.io)) fail('io must be auto, uring or fs')
+}

@@ -1,0 +1,70 @@
+// http/app.ts — the uWS application: routing by method under /v1/stream/, CORS preflight,
+// a health endpoint, and turning every thrown error into a response via the status table.
+
+import { StreamError } from '../protocol/errors.js'
+import { decodeStreamPath, isReservedPath } from '../protocol/path.js'
+import type { HttpContext } from './context.js'
+import { Exchange } from './exchange.js'
+import { handleGet, handleHead } from './read.js'
+import type { HttpRequest, HttpResponse, TemplatedApp, Uws } from './uws.js'
+import { STREAM_ROUTE_PREFIX, handleDelete, handlePost, handlePut } from './write.js'
+
+const ALLOWED_REQUEST_HEADERS = [
+  'Content-Type',
+  'Stream-Seq',
+  'Stream-TTL',
+  'Stream-Expires-At',
+  'Stream-Closed',
+  'Stream-Forked-From',
+  'Stream-Fork-Offset',
+  'Stream-Fork-Sub-Offset',
+  'Producer-Id',
+  'Producer-Epoch',
+  'Producer-Seq',
+  'If-None-Match',
+  'Authorization',
+  'Cache-Control',
+].join(', ')
+
+type Handler = (x: Exchange, ctx: HttpContext, path: string) => void | Promise<void>
+
+const HANDLERS: Readonly<Record<string, Handler>> = {
+  GET: handleGet,
+  HEAD: handleHead,
+  PUT: handlePut,
+  POST: handlePost,
+  DELETE: handleDelete,
+}
+
+export function buildApp(uws: Uws, ctx: HttpContext): TemplatedApp {
+  const app = uws.App()
+  app.any('/*', (res: HttpResponse, req: HttpRequest) => {
+    const x = new Exchange(res, req)
+    try {
+      const pending = route(x, ctx)
+      if (pending instanceof Promise) pending.catch((error: unknown) => x.sendError(error))
+    } catch (error) {
+      x.sendError(error)
+    }
+  })
+  return app
+}
+
+function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
+  if (x.method === 'OPTIONS') return preflight(x)
+  if (x.url === '/healthz' && x.method === 'GET') return x.send(200, [['Content-Type', 'text/plain']], 'ok\n')
+  if (!x.url.startsWith(STREAM_ROUTE_PREFIX)) throw new StreamError('NOT_FOUND', `no route for ${x.url}; streams live under ${STREAM_ROUTE_PREFIX}`)
+  const path = decodeStreamPath(x.url.slice(STREAM_ROUTE_PREFIX.length), ctx.config.streamPathBytesMax)
+  if (isReservedPath(path)) throw new StreamError('RESERVED_PATH', 'paths under __ds/ are reserved for the subscription APIs')
+  const handler = HANDLERS[x.method]
+  if (handler === undefined) throw new StreamError('METHOD_NOT_ALLOWED', `method ${x.method} is not allowed on streams`)
+  return handler(x, ctx, path)
+}
+
+function preflight(x: Exchange): void {
+  x.send(204, [
+    ['Access-Control-Allow-Methods', 'GET, HEAD, PUT, POST, DELETE, OPTIONS'],
+    ['Access-Control-Allow-Headers', ALLOWED_REQUEST_HEADERS],
+    ['Access-Control-Max-Age', '86400'],
+  ])
+}

@@ -1,0 +1,172 @@
+// http/exchange.ts — one request/response pair on uWS: a snapshot of the request head
+// (uWS request objects die when the handler returns), body reading with a size limit,
+// abort tracking, and response writing with the headers every response carries.
+
+import { StreamError } from '../protocol/errors.js'
+import { STATUS_TEXT, errorReply } from './status-table.js'
+import type { HttpRequest, HttpResponse } from './uws.js'
+
+const REQUEST_HEADERS = [
+  'content-type',
+  'content-length',
+  'host',
+  'accept-encoding',
+  'if-none-match',
+  'stream-seq',
+  'stream-ttl',
+  'stream-expires-at',
+  'stream-closed',
+  'stream-forked-from',
+  'stream-fork-offset',
+  'stream-fork-sub-offset',
+  'producer-id',
+  'producer-epoch',
+  'producer-seq',
+  'access-control-request-headers',
+] as const
+
+export type RequestHeader = (typeof REQUEST_HEADERS)[number]
+
+const EXPOSED_HEADERS = [
+  'Stream-Next-Offset',
+  'Stream-Cursor',
+  'Stream-Up-To-Date',
+  'Stream-Closed',
+  'Stream-TTL',
+  'Stream-Expires-At',
+  'Stream-SSE-Data-Encoding',
+  'Producer-Epoch',
+  'Producer-Seq',
+  'Producer-Expected-Seq',
+  'Producer-Received-Seq',
+  'ETag',
+  'Location',
+  'Content-Type',
+  'Content-Encoding',
+].join(', ')
+
+export class Exchange {
+  readonly method: string
+  readonly url: string
+  readonly query: string
+  private readonly headers = new Map<RequestHeader, string>()
+  aborted = false
+  private finished = false
+  private abortHandlers: Array<() => void> = []
+
+  constructor(
+    readonly res: HttpResponse,
+    req: HttpRequest,
+  ) {
+    this.method = req.getCaseSensitiveMethod().toUpperCase()
+    this.url = req.getUrl()
+    this.query = req.getQuery() ?? ''
+    for (const name of REQUEST_HEADERS) {
+      const value = req.getHeader(name)
+      if (value !== '') this.headers.set(name, value)
+    }
+    res.onAborted(() => {
+      this.aborted = true
+      for (const handler of this.abortHandlers) handler()
+      this.abortHandlers = []
+    })
+  }
+
+  header(name: RequestHeader): string {
+    return this.headers.get(name) ?? ''
+  }
+
+  hasHeader(name: RequestHeader): boolean {
+    return this.headers.has(name)
+  }
+
+  get done(): boolean {
+    return this.aborted || this.finished
+  }
+
+  onAbort(handler: () => void): void {
+    this.abortHandlers.push(handler)
+  }
+
+  /** Reads the whole body; rejects with PAYLOAD_TOO_LARGE past `bytesMax`. */
+  readBody(bytesMax: number): Promise<Buffer> {
+    const declared = this.headers.get('content-length')
+    const length = declared === undefined ? -1 : Number(declared)
+    if (length > bytesMax) return Promise.reject(tooLarge(bytesMax))
+    return new Promise((resolve, reject) => {
+      const exact = length >= 0 ? Buffer.allocUnsafe(length) : undefined
+      const chunks: Buffer[] = []
+      let received = 0
+      this.onAbort(() => reject(new StreamError('BAD_REQUEST', 'request aborted')))
+      this.res.onData((chunk, isLast) => {
+        const size = chunk.byteLength
+        if (received + size > bytesMax || (exact !== undefined && received + size > exact.length)) {
+          received = bytesMax + 1
+          reject(tooLarge(bytesMax))
+          return
+        }
+        if (exact !== undefined) exact.set(new Uint8Array(chunk), received)
+        else chunks.push(Buffer.from(new Uint8Array(chunk)))
+        received += size
+        if (!isLast) return
+        resolve(exact !== undefined ? exact.subarray(0, received) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
+      })
+    })
+  }
+
+  /** Writes a complete response; 204, 304 and HEAD responses carry no body or length. */
+  send(status: number, headers: Array<[string, string]>, body: Uint8Array | string = '', closeConnection = false): void {
+    if (this.done) return
+    this.finished = true
+    const res = this.res
+    res.cork(() => {
+      res.writeStatus(STATUS_TEXT[status] ?? String(status))
+      this.writeCommonHeaders()
+      for (const [name, value] of headers) res.writeHeader(name, value)
+      if (status === 204 || status === 304 || this.method === 'HEAD') {
+        // uWS writes a bogus Content-Length when given an explicit undefined length.
+        if (closeConnection) res.endWithoutBody(0, true)
+        else res.endWithoutBody()
+      } else {
+        res.end(body, closeConnection)
+      }
+    })
+  }
+
+  sendError(error: unknown): void {
+    const streamError =
+      error instanceof StreamError ? error : new StreamError('IO_ERROR', 'internal error')
+    if (!(error instanceof StreamError)) console.error('ringstream: unexpected error', error)
+    const reply = errorReply(streamError)
+    this.send(reply.status, reply.headers, reply.body, streamError.code === 'PAYLOAD_TOO_LARGE')
+  }
+
+  /** Starts a streaming (chunked) response: status and headers now, body via write(). */
+  startStream(status: number, headers: Array<[string, string]>): void {
+    const res = this.res
+    res.cork(() => {
+      res.writeStatus(STATUS_TEXT[status] ?? String(status))
+      this.writeCommonHeaders()
+      for (const [name, value] of headers) res.writeHeader(name, value)
+    })
+  }
+
+  /** Marks a streaming response finished and ends it. */
+  endStream(): void {
+    if (this.done) return
+    this.finished = true
+    this.res.cork(() => this.res.end())
+  }
+
+  writeCommonHeaders(): void {
+    const res = this.res
+    res.writeHeader('X-Content-Type-Options', 'nosniff')
+    res.writeHeader('Cross-Origin-Resource-Policy', 'cross-origin')
+    res.writeHeader('Access-Control-Allow-Origin', '*')
+    res.writeHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS)
+  }
+}
+
+function tooLarge(bytesMax: number): StreamError {
+  return new StreamError('PAYLOAD_TOO_LARGE', `request body larger than ${bytesMax} bytes`)
+}

@@ -1,0 +1,184 @@
+// http/read.ts — HEAD, catch-up GET (ETag/304, chunking, gzip) and long-poll GET.
+// SSE lives in http/sse.ts; both share the query parsing here.
+
+import { promisify } from 'node:util'
+import { gzip } from 'node:zlib'
+import { StreamError, badRequest } from '../protocol/errors.js'
+import { jsonArrayParts } from '../protocol/json.js'
+import { type OffsetParam, formatOffset, parseOffsetParam } from '../protocol/offset.js'
+import type { ReadResult } from '../streams/engine.js'
+import type { Stream, Waiter } from '../streams/stream.js'
+import { addWaiter, removeWaiter } from '../streams/waiters.js'
+import type { Closable, HttpContext } from './context.js'
+import type { Exchange } from './exchange.js'
+import { startSse } from './sse.js'
+
+const gzipAsync = promisify(gzip)
+const CACHE_IMMUTABLE = 'public, max-age=60, stale-while-revalidate=300'
+/** Tail reads of open streams change as data arrives: revalidate (ETag) instead of caching. */
+const CACHE_TAIL = 'no-cache'
+const COMPRESSIBLE = /^(text\/|application\/(json|ndjson|x-ndjson|xml|javascript)|.*\+(json|xml)$)/
+
+export interface ReadQuery {
+  readonly offset: OffsetParam
+  readonly offsetGiven: boolean
+  readonly live: 'long-poll' | 'sse' | undefined
+  readonly cursor: string | undefined
+}
+
+export function parseReadQuery(query: string): ReadQuery {
+  const params = new URLSearchParams(query)
+  const offsets = params.getAll('offset')
+  if (offsets.length > 1) throw new StreamError('INVALID_OFFSET', 'offset may be given only once')
+  const liveRaw = params.get('live')
+  if (liveRaw !== null && liveRaw !== 'long-poll' && liveRaw !== 'sse') throw badRequest('live must be long-poll or sse')
+  const live = liveRaw ?? undefined
+  if (live !== undefined && offsets.length === 0) throw badRequest(`live=${live} requires an offset`)
+  return {
+    offset: parseOffsetParam(offsets[0]),
+    offsetGiven: offsets.length === 1,
+    live,
+    cursor: params.get('cursor') ?? undefined,
+  }
+}
+
+export function handleHead(x: Exchange, ctx: HttpContext, path: string): void {
+  const stream = ctx.engine.peek(path)
+  const headers: Array<[string, string]> = [
+    ['Content-Type', stream.config.contentType.value],
+    ['Stream-Next-Offset', formatOffset(stream.tail)],
+    ['Cache-Control', 'no-store'],
+  ]
+  const { ttlSeconds, expiresAtMs } = stream.config
+  if (ttlSeconds !== undefined) headers.push(['Stream-TTL', String(ttlSeconds)])
+  if (expiresAtMs !== undefined) headers.push(['Stream-Expires-At', new Date(expiresAtMs).toISOString()])
+  if (stream.closed) headers.push(['Stream-Closed', 'true'])
+  x.send(200, headers)
+}
+
+export function handleGet(x: Exchange, ctx: HttpContext, path: string): void | Promise<void> {
+  const query = parseReadQuery(x.query)
+  const stream = ctx.engine.openForRead(path)
+  if (query.live === 'sse') return startSse(x, ctx, stream, query)
+  if (query.offset.kind === 'now') {
+    if (query.live === 'long-poll') return longPoll(x, ctx, stream, stream.tail, query.cursor)
+    return sendNow(x, ctx, stream)
+  }
+  const position = query.offset.kind === 'at' ? query.offset.position : 0
+  ctx.engine.checkReadPosition(stream, position)
+  if (query.live === 'long-poll') return longPoll(x, ctx, stream, position, query.cursor)
+  return sendRead(x, ctx, stream, ctx.engine.read(stream, position), query.cursor, true)
+}
+
+function sendNow(x: Exchange, ctx: HttpContext, stream: Stream): void {
+  const headers: Array<[string, string]> = [
+    ['Content-Type', stream.config.contentType.value],
+    ['Stream-Next-Offset', formatOffset(stream.tail)],
+    ['Stream-Up-To-Date', 'true'],
+    ['Cache-Control', 'no-store'],
+    ['Stream-Cursor', ctx.cursor(undefined)],
+  ]
+  if (stream.closed) headers.push(['Stream-Closed', 'true'])
+  x.send(200, headers, stream.config.json ? '[]' : '')
+}
+
+function sendRead(x: Exchange, ctx: HttpContext, stream: Stream, read: ReadResult, clientCursor: string | undefined, conditional: boolean): void | Promise<void> {
+  const etag = `"${stream.id}:${read.start}:${read.end}${read.closedAtEnd ? ':c' : ''}"`
+  const headers: Array<[string, string]> = [
+    ['Stream-Next-Offset', formatOffset(read.end)],
+    ['Stream-Cursor', ctx.cursor(clientCursor)],
+    ['ETag', etag],
+    ['Cache-Control', read.upToDate && !stream.closed ? CACHE_TAIL : CACHE_IMMUTABLE],
+  ]
+  if (read.upToDate) headers.push(['Stream-Up-To-Date', 'true'])
+  if (read.closedAtEnd) headers.push(['Stream-Closed', 'true'])
+  if (conditional && ifNoneMatch(x.header('if-none-match'), etag)) return x.send(304, headers)
+  headers.push(['Content-Type', stream.config.contentType.value])
+  const parts = stream.config.json ? jsonArrayParts(read.parts) : read.parts
+  const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+  if (body.length < ctx.config.gzipMinBytes || !acceptsGzip(x) || !COMPRESSIBLE.test(stream.config.contentType.essence)) {
+    return x.send(200, headers, body)
+  }
+  headers.push(['Content-Encoding', 'gzip'], ['Vary', 'Accept-Encoding'])
+  return gzipAsync(body).then((zipped) => x.send(200, headers, zipped))
+}
+
+function ifNoneMatch(header: string, etag: string): boolean {
+  if (header === '') return false
+  return header.split(',').some((candidate) => {
+    const tag = candidate.trim()
+    return tag === etag || tag === `W/${etag}` || tag === '*'
+  })
+}
+
+function acceptsGzip(x: Exchange): boolean {
+  return /\bgzip\b/i.test(x.header('accept-encoding'))
+}
+
+function sendLongPollEmpty(x: Exchange, ctx: HttpContext, stream: Stream, position: number, clientCursor: string | undefined): void {
+  const headers: Array<[string, string]> = [
+    ['Stream-Next-Offset', formatOffset(position)],
+    ['Stream-Up-To-Date', 'true'],
+    ['Stream-Cursor', ctx.cursor(clientCursor)],
+    ['Cache-Control', 'no-store'],
+  ]
+  if (stream.closed) headers.push(['Stream-Closed', 'true'])
+  x.send(204, headers)
+}
+
+function longPoll(x: Exchange, ctx: HttpContext, stream: Stream, position: number, clientCursor: string | undefined): void | Promise<void> {
+  if (position < stream.tail) return sendRead(x, ctx, stream, ctx.engine.read(stream, position), clientCursor, false)
+  if (stream.closed) return sendLongPollEmpty(x, ctx, stream, position, clientCursor)
+  const wait = new LongPollWait(x, ctx, stream, position, clientCursor)
+  wait.start()
+}
+
+/** One waiting long-poll: answers on new data, closure, deletion, timeout or shutdown. */
+class LongPollWait implements Waiter, Closable {
+  private timer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly x: Exchange,
+    private readonly ctx: HttpContext,
+    private readonly stream: Stream,
+    private readonly position: number,
+    private readonly clientCursor: string | undefined,
+  ) {}
+
+  start(): void {
+    addWaiter(this.stream, this)
+    this.ctx.live.add(this)
+    this.timer = setTimeout(() => this.finish(), this.ctx.config.longPollTimeoutMs)
+    this.x.onAbort(() => this.cleanup())
+  }
+
+  wake(): void {
+    this.finish()
+  }
+
+  shutdown(): void {
+    this.finish()
+  }
+
+  private finish(): void {
+    this.cleanup()
+    if (this.x.done) return
+    const { stream, x, ctx } = this
+    if (stream.softDeleted || ctx.engine.registry.find(stream.path) !== stream) {
+      return x.sendError(new StreamError(stream.softDeleted ? 'GONE' : 'NOT_FOUND', 'stream was deleted'))
+    }
+    if (this.position < stream.tail) {
+      const sent = sendRead(x, ctx, stream, ctx.engine.read(stream, this.position), this.clientCursor, false)
+      if (sent instanceof Promise) sent.catch((error: unknown) => x.sendError(error))
+      return
+    }
+    sendLongPollEmpty(x, ctx, stream, this.position, this.clientCursor)
+  }
+
+  private cleanup(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    removeWaiter(this.stream, this)
+    this.ctx.live.delete(this)
+  }
+}

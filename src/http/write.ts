@@ -1,0 +1,115 @@
+// http/write.ts — PUT (create / fork), POST (append / close) and DELETE. Headers are parsed
+// before the body is read so a malformed request is refused without buffering its body.
+
+import { StreamError, badRequest } from '../protocol/errors.js'
+import {
+  parseContentType,
+  parseExpiresAt,
+  parseProducerHeaders,
+  parseStreamClosed,
+  parseStreamSeq,
+  parseSubOffset,
+  parseTtlSeconds,
+} from '../protocol/headers.js'
+import { formatOffset, parseOffsetToken } from '../protocol/offset.js'
+import { decodeStreamPath } from '../protocol/path.js'
+import type { ForkRequest } from '../streams/fork.js'
+import type { Stream } from '../streams/stream.js'
+import type { HttpContext } from './context.js'
+import type { Exchange } from './exchange.js'
+
+export const STREAM_ROUTE_PREFIX = '/v1/stream/'
+
+function streamHeaders(stream: Stream): Array<[string, string]> {
+  const headers: Array<[string, string]> = [['Stream-Next-Offset', formatOffset(stream.tail)]]
+  if (stream.closed) headers.push(['Stream-Closed', 'true'])
+  return headers
+}
+
+/** Accepts `/v1/stream/<path>`, a bare `<path>`, or an absolute URL to a stream. */
+function resolveStreamRef(ref: string, ctx: HttpContext): string {
+  let path = ref.trim()
+  if (/^https?:\/\//i.test(path)) {
+    try {
+      path = new URL(path).pathname
+    } catch {
+      throw badRequest('Stream-Forked-From is not a valid URL')
+    }
+  }
+  if (path.startsWith(STREAM_ROUTE_PREFIX)) path = path.slice(STREAM_ROUTE_PREFIX.length)
+  return decodeStreamPath(path, ctx.config.streamPathBytesMax)
+}
+
+function parseFork(x: Exchange, ctx: HttpContext): ForkRequest | undefined {
+  const from = x.header('stream-forked-from')
+  if (from === '') {
+    if (x.hasHeader('stream-fork-offset') || x.hasHeader('stream-fork-sub-offset')) {
+      throw badRequest('Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From')
+    }
+    return undefined
+  }
+  const rawOffset = x.header('stream-fork-offset')
+  let position: number | undefined
+  if (rawOffset !== '') {
+    const parsed = parseOffsetToken(rawOffset.trim())
+    if (parsed === null) throw new StreamError('INVALID_OFFSET', 'Stream-Fork-Offset is not a valid offset')
+    position = parsed
+  }
+  const rawSub = x.header('stream-fork-sub-offset')
+  const subOffset = rawSub === '' ? 0 : parseSubOffset(rawSub)
+  return { sourcePath: resolveStreamRef(from, ctx), position, subOffset }
+}
+
+export async function handlePut(x: Exchange, ctx: HttpContext, path: string): Promise<void> {
+  const rawType = x.header('content-type')
+  const contentType = rawType === '' ? undefined : parseContentType(rawType)
+  const rawTtl = x.header('stream-ttl')
+  const rawExpires = x.header('stream-expires-at')
+  if (rawTtl !== '' && rawExpires !== '') throw badRequest('send Stream-TTL or Stream-Expires-At, not both')
+  const ttlSeconds = rawTtl === '' ? undefined : parseTtlSeconds(rawTtl)
+  const expiresAtMs = rawExpires === '' ? undefined : parseExpiresAt(rawExpires)
+  const closed = parseStreamClosed(x.header('stream-closed'))
+  const fork = parseFork(x, ctx)
+  const body = await x.readBody(ctx.config.appendBytesMax)
+  if (x.done) return
+  const [stream, created] = ctx.engine.create({
+    path,
+    contentType,
+    ttlSeconds,
+    expiresAtMs,
+    closed,
+    body,
+    fork,
+    durability: undefined,
+  })
+  const headers = streamHeaders(stream)
+  headers.push(['Content-Type', stream.config.contentType.value])
+  if (created) headers.push(['Location', `http://${x.header('host') || `${ctx.config.host}:${ctx.config.port}`}${x.url}`])
+  x.send(created ? 201 : 200, headers)
+}
+
+export async function handlePost(x: Exchange, ctx: HttpContext, path: string): Promise<void> {
+  const rawType = x.header('content-type')
+  const close = parseStreamClosed(x.header('stream-closed'))
+  const producer = parseProducerHeaders(
+    x.header('producer-id'),
+    x.header('producer-epoch'),
+    x.header('producer-seq'),
+    ctx.config.headerValueBytesMax,
+  )
+  const streamSeq = parseStreamSeq(x.header('stream-seq'), ctx.config.headerValueBytesMax)
+  const body = await x.readBody(ctx.config.appendBytesMax)
+  if (x.done) return
+  const contentType = body.length > 0 && rawType !== '' ? parseContentType(rawType) : undefined
+  const result = ctx.engine.append({ path, contentType, body, close, producer, streamSeq })
+  const headers = streamHeaders(result.stream)
+  if (result.producerEpoch !== undefined) headers.push(['Producer-Epoch', String(result.producerEpoch)])
+  if (result.producerSeq !== undefined) headers.push(['Producer-Seq', String(result.producerSeq)])
+  const status = result.outcome === 'appended' && producer !== undefined ? 200 : 204
+  x.send(status, headers)
+}
+
+export function handleDelete(x: Exchange, ctx: HttpContext, path: string): void {
+  ctx.engine.delete(path)
+  x.send(204, [])
+}

@@ -1,0 +1,51 @@
+// storage/memory.ts — memory-mode storage: each stream log is one growable buffer.
+// Reads are zero-copy views; growth reallocates, but earlier views stay valid because
+// bytes below a log's length are never rewritten.
+
+import type { Storage, StreamLog } from './types.js'
+
+const INITIAL_CAPACITY_BYTES = 256
+
+class MemoryLog implements StreamLog {
+  private buffer: Buffer = Buffer.alloc(0)
+  private used = 0
+
+  get length(): number {
+    return this.used
+  }
+
+  append(bytes: Uint8Array): void {
+    const needed = this.used + bytes.length
+    if (needed > this.buffer.length) this.grow(needed)
+    this.buffer.set(bytes, this.used)
+    this.used = needed
+  }
+
+  read(from: number, to: number): Uint8Array {
+    if (from < 0 || to > this.used || from > to) throw new Error(`read [${from}, ${to}) outside log of ${this.used} bytes`)
+    return this.buffer.subarray(from, to)
+  }
+
+  release(): void {
+    this.buffer = Buffer.alloc(0)
+    this.used = 0
+  }
+
+  private grow(needed: number): void {
+    let capacity = Math.max(INITIAL_CAPACITY_BYTES, this.buffer.length * 2)
+    while (capacity < needed) capacity *= 2
+    const next = Buffer.allocUnsafe(capacity)
+    this.buffer.copy(next, 0, 0, this.used)
+    this.buffer = next
+  }
+}
+
+export class MemoryStorage implements Storage {
+  readonly kind = 'memory'
+
+  createLog(): StreamLog {
+    return new MemoryLog()
+  }
+
+  async close(): Promise<void> {}
+}

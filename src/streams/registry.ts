@@ -1,0 +1,104 @@
+// streams/registry.ts — the map from path to stream, expiry (TTL / Expires-At), deletion
+// with soft delete for streams that forks still read through, and cascade cleanup.
+// No timer per stream: expiry is checked on access and by one sweep over the streams
+// that have an expiry at all.
+
+import { StreamError } from '../protocol/errors.js'
+import type { Stream } from './stream.js'
+
+export class Registry {
+  private readonly streams = new Map<string, Stream>()
+  private readonly expiring = new Set<Stream>()
+  private sweepTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly now: () => number,
+    private readonly onRetired: (stream: Stream) => void,
+  ) {}
+
+  get size(): number {
+    return this.streams.size
+  }
+
+  startSweeping(intervalMs: number): void {
+    this.sweepTimer = setInterval(() => this.sweep(), intervalMs)
+    this.sweepTimer.unref()
+  }
+
+  stopSweeping(): void {
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer)
+    this.sweepTimer = undefined
+  }
+
+  /** The registered stream (live or soft-deleted) after applying expiry; undefined if none. */
+  find(path: string): Stream | undefined {
+    const stream = this.streams.get(path)
+    if (stream === undefined || stream.softDeleted) return stream
+    if (this.isExpired(stream, this.now())) {
+      this.retire(stream)
+      return this.streams.get(path)
+    }
+    return stream
+  }
+
+  /** A live stream or a StreamError (404 when absent, 410 when soft-deleted). */
+  get(path: string): Stream {
+    const stream = this.find(path)
+    if (stream === undefined) throw new StreamError('NOT_FOUND', 'stream not found')
+    if (stream.softDeleted) throw new StreamError('GONE', 'stream was deleted')
+    return stream
+  }
+
+  add(stream: Stream): void {
+    this.streams.set(stream.path, stream)
+    if (stream.parent !== undefined) stream.parent.forkRefs++
+    if (stream.config.ttlSeconds !== undefined || stream.config.expiresAtMs !== undefined) this.expiring.add(stream)
+  }
+
+  /** DELETE: removes the stream, or soft-deletes it while forks read through it. */
+  delete(path: string): void {
+    this.retire(this.get(path))
+  }
+
+  /** Every registered stream, for shutdown and diagnostics. */
+  all(): IterableIterator<Stream> {
+    return this.streams.values()
+  }
+
+  private isExpired(stream: Stream, nowMs: number): boolean {
+    const { ttlSeconds, expiresAtMs } = stream.config
+    if (expiresAtMs !== undefined && nowMs >= expiresAtMs) return true
+    return ttlSeconds !== undefined && nowMs - stream.lastAccessMs >= ttlSeconds * 1000
+  }
+
+  private retire(stream: Stream): void {
+    this.expiring.delete(stream)
+    if (stream.forkRefs > 0) {
+      stream.softDeleted = true
+    } else {
+      this.remove(stream)
+    }
+    this.onRetired(stream)
+  }
+
+  /** Frees a stream and walks up the fork chain freeing soft-deleted ancestors nobody reads. */
+  private remove(stream: Stream): void {
+    let current: Stream | undefined = stream
+    while (current !== undefined) {
+      if (this.streams.get(current.path) === current) this.streams.delete(current.path)
+      this.expiring.delete(current)
+      current.log.release()
+      const parent: Stream | undefined = current.parent
+      if (parent === undefined) return
+      parent.forkRefs--
+      current = parent.softDeleted && parent.forkRefs === 0 ? parent : undefined
+    }
+  }
+
+  private sweep(): void {
+    const nowMs = this.now()
+    for (const stream of this.expiring) {
+      if (!stream.softDeleted && this.isExpired(stream, nowMs)) this.retire(stream)
+    }
+  }
+}

@@ -1,0 +1,154 @@
+// streams/stream.ts — one stream's state and its position arithmetic.
+// Positions are byte positions in the stream's wire bytes. A fork inherits positions
+// [0, base) from its parent (read through, never copied) and stores its own bytes from
+// `base` on. Boundary indexes (append starts; JSON message ends) make sub-offset forks,
+// JSON-aligned chunking and offset validation binary searches instead of scans.
+
+import type { ContentType, Durability } from '../protocol/headers.js'
+import type { ProducerState } from '../protocol/producer.js'
+import type { StreamLog } from '../storage/types.js'
+
+export interface Waiter {
+  /** Called after the stream gained data, closed, or was deleted/expired. */
+  wake(stream: Stream): void
+}
+
+export interface StreamConfig {
+  readonly contentType: ContentType
+  readonly json: boolean
+  readonly ttlSeconds: number | undefined
+  readonly expiresAtMs: number | undefined
+  readonly durability: Durability
+  /** What the creating PUT asked for; a repeated PUT must ask for the same. */
+  readonly requestKey: string
+}
+
+export interface AppendSpan {
+  readonly start: number
+  readonly end: number
+}
+
+/** Index of the first element > value in a sorted array. */
+function upperBound(sorted: number[], value: number): number {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (sorted[mid]! <= value) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+export class Stream {
+  readonly appendStarts: number[] = []
+  /** JSON streams: absolute end position (after the ',') of every own message. */
+  readonly messageEnds: number[] | undefined
+  lastAccessMs: number
+  closed = false
+  softDeleted = false
+  /** Live forks reading through this stream; a referenced stream is only soft-deleted. */
+  forkRefs = 0
+  producers: Map<string, ProducerState> | undefined
+  lastStreamSeq: string | undefined
+  waiters: Set<Waiter> | undefined
+
+  constructor(
+    readonly id: number,
+    readonly path: string,
+    readonly config: StreamConfig,
+    readonly log: StreamLog,
+    readonly parent: Stream | undefined,
+    readonly base: number,
+    nowMs: number,
+  ) {
+    this.messageEnds = config.json ? [] : undefined
+    this.lastAccessMs = nowMs
+  }
+
+  get tail(): number {
+    return this.base + this.log.length
+  }
+
+  /** Stages bytes as one append. `messageEnds` are relative to `bytes` (JSON only). */
+  appendBytes(bytes: Uint8Array, messageEnds?: number[]): void {
+    const start = this.tail
+    this.appendStarts.push(start)
+    this.log.append(bytes)
+    if (this.messageEnds !== undefined && messageEnds !== undefined) {
+      for (const end of messageEnds) this.messageEnds.push(start + end)
+    }
+  }
+
+  /** Bytes [from, to) as parts, stitched across the fork chain; no copies. */
+  read(from: number, to: number): Uint8Array[] {
+    const parts: Uint8Array[] = []
+    this.collect(from, to, parts)
+    return parts
+  }
+
+  private collect(from: number, to: number, parts: Uint8Array[]): void {
+    if (from >= to) return
+    if (from < this.base) this.parent!.collect(from, Math.min(to, this.base), parts)
+    const ownFrom = Math.max(from, this.base)
+    if (ownFrom < to) parts.push(this.log.read(ownFrom - this.base, to - this.base))
+  }
+
+  /** True when `position` starts a JSON message (or is any position of a byte stream). */
+  isBoundary(position: number): boolean {
+    if (this.messageEnds === undefined || position === 0 || position === this.base) return true
+    if (position < this.base) return this.parent!.isBoundary(position)
+    const i = upperBound(this.messageEnds, position) - 1
+    return i >= 0 && this.messageEnds[i] === position
+  }
+
+  /** Largest message boundary ≤ limit (JSON streams). */
+  floorBoundary(limit: number): number {
+    if (limit < this.base) return this.parent!.floorBoundary(limit)
+    const ends = this.messageEnds!
+    const i = upperBound(ends, limit) - 1
+    return i >= 0 ? ends[i]! : this.base
+  }
+
+  /** Smallest message boundary > position (JSON streams); position < tail. */
+  ceilBoundary(position: number): number {
+    if (position < this.base) return Math.min(this.parent!.ceilBoundary(position), this.base)
+    const ends = this.messageEnds!
+    const i = upperBound(ends, position)
+    return i < ends.length ? ends[i]! : this.tail
+  }
+
+  /** End of a read starting at `from` holding at most ~maxBytes, message-aligned for JSON. */
+  readEnd(from: number, maxBytes: number): number {
+    const tail = this.tail
+    const limit = from + maxBytes
+    if (limit >= tail) return tail
+    if (this.messageEnds === undefined) return limit
+    const floor = this.floorBoundary(limit)
+    return floor > from ? floor : this.ceilBoundary(from)
+  }
+
+  /** The append that starts exactly at `position`, clipped to what this stream holds. */
+  appendAt(position: number): AppendSpan | undefined {
+    if (position < this.base) {
+      const span = this.parent!.appendAt(position)
+      return span === undefined ? undefined : { start: span.start, end: Math.min(span.end, this.base) }
+    }
+    const i = upperBound(this.appendStarts, position) - 1
+    if (i < 0 || this.appendStarts[i] !== position) return undefined
+    const end = i + 1 < this.appendStarts.length ? this.appendStarts[i + 1]! : this.tail
+    return end > position ? { start: position, end } : undefined
+  }
+
+  /** End positions of the JSON messages inside [start, end), across the fork chain. */
+  messageEndsWithin(start: number, end: number): number[] {
+    const found: number[] = []
+    let at = start
+    while (at < end) {
+      at = this.ceilBoundary(at)
+      if (at > end) break
+      found.push(at)
+    }
+    return found
+  }
+}
