@@ -1,0 +1,41 @@
+// test/helpers.ts — starting a real ringstream server on a loopback port for a test file.
+
+import { afterAll, beforeAll } from 'vitest'
+import { type RingstreamServer, type ServerConfig, createServer } from '../src/index.js'
+
+export interface LiveServer {
+  readonly url: string
+  readonly server: RingstreamServer
+  stream(path: string): string
+}
+
+/** Starts one server before the file's tests and closes it after them. */
+export function useServer(options: Partial<ServerConfig> = {}): LiveServer {
+  let server: RingstreamServer | undefined
+  const live: LiveServer = {
+    get url() {
+      return server!.url
+    },
+    get server() {
+      return server!
+    },
+    stream(path: string) {
+      return `${server!.url}/v1/stream/${path}`
+    },
+  }
+  beforeAll(async () => {
+    server = createServer({ port: 0, longPollTimeoutMs: 500, ...options })
+    await server.listen()
+  })
+  afterAll(async () => {
+    await server?.close()
+  })
+  return live
+}
+
+let counter = 0
+/** A stream name unique within this process run. */
+export function uniqueName(prefix: string): string {
+  counter += 1
+  return `${prefix}-${process.pid}-${Date.now()}-${counter}`
+}
