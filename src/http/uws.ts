@@ -1,7 +1,9 @@
 // http/uws.ts — loads uWebSockets.js. It is not on the npm registry under its own name:
-// `uws-pack` carries binaries for Node 18–22, `@uwsjs/core` for Node 22/24/26. We load
-// whichever matches the running Node, trying the other as a fallback.
+// `uws-pack` carries binaries for Node 18–22; the `@uwsjs/<platform>-<arch>-<node major>`
+// packages carry the same server for Node 22/24/26 (linux-x64 is what our registry has).
+// We load whichever matches the running Node, trying the other as a fallback.
 
+import { createRequire } from 'node:module'
 import type * as UwsTypes from 'uws-pack'
 
 export type Uws = typeof UwsTypes
@@ -10,8 +12,25 @@ export type HttpRequest = UwsTypes.HttpRequest
 export type TemplatedApp = UwsTypes.TemplatedApp
 export type ListenSocket = UwsTypes.us_listen_socket
 
-const PREFERRED_BY_NODE_MAJOR = (major: number): string[] =>
-  major >= 24 ? ['@uwsjs/core', 'uws-pack'] : major >= 22 ? ['uws-pack', '@uwsjs/core'] : ['uws-pack']
+const require = createRequire(import.meta.url)
+
+interface Candidate {
+  readonly name: string
+  load(): Promise<Uws>
+}
+
+function candidates(major: number): Candidate[] {
+  const uwsPack: Candidate = {
+    name: 'uws-pack',
+    load: async () => (await import('uws-pack')) as Uws,
+  }
+  const platformName = `@uwsjs/${process.platform}-${process.arch}-${major}`
+  const uwsjs: Candidate = {
+    name: platformName,
+    load: async () => require(platformName) as Uws,
+  }
+  return major >= 23 ? [uwsjs, uwsPack] : [uwsPack, uwsjs]
+}
 
 let loaded: { uws: Uws; name: string } | undefined
 
@@ -19,15 +38,15 @@ export async function loadUws(): Promise<{ uws: Uws; name: string }> {
   if (loaded !== undefined) return loaded
   const major = Number(process.versions.node.split('.')[0])
   const failures: string[] = []
-  for (const name of PREFERRED_BY_NODE_MAJOR(major)) {
+  for (const candidate of candidates(major)) {
     try {
-      const module = (await import(name)) as Uws & { default?: Uws }
-      const uws = typeof module.App === 'function' ? module : module.default!
-      loaded = { uws, name }
+      const uws = await candidate.load()
+      if (typeof uws.App !== 'function') throw new Error('module has no App()')
+      loaded = { uws, name: candidate.name }
       return loaded
     } catch (error) {
-      failures.push(`${name}: ${(error as Error).message.split('\n')[0]}`)
+      failures.push(`${candidate.name}: ${(error as Error).message.split('\n')[0]}`)
     }
   }
-  throw new Error(`cannot load uWebSockets.js for Node ${process.versions.node}:\n  ${failures.join('\n  ')}`)
+  throw new Error(`cannot load uWebSockets.js for Node ${process.versions.node} on ${process.platform}-${process.arch}:\n  ${failures.join('\n  ')}`)
 }
