@@ -57,6 +57,13 @@ describe('nextCursor', () => {
     expect(nextCursor(NOW_MS, '500000', () => 0.999999)).toBe('500180')
   })
 
+  test('jitter is 1 + floor(random() * 3600) seconds, rounded up to whole intervals', () => {
+    // 0.5 → 1801 s → 90.05 intervals → 91; 19/3600 → 20 s → exactly 1 interval; 20/3600 → 21 s → 2.
+    expect(nextCursor(NOW_MS, '500000', () => 0.5)).toBe('500091')
+    expect(nextCursor(NOW_MS, '500000', () => 19.5 / 3600)).toBe('500001')
+    expect(nextCursor(NOW_MS, '500000', () => 20.5 / 3600)).toBe('500002')
+  })
+
   test('jitter is always 1..180 intervals and grows with random()', () => {
     fc.assert(
       fc.property(

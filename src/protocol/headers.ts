@@ -54,14 +54,32 @@ export function parseTtlSeconds(raw: string): number {
   return parseDecimal(raw.trim(), 'Stream-TTL')
 }
 
-/** Returns epoch milliseconds; rejects anything that is not an RFC 3339 timestamp. */
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+function isLeapYear(year: number): boolean {
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0
+}
+
+/** Returns epoch milliseconds; rejects anything that is not a real RFC 3339 date-time
+ * (no rolling 2024-02-30 over into March). A leap second (:60) is accepted. */
 export function parseExpiresAt(raw: string): number {
-  const value = raw.trim()
-  const match = RFC3339_PATTERN.exec(value)
+  const match = RFC3339_PATTERN.exec(raw.trim())
   if (match === null) throw badRequest('Stream-Expires-At must be an RFC 3339 timestamp')
-  const ms = Date.parse(value)
-  if (Number.isNaN(ms)) throw badRequest('Stream-Expires-At is not a valid date')
-  return ms
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number]
+  const monthDays = month === 2 && !isLeapYear(year) ? 28 : DAYS_IN_MONTH[month - 1]
+  if (monthDays === undefined || day < 1 || day > monthDays || hour > 23 || minute > 59 || second > 60) {
+    throw badRequest('Stream-Expires-At is not a valid date-time')
+  }
+  const zone = match[8]!
+  let offsetMinutes = 0
+  if (zone !== 'Z' && zone !== 'z') {
+    const zoneHours = Number(zone.slice(1, 3))
+    const zoneMinutes = Number(zone.slice(4, 6))
+    if (zoneHours > 23 || zoneMinutes > 59) throw badRequest('Stream-Expires-At has an invalid UTC offset')
+    offsetMinutes = (zone[0] === '-' ? -1 : 1) * (zoneHours * 60 + zoneMinutes)
+  }
+  const fraction = match[7] === undefined ? 0 : Math.floor(Number(`0${match[7]}`) * 1000)
+  return Date.UTC(year, month - 1, day, hour, minute, second, fraction) - offsetMinutes * 60_000
 }
 
 /** `Stream-Closed: true` (case-insensitive); any other present value is a client error. */

@@ -3,7 +3,7 @@
 
 import { StreamError } from './errors.js'
 
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/
 const RESERVED_PREFIX = '__ds/'
 
 /** Decodes a raw (percent-encoded) URL path remainder and validates it. */

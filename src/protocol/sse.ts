@@ -16,20 +16,51 @@ export interface ControlEvent {
   streamClosed?: boolean
 }
 
+const SPACE = 0x20
+/** `data:` plus one space: parsers strip a single space after the colon, so a line that
+ * starts with a space needs the extra one to survive. Other lines get the bare prefix. */
+const DATA_PREFIX_SPACE = Buffer.from('data: ')
+
+function prefixFor(part: Uint8Array, lineStart: number, lineEnd: number): Buffer {
+  return lineStart < lineEnd && part[lineStart] === SPACE ? DATA_PREFIX_SPACE : DATA_PREFIX
+}
+
 /** One `event: data` frame for text payload bytes (given as parts, read without copying). */
 export function textDataFrame(parts: Uint8Array[]): Buffer {
-  const chunks: Uint8Array[] = [DATA_EVENT_HEAD, DATA_PREFIX]
+  const chunks: Uint8Array[] = [DATA_EVENT_HEAD]
+  let atLineStart = true
+  let afterCR = false
   for (const part of parts) {
     let lineStart = 0
     for (let i = 0; i < part.length; i++) {
       const byte = part[i]!
+      if (afterCR && byte === LF && i === 0) {
+        // The CR that ended the previous part and this LF are one CRLF line break.
+        lineStart = 1
+        afterCR = false
+        continue
+      }
+      afterCR = false
       if (byte !== LF && byte !== CR) continue
-      chunks.push(part.subarray(lineStart, i), NEWLINE, DATA_PREFIX)
-      if (byte === CR && part[i + 1] === LF) i++
+      if (atLineStart) chunks.push(prefixFor(part, lineStart, i))
+      chunks.push(part.subarray(lineStart, i), NEWLINE)
+      atLineStart = true
+      if (byte === CR) {
+        if (i + 1 < part.length) {
+          if (part[i + 1] === LF) i++
+        } else {
+          afterCR = true
+        }
+      }
       lineStart = i + 1
     }
-    chunks.push(part.subarray(lineStart))
+    if (lineStart < part.length) {
+      if (atLineStart) chunks.push(prefixFor(part, lineStart, part.length))
+      chunks.push(part.subarray(lineStart))
+      atLineStart = false
+    }
   }
+  if (atLineStart) chunks.push(DATA_PREFIX)
   chunks.push(NEWLINE, EVENT_END)
   return Buffer.concat(chunks)
 }
