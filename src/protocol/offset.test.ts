@@ -2,19 +2,9 @@
 
 import fc from 'fast-check'
 import { describe, expect, test } from 'vitest'
-import { StreamError } from './errors.js'
+import { errorCode } from '../../test/expect-error.js'
 import { formatOffset, parseOffsetParam, parseOffsetToken } from './offset.js'
 
-/** Runs `fn`, requires it to throw a StreamError, and returns that error's code. */
-function errorCode(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(StreamError)
-    return (error as StreamError).code
-  }
-  throw new Error('expected a StreamError, nothing was thrown')
-}
 
 const ZERO_EPOCH = '0000000000000000'
 

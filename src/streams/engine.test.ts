@@ -3,7 +3,7 @@
 
 import { describe, expect, test } from 'vitest'
 import { parseContentType } from '../protocol/headers.js'
-import { StreamError } from '../protocol/errors.js'
+import { errorCode } from '../../test/expect-error.js'
 import { MemoryStorage } from '../storage/memory.js'
 import { type CreateRequest, Engine } from './engine.js'
 
@@ -29,15 +29,6 @@ function readAll(e: Engine, path: string, from = 0): string {
   return Buffer.concat(stream.read(from, stream.tail)).toString()
 }
 
-function code(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    if (error instanceof StreamError) return error.code
-    throw error
-  }
-  return 'no error'
-}
 
 describe('forks', () => {
   test('reads stitch inherited and own bytes; source appends stay invisible', () => {
@@ -58,7 +49,7 @@ describe('forks', () => {
     create(e, 'l2', { fork: { sourcePath: 'l1', position: 0, subOffset: 2 } })
     expect(readAll(e, 'l1')).toBe('abcd')
     expect(readAll(e, 'l2')).toBe('ab')
-    expect(code(() => create(e, 'l3', { fork: { sourcePath: 'l1', position: 0, subOffset: 5 } }))).toBe('BAD_REQUEST')
+    expect(errorCode(() => create(e, 'l3', { fork: { sourcePath: 'l1', position: 0, subOffset: 5 } }))).toBe('BAD_REQUEST')
   })
 
   test('JSON sub-offsets count messages and keep boundaries for later reads', () => {
@@ -93,12 +84,12 @@ describe('forks', () => {
     create(e, 'c', { fork: { sourcePath: 'b', position: undefined, subOffset: 0 } })
     e.delete('a')
     e.delete('b')
-    expect(code(() => e.peek('a'))).toBe('GONE')
-    expect(code(() => create(e, 'a'))).toBe('CONFIG_MISMATCH')
+    expect(errorCode(() => e.peek('a'))).toBe('GONE')
+    expect(errorCode(() => create(e, 'a'))).toBe('CONFIG_MISMATCH')
     expect(readAll(e, 'c')).toBe('1')
     e.delete('c')
-    expect(code(() => e.peek('a'))).toBe('NOT_FOUND')
-    expect(code(() => e.peek('b'))).toBe('NOT_FOUND')
+    expect(errorCode(() => e.peek('a'))).toBe('NOT_FOUND')
+    expect(errorCode(() => e.peek('b'))).toBe('NOT_FOUND')
     expect(e.registry.size).toBe(0)
   })
 })
@@ -113,7 +104,7 @@ describe('expiry', () => {
     now = 18_000
     e.peek('s')
     now = 19_500
-    expect(code(() => e.peek('s'))).toBe('NOT_FOUND')
+    expect(errorCode(() => e.peek('s'))).toBe('NOT_FOUND')
   })
 
   test('an expired source with a live fork turns 410 while the fork keeps reading', () => {
@@ -122,7 +113,7 @@ describe('expiry', () => {
     create(e, 'src', { ttlSeconds: 1, body: Buffer.from('kept') })
     create(e, 'fork', { ttlSeconds: 100, fork: { sourcePath: 'src', position: undefined, subOffset: 0 } })
     now = 2_000
-    expect(code(() => e.peek('src'))).toBe('GONE')
+    expect(errorCode(() => e.peek('src'))).toBe('GONE')
     expect(readAll(e, 'fork')).toBe('kept')
   })
 })
