@@ -34,8 +34,14 @@ function candidates(major: number): Candidate[] {
 
 let loaded: { uws: Uws; name: string } | undefined
 
+/** uWS answers 431 itself (without our headers) past 4 KiB of request headers; allow 16 KiB
+ * so oversized paths and header values reach our validation and get a JSON 400 instead.
+ * uWS reads this variable once, when the module loads. */
+const HEADER_BYTES_MAX = '16384'
+
 export async function loadUws(): Promise<{ uws: Uws; name: string }> {
   if (loaded !== undefined) return loaded
+  process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= HEADER_BYTES_MAX
   const major = Number(process.versions.node.split('.')[0])
   const failures: string[] = []
   for (const candidate of candidates(major)) {
