@@ -7,6 +7,7 @@ import { StreamError, badRequest } from '../protocol/errors.js'
 import { jsonArrayParts } from '../protocol/json.js'
 import { type OffsetParam, formatOffset, parseOffsetParam } from '../protocol/offset.js'
 import type { ReadResult } from '../streams/engine.js'
+import { type MaybePromise, andThen } from '../util/maybe.js'
 import type { Stream, Waiter } from '../streams/stream.js'
 import { addWaiter, removeWaiter } from '../streams/waiters.js'
 import type { Closable, HttpContext } from './context.js'
@@ -56,7 +57,7 @@ export function handleHead(x: Exchange, ctx: HttpContext, path: string): void {
   x.send(200, headers)
 }
 
-export function handleGet(x: Exchange, ctx: HttpContext, path: string): void | Promise<void> {
+export function handleGet(x: Exchange, ctx: HttpContext, path: string): MaybePromise<void> {
   const query = parseReadQuery(x.query)
   const stream = ctx.engine.openForRead(path)
   if (query.live === 'sse') return startSse(x, ctx, stream, query)
@@ -67,7 +68,7 @@ export function handleGet(x: Exchange, ctx: HttpContext, path: string): void | P
   const position = query.offset.kind === 'at' ? query.offset.position : 0
   ctx.engine.checkReadPosition(stream, position)
   if (query.live === 'long-poll') return longPoll(x, ctx, stream, position, query.cursor)
-  return sendRead(x, ctx, stream, ctx.engine.read(stream, position), query.cursor, true)
+  return andThen(ctx.engine.read(stream, position), (read) => sendRead(x, ctx, stream, read, query.cursor, true))
 }
 
 function sendNow(x: Exchange, ctx: HttpContext, stream: Stream): void {
@@ -82,7 +83,7 @@ function sendNow(x: Exchange, ctx: HttpContext, stream: Stream): void {
   x.send(200, headers, stream.config.json ? '[]' : '')
 }
 
-function sendRead(x: Exchange, ctx: HttpContext, stream: Stream, read: ReadResult, clientCursor: string | undefined, conditional: boolean): void | Promise<void> {
+function sendRead(x: Exchange, ctx: HttpContext, stream: Stream, read: ReadResult, clientCursor: string | undefined, conditional: boolean): MaybePromise<void> {
   const etag = `"${stream.id}:${read.start}:${read.end}${read.closedAtEnd ? ':c' : ''}"`
   const headers: Array<[string, string]> = [
     ['Stream-Next-Offset', formatOffset(read.end)],
@@ -126,8 +127,8 @@ function sendLongPollEmpty(x: Exchange, ctx: HttpContext, stream: Stream, positi
   x.send(204, headers)
 }
 
-function longPoll(x: Exchange, ctx: HttpContext, stream: Stream, position: number, clientCursor: string | undefined): void | Promise<void> {
-  if (position < stream.tail) return sendRead(x, ctx, stream, ctx.engine.read(stream, position), clientCursor, false)
+function longPoll(x: Exchange, ctx: HttpContext, stream: Stream, position: number, clientCursor: string | undefined): MaybePromise<void> {
+  if (position < stream.tail) return andThen(ctx.engine.read(stream, position), (read) => sendRead(x, ctx, stream, read, clientCursor, false))
   if (stream.closed) return sendLongPollEmpty(x, ctx, stream, position, clientCursor)
   const wait = new LongPollWait(x, ctx, stream, position, clientCursor)
   wait.start()
@@ -168,7 +169,7 @@ class LongPollWait implements Waiter, Closable {
       return x.sendError(new StreamError(stream.softDeleted ? 'GONE' : 'NOT_FOUND', 'stream was deleted'))
     }
     if (this.position < stream.tail) {
-      const sent = sendRead(x, ctx, stream, ctx.engine.read(stream, this.position), this.clientCursor, false)
+      const sent = andThen(ctx.engine.read(stream, this.position), (read) => sendRead(x, ctx, stream, read, this.clientCursor, false))
       if (sent instanceof Promise) sent.catch((error: unknown) => x.sendError(error))
       return
     }

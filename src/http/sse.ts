@@ -8,7 +8,9 @@ import { isSseTextContentType } from '../protocol/headers.js'
 import { jsonArrayParts } from '../protocol/json.js'
 import { formatOffset } from '../protocol/offset.js'
 import type { Stream, Waiter } from '../streams/stream.js'
+import type { ReadResult } from '../streams/engine.js'
 import { addWaiter, removeWaiter } from '../streams/waiters.js'
+import { isPromise } from '../util/maybe.js'
 import type { Closable, HttpContext } from './context.js'
 import type { Exchange } from './exchange.js'
 import type { ReadQuery } from './read.js'
@@ -32,6 +34,7 @@ export function startSse(x: Exchange, ctx: HttpContext, stream: Stream, query: R
 
 class SseSession implements Waiter, Closable {
   private paused = false
+  private reading = false
   private ended = false
   private sentUpToDate = false
   private lastWriteMs: number
@@ -74,13 +77,22 @@ class SseSession implements Waiter, Closable {
 
   private pump(): void {
     const { stream, ctx } = this
-    while (!this.ended && !this.x.done) {
+    while (!this.ended && !this.x.done && !this.reading) {
       if (stream.softDeleted || ctx.engine.registry.find(stream.path) !== stream) return this.end()
       if (this.position < stream.tail) {
-        if (!this.sendChunk()) {
-          this.paused = true
+        const read = ctx.engine.read(stream, this.position)
+        if (isPromise(read)) {
+          this.reading = true
+          read.then(
+            (ready) => {
+              this.reading = false
+              if (this.deliver(ready)) this.pump()
+            },
+            () => this.end(),
+          )
           return
         }
+        if (!this.deliver(read)) return
         continue
       }
       if (stream.closed) {
@@ -97,8 +109,8 @@ class SseSession implements Waiter, Closable {
   }
 
   /** Sends one data event and its control event; false when the client is congested. */
-  private sendChunk(): boolean {
-    const read = this.ctx.engine.read(this.stream, this.position)
+  private deliver(read: ReadResult): boolean {
+    if (this.ended || this.x.done) return false
     const parts = this.stream.config.json ? jsonArrayParts(read.parts) : read.parts
     const data = this.base64 ? base64DataFrame(parts) : textDataFrame(parts)
     this.position = read.end
@@ -108,6 +120,7 @@ class SseSession implements Waiter, Closable {
     this.sentUpToDate = read.upToDate
     const writable = this.write([data, controlFrame(control)])
     if (read.closedAtEnd) this.end()
+    if (!writable) this.paused = true
     return writable
   }
 

@@ -72,7 +72,7 @@ export async function handlePut(x: Exchange, ctx: HttpContext, path: string): Pr
   const fork = parseFork(x, ctx)
   const body = await x.readBody(ctx.config.appendBytesMax)
   if (x.done) return
-  const [stream, created] = ctx.engine.create({
+  const [stream, created] = await ctx.engine.create({
     path,
     contentType,
     ttlSeconds,
@@ -101,7 +101,7 @@ export async function handlePost(x: Exchange, ctx: HttpContext, path: string): P
   const body = await x.readBody(ctx.config.appendBytesMax)
   if (x.done) return
   const contentType = body.length > 0 && rawType !== '' ? parseContentType(rawType) : undefined
-  const result = ctx.engine.append({ path, contentType, body, close, producer, streamSeq })
+  const result = await ctx.engine.append({ path, contentType, body, close, producer, streamSeq })
   const headers = streamHeaders(result.stream)
   if (result.producerEpoch !== undefined) headers.push(['Producer-Epoch', String(result.producerEpoch)])
   if (result.producerSeq !== undefined) headers.push(['Producer-Seq', String(result.producerSeq)])
@@ -109,7 +109,7 @@ export async function handlePost(x: Exchange, ctx: HttpContext, path: string): P
   x.send(status, headers)
 }
 
-export function handleDelete(x: Exchange, ctx: HttpContext, path: string): void {
-  ctx.engine.delete(path)
+export async function handleDelete(x: Exchange, ctx: HttpContext, path: string): Promise<void> {
+  await ctx.engine.delete(path)
   x.send(204, [])
 }

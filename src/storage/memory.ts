@@ -1,12 +1,12 @@
-// storage/memory.ts — memory-mode storage: each stream log is one growable buffer.
-// Reads are zero-copy views; growth reallocates, but earlier views stay valid because
-// bytes below a log's length are never rewritten.
+// storage/memory.ts — memory-mode storage: each stream log is one growable buffer and
+// commits are immediate. Reads are zero-copy views; growth reallocates, but earlier views
+// stay valid because bytes below a log's length are never rewritten in place.
 
 import type { Storage, StreamLog } from './types.js'
 
 const INITIAL_CAPACITY_BYTES = 256
 
-class MemoryLog implements StreamLog {
+export class MemoryLog implements StreamLog {
   private buffer: Buffer = Buffer.alloc(0)
   private used = 0
 
@@ -19,6 +19,13 @@ class MemoryLog implements StreamLog {
     if (needed > this.buffer.length) this.grow(needed)
     this.buffer.set(bytes, this.used)
     this.used = needed
+  }
+
+  truncate(length: number): void {
+    if (length > this.used) throw new Error(`truncate to ${length} beyond log of ${this.used} bytes`)
+    // Views handed out earlier must keep their bytes: copy instead of rewriting in place.
+    this.buffer = Buffer.from(this.buffer.subarray(0, length))
+    this.used = length
   }
 
   read(from: number, to: number): Uint8Array {
@@ -45,6 +52,10 @@ export class MemoryStorage implements Storage {
 
   createLog(): StreamLog {
     return new MemoryLog()
+  }
+
+  commit(): undefined {
+    return undefined
   }
 
   async close(): Promise<void> {}

@@ -1,21 +1,68 @@
-// storage/types.ts — the interface the stream engine stores bytes through.
-// Memory mode implements it with growable buffers (storage/memory.ts); the durable engine
-// (WAL + segments) implements the same surface. Positions here are log-relative bytes.
+// storage/types.ts — the interface the stream engine stores through. Memory mode
+// (storage/memory.ts) answers synchronously; the durable engine (storage/durable.ts) logs
+// every change to the WAL with group commit and keeps stream bytes in per-stream files.
+// Positions here are log-relative byte positions.
+
+import type { Durability, ProducerHeaders } from '../protocol/headers.js'
+import type { MaybePromise } from '../util/maybe.js'
 
 export interface StreamLog {
-  /** Bytes held by this log. */
+  /** Bytes staged in this log (committed or not). */
   readonly length: number
-  /** Appends bytes at the end; they are readable immediately after this returns. */
+  /** Stages bytes at the end. */
   append(bytes: Uint8Array): void
-  /** Returns bytes [from, to) without copying where the backend allows. */
-  read(from: number, to: number): Uint8Array
+  /** Drops staged bytes beyond `length` (rollback of a failed commit). */
+  truncate(length: number): void
+  /** Bytes [from, to), all committed; without copying where the backend allows. */
+  read(from: number, to: number): MaybePromise<Uint8Array>
   /** Frees the log's storage; the log must not be used afterwards. */
   release(): void
 }
 
+/** One append as stored: bytes plus, for JSON streams, message end offsets within them. */
+export interface AppendChunk {
+  readonly bytes: Uint8Array
+  readonly messageEnds: readonly number[] | undefined
+}
+
+export interface CreateChange {
+  readonly kind: 'create'
+  readonly streamId: number
+  readonly path: string
+  readonly contentType: string
+  readonly ttlSeconds: number | undefined
+  readonly expiresAtMs: number | undefined
+  readonly durability: Durability
+  readonly requestKey: string
+  readonly parentId: number | undefined
+  readonly base: number
+  readonly closed: boolean
+  readonly chunks: readonly AppendChunk[]
+}
+
+export interface AppendChange {
+  readonly kind: 'append'
+  readonly streamId: number
+  /** Stream position (absolute, including an inherited base) where the bytes start. */
+  readonly position: number
+  readonly chunk: AppendChunk | undefined
+  readonly close: boolean
+  readonly producer: ProducerHeaders | undefined
+  readonly streamSeq: string | undefined
+}
+
+export interface DeleteChange {
+  readonly kind: 'delete'
+  readonly streamId: number
+}
+
+export type Change = CreateChange | AppendChange | DeleteChange
+
 export interface Storage {
-  /** Name logged at startup, e.g. "memory". */
+  /** Name logged at startup, e.g. "memory" or "wal". */
   readonly kind: string
-  createLog(): StreamLog
+  createLog(streamId: number): StreamLog
+  /** Persists a change; resolves when it is durable for its class. Undefined: already done. */
+  commit(change: Change, durability: Durability, timeMs: number): Promise<void> | undefined
   close(): Promise<void>
 }

@@ -1,15 +1,18 @@
 // streams/engine.ts — the stream engine: create (incl. forks), append/close with producer
 // and Stream-Seq rules, delete, and positioned reads. One JS thread owns it: every check
-// and state change for a request happens synchronously, so per-stream and per-producer
-// ordering is the event loop's arrival order. Waiters are woken after each change.
+// and staged state change for a request happens synchronously in arrival order, then the
+// change goes to storage; it becomes visible and is acknowledged once durable. A failed
+// commit rolls the stream back to its committed state.
 
 import { StreamError, badRequest } from '../protocol/errors.js'
 import { type ContentType, type Durability, type ProducerHeaders, isJsonContentType } from '../protocol/headers.js'
 import { frameJsonAppend } from '../protocol/json.js'
 import { formatOffset } from '../protocol/offset.js'
 import { decideProducer } from '../protocol/producer.js'
-import type { Storage } from '../storage/types.js'
-import { createFork, type ForkRequest } from './fork.js'
+import { isIoError } from '../io/types.js'
+import type { AppendChange, AppendChunk, Change, Storage } from '../storage/types.js'
+import { type MaybePromise, andThen } from '../util/maybe.js'
+import { type ForkRequest, type PreparedFork, forkSource, prepareFork } from './fork.js'
 import { Registry } from './registry.js'
 import { Stream, type StreamConfig } from './stream.js'
 import { wakeWaiters } from './waiters.js'
@@ -20,6 +23,8 @@ export interface EngineOptions {
   readonly readBytesMax: number
   readonly expirySweepMs: number
   readonly now?: () => number
+  /** First id for new streams (recovery continues the sequence). */
+  readonly firstStreamId?: number
 }
 
 export interface CreateRequest {
@@ -58,122 +63,149 @@ export interface ReadResult {
   readonly closedAtEnd: boolean
 }
 
-const DEFAULT_CONTENT_TYPE: ContentType = { value: 'application/octet-stream', essence: 'application/octet-stream' }
+export const DEFAULT_CONTENT_TYPE: ContentType = { value: 'application/octet-stream', essence: 'application/octet-stream' }
+
+/** Storage failures are operating errors: a full disk is 507, anything else 500. */
+function storageError(error: unknown): StreamError {
+  if (error instanceof StreamError) return error
+  if (isIoError(error, 'ENOSPC')) return new StreamError('INSUFFICIENT_STORAGE', 'no space left on the storage device')
+  return new StreamError('IO_ERROR', `storage write failed: ${(error as Error).message}`)
+}
 
 export class Engine {
   readonly registry: Registry
-  private nextId = 1
+  private nextId: number
   private readonly now: () => number
 
   constructor(private readonly options: EngineOptions) {
     this.now = options.now ?? Date.now
+    this.nextId = options.firstStreamId ?? 1
     this.registry = new Registry(this.now, (stream) => wakeWaiters(stream))
     this.registry.startSweeping(options.expirySweepMs)
   }
 
-  get storageKind(): string {
-    return this.options.storage.kind
+  get storage(): Storage {
+    return this.options.storage
   }
 
-  /** PUT: returns [stream, created]; idempotent when the existing config matches. */
-  create(request: CreateRequest): [Stream, boolean] {
+  get nextStreamId(): number {
+    return this.nextId
+  }
+
+  /** PUT: resolves to [stream, created]; idempotent when the existing config matches. */
+  create(request: CreateRequest): MaybePromise<[Stream, boolean]> {
+    const prepared = request.fork === undefined ? undefined : prepareFork(this.registry, request.fork, request.contentType)
+    return andThen(prepared, (fork) => this.createPrepared(request, fork))
+  }
+
+  private createPrepared(request: CreateRequest, fork: PreparedFork | undefined): MaybePromise<[Stream, boolean]> {
     const requestKey = createRequestKey(request)
     const existing = this.registry.find(request.path)
-    if (existing !== undefined) {
-      if (existing.softDeleted) throw new StreamError('CONFIG_MISMATCH', 'stream was deleted and is still referenced by forks')
-      if (existing.config.requestKey !== requestKey || existing.closed !== request.closed) {
-        throw new StreamError('CONFIG_MISMATCH', 'stream exists with a different configuration')
-      }
-      existing.lastAccessMs = this.now()
-      return [existing, false]
+    if (existing !== undefined) return this.confirmExisting(existing, request, requestKey)
+    if (fork !== undefined && forkSource(this.registry, request.fork!.sourcePath) !== fork.source) {
+      throw new StreamError('CONFIG_MISMATCH', 'fork source changed while the fork was being created')
     }
-    const stream =
-      request.fork === undefined ? this.createPlain(request, requestKey) : createFork(this, request, request.fork, requestKey)
-    if (request.body.length > 0) this.appendInitialBody(stream, request.body)
-    if (request.closed) stream.closed = true
-    this.registry.add(stream)
-    return [stream, true]
-  }
-
-  /** Builds a stream object; used by plain creates and forks. */
-  newStream(path: string, config: StreamConfig, parent: Stream | undefined, base: number): Stream {
-    return new Stream(this.nextId++, path, config, this.options.storage.createLog(), parent, base, this.now())
-  }
-
-  configFor(request: CreateRequest, contentType: ContentType, requestKey: string, ttl: number | undefined, expiresAt: number | undefined): StreamConfig {
-    return {
+    const chunks: AppendChunk[] = []
+    if (fork?.slice !== undefined) chunks.push(fork.slice)
+    const contentType = fork?.contentType ?? request.contentType ?? DEFAULT_CONTENT_TYPE
+    if (request.body.length > 0) chunks.push(isJsonContentType(contentType) ? frameJsonAppend(request.body, true) : { bytes: request.body, messageEnds: undefined })
+    const inherit = fork !== undefined && request.ttlSeconds === undefined && request.expiresAtMs === undefined
+    const config: StreamConfig = {
       contentType,
       json: isJsonContentType(contentType),
-      ttlSeconds: ttl,
-      expiresAtMs: expiresAt,
+      ttlSeconds: inherit ? fork.source.config.ttlSeconds : request.ttlSeconds,
+      expiresAtMs: inherit ? fork.source.config.expiresAtMs : request.expiresAtMs,
       durability: request.durability ?? this.options.defaultDurability,
       requestKey,
     }
-  }
-
-  private createPlain(request: CreateRequest, requestKey: string): Stream {
-    const contentType = request.contentType ?? DEFAULT_CONTENT_TYPE
-    const config = this.configFor(request, contentType, requestKey, request.ttlSeconds, request.expiresAtMs)
-    return this.newStream(request.path, config, undefined, 0)
-  }
-
-  private appendInitialBody(stream: Stream, body: Uint8Array): void {
-    if (stream.config.json) {
-        const frames = frameJsonAppend(body, true)
-      if (frames.bytes.length > 0) stream.appendBytes(frames.bytes, frames.messageEnds)
-    } else {
-      stream.appendBytes(body)
+    const stream = this.newStream(this.nextId++, request.path, config, fork?.source, fork?.base ?? 0)
+    for (const chunk of chunks) if (chunk.bytes.length > 0) stream.appendBytes(chunk.bytes, chunk.messageEnds)
+    stream.staged.closed = request.closed
+    this.registry.add(stream)
+    const change: Change = {
+      kind: 'create',
+      streamId: stream.id,
+      path: stream.path,
+      contentType: contentType.value,
+      ttlSeconds: config.ttlSeconds,
+      expiresAtMs: config.expiresAtMs,
+      durability: config.durability,
+      requestKey,
+      parentId: fork?.source.id,
+      base: stream.base,
+      closed: request.closed,
+      chunks,
     }
+    const onCommit = (): void => {
+      stream.commitBytes(stream.stagedTail)
+      stream.closed = request.closed
+    }
+    const onFail = (): void => this.registry.discard(stream)
+    return this.commit(stream, change, onCommit, onFail, (): [Stream, boolean] => [stream, true])
+  }
+
+  private confirmExisting(existing: Stream, request: CreateRequest, requestKey: string): MaybePromise<[Stream, boolean]> {
+    if (existing.softDeleted) throw new StreamError('CONFIG_MISMATCH', 'stream was deleted and is still referenced by forks')
+    if (existing.config.requestKey !== requestKey || existing.staged.closed !== request.closed) {
+      throw new StreamError('CONFIG_MISMATCH', 'stream exists with a different configuration')
+    }
+    existing.lastAccessMs = this.now()
+    return this.afterInflight(existing, (): [Stream, boolean] => [existing, false])
+  }
+
+  /** Builds a stream object with a fresh log; used by creates and by recovery. */
+  newStream(id: number, path: string, config: StreamConfig, parent: Stream | undefined, base: number): Stream {
+    this.nextId = Math.max(this.nextId, id + 1)
+    return new Stream(id, path, config, this.options.storage.createLog(id), parent, base, this.now())
   }
 
   /** POST: append and/or close, applying producer then closure then Stream-Seq rules. */
-  append(request: AppendRequest): AppendResult {
+  append(request: AppendRequest): MaybePromise<AppendResult> {
     const stream = this.registry.get(request.path)
     stream.lastAccessMs = this.now()
     const hasBody = request.body.length > 0
     if (!hasBody && !request.close) throw badRequest('append body is empty (send Stream-Closed: true to close)')
-    const frames = hasBody ? this.frameBody(stream, request) : undefined
-    const producer = request.producer
+    const chunk = hasBody ? this.frameBody(stream, request) : undefined
+    const { producer, streamSeq } = request
+    const staged = stream.staged
     if (producer !== undefined) {
       const duplicate = this.checkProducer(stream, producer)
-      if (duplicate !== undefined) return duplicate
+      if (duplicate !== undefined) return this.afterInflight(stream, () => duplicate)
     }
-    if (stream.closed) {
-      if (!hasBody && producer === undefined) return { stream, outcome: 'closed', producerEpoch: undefined, producerSeq: undefined }
-      throw new StreamError('STREAM_CLOSED', 'stream is closed', { nextOffset: formatOffset(stream.tail) })
+    if (staged.closed) {
+      if (!hasBody && producer === undefined) return this.afterInflight(stream, () => result(stream, 'closed', undefined))
+      throw new StreamError('STREAM_CLOSED', 'stream is closed', { nextOffset: formatOffset(stream.stagedTail) })
     }
-    if (request.streamSeq !== undefined) {
-      if (stream.lastStreamSeq !== undefined && request.streamSeq <= stream.lastStreamSeq) {
-        throw new StreamError('STREAM_SEQ_CONFLICT', `Stream-Seq "${request.streamSeq}" is not greater than "${stream.lastStreamSeq}"`)
-      }
-      stream.lastStreamSeq = request.streamSeq
+    if (streamSeq !== undefined && staged.lastStreamSeq !== undefined && streamSeq <= staged.lastStreamSeq) {
+      throw new StreamError('STREAM_SEQ_CONFLICT', `Stream-Seq "${streamSeq}" is not greater than "${staged.lastStreamSeq}"`)
     }
-    if (frames !== undefined) stream.appendBytes(frames.bytes, frames.messageEnds)
-    if (producer !== undefined) {
-      stream.producers ??= new Map()
-      stream.producers.set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq })
+    const change: AppendChange = { kind: 'append', streamId: stream.id, position: stream.stagedTail, chunk, close: request.close, producer, streamSeq }
+    if (chunk !== undefined) stream.appendBytes(chunk.bytes, chunk.messageEnds)
+    if (streamSeq !== undefined) staged.lastStreamSeq = streamSeq
+    if (producer !== undefined) (staged.producers ??= new Map()).set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq })
+    if (request.close) staged.closed = true
+    const end = stream.stagedTail
+    const onCommit = (): void => {
+      stream.commitBytes(end)
+      if (streamSeq !== undefined) stream.lastStreamSeq = streamSeq
+      if (producer !== undefined) (stream.producers ??= new Map()).set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq })
+      if (request.close) stream.closed = true
     }
-    if (request.close) stream.closed = true
-    wakeWaiters(stream)
-    return {
-      stream,
-      outcome: hasBody ? 'appended' : 'closed',
-      producerEpoch: producer?.epoch,
-      producerSeq: producer?.seq,
-    }
+    const outcome = hasBody ? 'appended' : 'closed'
+    return this.commit(stream, change, onCommit, () => stream.rollback(), () => result(stream, outcome, producer))
   }
 
-  private frameBody(stream: Stream, request: AppendRequest): { bytes: Uint8Array; messageEnds?: number[] } {
+  private frameBody(stream: Stream, request: AppendRequest): AppendChunk {
     if (request.contentType === undefined) throw badRequest('Content-Type is required when appending data')
     if (request.contentType.essence !== stream.config.contentType.essence) {
       throw new StreamError('CONTENT_TYPE_MISMATCH', `stream content type is ${stream.config.contentType.essence}`)
     }
-    return stream.config.json ? frameJsonAppend(request.body, false) : { bytes: request.body }
+    return stream.config.json ? frameJsonAppend(request.body, false) : { bytes: request.body, messageEnds: undefined }
   }
 
   /** Returns a duplicate result, throws for stale/gap/bad-epoch, or undefined to proceed. */
   private checkProducer(stream: Stream, producer: ProducerHeaders): AppendResult | undefined {
-    const decision = decideProducer(stream.producers?.get(producer.id), producer.epoch, producer.seq)
+    const decision = decideProducer(stream.staged.producers?.get(producer.id), producer.epoch, producer.seq)
     switch (decision.kind) {
       case 'accept':
         return undefined
@@ -184,15 +216,57 @@ export class Engine {
       case 'epoch-needs-seq-zero':
         throw new StreamError('PRODUCER_EPOCH_SEQ', 'a new producer epoch must start at Producer-Seq 0')
       case 'gap':
-        throw new StreamError('PRODUCER_SEQ_GAP', 'producer sequence gap', {
-          expectedSeq: decision.expectedSeq,
-          receivedSeq: decision.receivedSeq,
-        })
+        throw new StreamError('PRODUCER_SEQ_GAP', 'producer sequence gap', { expectedSeq: decision.expectedSeq, receivedSeq: decision.receivedSeq })
     }
   }
 
-  delete(path: string): void {
+  /** Hands a staged change to storage; applies it when durable, rolls back on failure. */
+  private commit<R>(stream: Stream, change: Change, onCommit: () => void, onFail: () => void, value: () => R): MaybePromise<R> {
+    let pending: Promise<void> | undefined
+    try {
+      pending = this.options.storage.commit(change, stream.config.durability, this.now())
+    } catch (error) {
+      onFail()
+      throw storageError(error)
+    }
+    if (pending === undefined) {
+      onCommit()
+      wakeWaiters(stream)
+      return value()
+    }
+    stream.inflight++
+    const settled = pending.then(
+      () => {
+        stream.inflight--
+        onCommit()
+        wakeWaiters(stream)
+        return value()
+      },
+      (error: unknown) => {
+        stream.inflight--
+        onFail()
+        throw storageError(error)
+      },
+    )
+    stream.lastCommit = settled
+    return settled
+  }
+
+  /** Answers that depend on staged state wait until that state is durable. */
+  private afterInflight<R>(stream: Stream, value: () => R): MaybePromise<R> {
+    if (stream.inflight === 0 || stream.lastCommit === undefined) return value()
+    return stream.lastCommit.then(value)
+  }
+
+  /** DELETE: retires the stream now; resolves when the deletion is durable. */
+  delete(path: string): MaybePromise<void> {
+    const stream = this.registry.get(path)
     this.registry.delete(path)
+    const pending = this.options.storage.commit({ kind: 'delete', streamId: stream.id }, stream.config.durability, this.now())
+    if (pending === undefined) return undefined
+    return pending.catch((error: unknown) => {
+      throw storageError(error)
+    })
   }
 
   /** Metadata lookup (HEAD): no TTL renewal. */
@@ -213,16 +287,21 @@ export class Engine {
     if (!stream.isBoundary(position)) throw new StreamError('INVALID_OFFSET', 'offset is not at a message boundary')
   }
 
-  read(stream: Stream, from: number): ReadResult {
+  read(stream: Stream, from: number): MaybePromise<ReadResult> {
     const end = stream.readEnd(from, this.options.readBytesMax)
     const upToDate = end === stream.tail
-    return { parts: stream.read(from, end), start: from, end, upToDate, closedAtEnd: upToDate && stream.closed }
+    const closedAtEnd = upToDate && stream.closed
+    return andThen(stream.read(from, end), (parts) => ({ parts, start: from, end, upToDate, closedAtEnd }))
   }
 
   async close(): Promise<void> {
     this.registry.stopSweeping()
     await this.options.storage.close()
   }
+}
+
+function result(stream: Stream, outcome: AppendResult['outcome'], producer: ProducerHeaders | undefined): AppendResult {
+  return { stream, outcome, producerEpoch: producer?.epoch, producerSeq: producer?.seq }
 }
 
 function createRequestKey(request: CreateRequest): string {

@@ -1,9 +1,14 @@
-// streams/fork.ts — creating a fork: a new stream that reads positions [0, base) through its
-// source and owns everything after. A sub-offset materializes the first N bytes (binary)
-// or N messages (JSON) of the source append that starts at the fork offset into the fork.
+// streams/fork.ts — preparing a fork: a new stream that reads positions [0, base) through
+// its source and owns everything after. A sub-offset materializes the first N bytes
+// (binary) or N messages (JSON) of the source append that starts at the fork offset.
+// Preparation may read the source (asynchronously on disk); the engine re-checks the
+// source before creating the fork.
 
 import { StreamError, badRequest } from '../protocol/errors.js'
-import type { CreateRequest, Engine } from './engine.js'
+import type { ContentType } from '../protocol/headers.js'
+import type { AppendChunk } from '../storage/types.js'
+import { type MaybePromise, andThen } from '../util/maybe.js'
+import type { Registry } from './registry.js'
 import type { Stream } from './stream.js'
 
 export interface ForkRequest {
@@ -15,33 +20,35 @@ export interface ForkRequest {
   readonly subOffset: number
 }
 
-export function createFork(engine: Engine, request: CreateRequest, fork: ForkRequest, requestKey: string): Stream {
-  const source = engine.registry.find(fork.sourcePath)
+export interface PreparedFork {
+  readonly source: Stream
+  readonly base: number
+  readonly contentType: ContentType
+  readonly slice: AppendChunk | undefined
+}
+
+/** The source stream, live, or a StreamError. */
+export function forkSource(registry: Registry, sourcePath: string): Stream {
+  const source = registry.find(sourcePath)
   if (source === undefined) throw new StreamError('NOT_FOUND', 'fork source stream not found')
   if (source.softDeleted) throw new StreamError('CONFIG_MISMATCH', 'fork source stream was deleted')
-  const contentType = request.contentType ?? source.config.contentType
+  return source
+}
+
+export function prepareFork(registry: Registry, fork: ForkRequest, requested: ContentType | undefined): MaybePromise<PreparedFork> {
+  const source = forkSource(registry, fork.sourcePath)
+  const contentType = requested ?? source.config.contentType
   if (contentType.essence !== source.config.contentType.essence) {
     throw new StreamError('CONFIG_MISMATCH', `fork content type must match the source (${source.config.contentType.essence})`)
   }
   const base = fork.position ?? source.tail
   if (base > source.tail) throw badRequest('Stream-Fork-Offset is beyond the end of the source stream')
   if (!source.isBoundary(base)) throw badRequest('Stream-Fork-Offset is not at a message boundary')
-  const slice = fork.subOffset > 0 ? subOffsetSlice(source, base, fork.subOffset) : undefined
-  const inherit = request.ttlSeconds === undefined && request.expiresAtMs === undefined
-  const ttl = inherit ? source.config.ttlSeconds : request.ttlSeconds
-  const expiresAt = inherit ? source.config.expiresAtMs : request.expiresAtMs
-  const config = engine.configFor(request, contentType, requestKey, ttl, expiresAt)
-  const stream = engine.newStream(request.path, config, source, base)
-  if (slice !== undefined) stream.appendBytes(slice.bytes, slice.messageEnds)
-  return stream
+  if (fork.subOffset === 0) return { source, base, contentType, slice: undefined }
+  return andThen(subOffsetSlice(source, base, fork.subOffset), (slice) => ({ source, base, contentType, slice }))
 }
 
-interface Slice {
-  readonly bytes: Uint8Array
-  readonly messageEnds: number[] | undefined
-}
-
-function subOffsetSlice(source: Stream, position: number, subOffset: number): Slice {
+function subOffsetSlice(source: Stream, position: number, subOffset: number): MaybePromise<AppendChunk> {
   const span = source.appendAt(position)
   if (span === undefined) throw badRequest('Stream-Fork-Sub-Offset needs an append starting at Stream-Fork-Offset')
   let end: number
@@ -55,6 +62,5 @@ function subOffsetSlice(source: Stream, position: number, subOffset: number): Sl
     if (subOffset > span.end - span.start) throw badRequest(`Stream-Fork-Sub-Offset exceeds the ${span.end - span.start} bytes of that append`)
     end = position + subOffset
   }
-  const parts = source.read(position, end)
-  return { bytes: parts.length === 1 ? Uint8Array.from(parts[0]!) : Buffer.concat(parts), messageEnds }
+  return andThen(source.readCopy(position, end), (bytes) => ({ bytes, messageEnds }))
 }

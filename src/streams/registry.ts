@@ -55,6 +55,13 @@ export class Registry {
     if (stream.config.ttlSeconds !== undefined || stream.config.expiresAtMs !== undefined) this.expiring.add(stream)
   }
 
+  /** Forgets a stream whose creation failed to commit. */
+  discard(stream: Stream): void {
+    if (this.streams.get(stream.path) !== stream) return
+    this.remove(stream)
+    this.onRetired(stream)
+  }
+
   /** DELETE: removes the stream, or soft-deletes it while forks read through it. */
   delete(path: string): void {
     this.retire(this.get(path))

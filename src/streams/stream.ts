@@ -3,10 +3,13 @@
 // [0, base) from its parent (read through, never copied) and stores its own bytes from
 // `base` on. Boundary indexes (append starts; JSON message ends) make sub-offset forks,
 // JSON-aligned chunking and offset validation binary searches instead of scans.
+// State comes in two layers: `staged` (validated, ordered, maybe not yet durable — what
+// new requests are checked against) and committed (durable, visible to readers).
 
 import type { ContentType, Durability } from '../protocol/headers.js'
 import type { ProducerState } from '../protocol/producer.js'
 import type { StreamLog } from '../storage/types.js'
+import { type MaybePromise, all, andThen } from '../util/maybe.js'
 
 export interface Waiter {
   /** Called after the stream gained data, closed, or was deleted/expired. */
@@ -40,17 +43,31 @@ function upperBound(sorted: number[], value: number): number {
   return lo
 }
 
+/** What requests are validated against: includes changes not yet durable. */
+export interface StagedState {
+  closed: boolean
+  producers: Map<string, ProducerState> | undefined
+  lastStreamSeq: string | undefined
+}
+
 export class Stream {
   readonly appendStarts: number[] = []
   /** JSON streams: absolute end position (after the ',') of every own message. */
   readonly messageEnds: number[] | undefined
   lastAccessMs: number
+  /** Own bytes that are durable and readable (the log may hold more, staged). */
+  committedLength = 0
   closed = false
+  producers: Map<string, ProducerState> | undefined
+  lastStreamSeq: string | undefined
+  readonly staged: StagedState = { closed: false, producers: undefined, lastStreamSeq: undefined }
+  /** Changes handed to storage and not yet durable. */
+  inflight = 0
+  /** Settles when the latest in-flight change of this stream does. */
+  lastCommit: Promise<unknown> | undefined
   softDeleted = false
   /** Live forks reading through this stream; a referenced stream is only soft-deleted. */
   forkRefs = 0
-  producers: Map<string, ProducerState> | undefined
-  lastStreamSeq: string | undefined
   waiters: Set<Waiter> | undefined
 
   constructor(
@@ -66,13 +83,19 @@ export class Stream {
     this.lastAccessMs = nowMs
   }
 
+  /** End of the readable (committed) bytes. */
   get tail(): number {
+    return this.base + this.committedLength
+  }
+
+  /** End of the staged bytes: where the next append goes. */
+  get stagedTail(): number {
     return this.base + this.log.length
   }
 
   /** Stages bytes as one append. `messageEnds` are relative to `bytes` (JSON only). */
-  appendBytes(bytes: Uint8Array, messageEnds?: number[]): void {
-    const start = this.tail
+  appendBytes(bytes: Uint8Array, messageEnds?: readonly number[]): void {
+    const start = this.stagedTail
     this.appendStarts.push(start)
     this.log.append(bytes)
     if (this.messageEnds !== undefined && messageEnds !== undefined) {
@@ -80,14 +103,36 @@ export class Stream {
     }
   }
 
-  /** Bytes [from, to) as parts, stitched across the fork chain; no copies. */
-  read(from: number, to: number): Uint8Array[] {
-    const parts: Uint8Array[] = []
-    this.collect(from, to, parts)
-    return parts
+  /** Makes staged bytes up to `stagedEnd` (absolute) readable. */
+  commitBytes(stagedEnd: number): void {
+    this.committedLength = Math.max(this.committedLength, stagedEnd - this.base)
   }
 
-  private collect(from: number, to: number, parts: Uint8Array[]): void {
+  /** Drops everything staged and not committed (a failed commit). */
+  rollback(): void {
+    this.log.truncate(this.committedLength)
+    const tail = this.tail
+    while (this.appendStarts.length > 0 && this.appendStarts[this.appendStarts.length - 1]! >= tail) this.appendStarts.pop()
+    const ends = this.messageEnds
+    while (ends !== undefined && ends.length > 0 && ends[ends.length - 1]! > tail) ends.pop()
+    this.staged.closed = this.closed
+    this.staged.producers = this.producers === undefined ? undefined : new Map(this.producers)
+    this.staged.lastStreamSeq = this.lastStreamSeq
+  }
+
+  /** Bytes [from, to) as parts, stitched across the fork chain; no copies. */
+  read(from: number, to: number): MaybePromise<Uint8Array[]> {
+    const parts: MaybePromise<Uint8Array>[] = []
+    this.collect(from, to, parts)
+    return all(parts)
+  }
+
+  /** One contiguous copy of [from, to). */
+  readCopy(from: number, to: number): MaybePromise<Uint8Array> {
+    return andThen(this.read(from, to), (parts) => (parts.length === 1 ? Uint8Array.from(parts[0]!) : Buffer.concat(parts)))
+  }
+
+  private collect(from: number, to: number, parts: MaybePromise<Uint8Array>[]): void {
     if (from >= to) return
     if (from < this.base) this.parent!.collect(from, Math.min(to, this.base), parts)
     const ownFrom = Math.max(from, this.base)
@@ -134,10 +179,11 @@ export class Stream {
       const span = this.parent!.appendAt(position)
       return span === undefined ? undefined : { start: span.start, end: Math.min(span.end, this.base) }
     }
+    if (position >= this.tail) return undefined
     const i = upperBound(this.appendStarts, position) - 1
     if (i < 0 || this.appendStarts[i] !== position) return undefined
-    const end = i + 1 < this.appendStarts.length ? this.appendStarts[i + 1]! : this.tail
-    return end > position ? { start: position, end } : undefined
+    const end = Math.min(i + 1 < this.appendStarts.length ? this.appendStarts[i + 1]! : this.tail, this.tail)
+    return { start: position, end }
   }
 
   /** End positions of the JSON messages inside [start, end), across the fork chain. */
