@@ -34,13 +34,23 @@ export interface ServerConfig {
   gzipMinBytes: number
   /** How often expired streams are swept; expiry is also checked on every access. */
   expirySweepMs: number
+  /** WAL segment size; preallocated and zero-filled so datasync stays cheap. */
+  walSegmentBytes: number
+  /** Checkpoint at least this often while anything changed; bounds replay after a crash. */
+  checkpointIntervalMs: number
+  /** …and whenever this much WAL accumulated since the last checkpoint. */
+  checkpointWalBytes: number
+  /** Open stream data files kept; more streams than this cost no descriptors. */
+  openFilesMax: number
+  /** Start despite WAL corruption in the middle, dropping everything from the damage on. */
+  salvage: boolean
 }
 
 export const DEFAULTS: Readonly<ServerConfig> = {
   port: 4437,
   host: '127.0.0.1',
   dataDir: './data',
-  durability: 'memory',
+  durability: 'fsync',
   longPollTimeoutMs: 30_000,
   io: 'auto',
   appendBytesMax: 16 * 1024 * 1024,
@@ -51,6 +61,11 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   sseKeepAliveMs: 15_000,
   gzipMinBytes: 4096,
   expirySweepMs: 1000,
+  walSegmentBytes: 64 * 1024 * 1024,
+  checkpointIntervalMs: 30_000,
+  checkpointWalBytes: 256 * 1024 * 1024,
+  openFilesMax: 256,
+  salvage: false,
 }
 
 /** Asserts how the limits relate; a violation is a configuration error, reported at startup. */
@@ -66,4 +81,8 @@ export function validateConfig(config: ServerConfig): void {
   if (config.expirySweepMs < 10) fail('expiry sweep interval must be at least 10 ms')
   if (!['memory', 'buffered', 'fsync'].includes(config.durability)) fail('durability must be memory, buffered or fsync')
   if (!['auto', 'uring', 'fs'].includes(config.io)) fail('io must be auto, uring or fs')
+  if (config.walSegmentBytes < 64 * 1024) fail('WAL segments must be at least 64 KiB')
+  if (config.walSegmentBytes < config.appendBytesMax) fail('a WAL segment must hold the largest append')
+  if (config.openFilesMax < 1) fail('openFilesMax must be at least 1')
+  if (config.checkpointIntervalMs < 100) fail('checkpoint interval must be at least 100 ms')
 }

@@ -5,12 +5,15 @@ import { DEFAULTS, type ServerConfig, validateConfig } from './config.js'
 import { HttpContext } from './http/context.js'
 import { buildApp } from './http/app.js'
 import { type ListenSocket, type TemplatedApp, type Uws, loadUws } from './http/uws.js'
+import { NodeFsIo } from './io/node-fs.js'
+import type { Io } from './io/types.js'
+import { DurableStorage, type RecoveryReport } from './storage/durable.js'
 import { MemoryStorage } from './storage/memory.js'
-import type { Storage } from './storage/types.js'
 import { Engine } from './streams/engine.js'
+import { recoveryTarget } from './streams/recovery.js'
 
 export interface RingstreamServer {
-  /** Starts listening; resolves once the port is bound. */
+  /** Recovers durable state, then starts listening; resolves once the port is bound. */
   listen(): Promise<void>
   /** Base URL, e.g. http://127.0.0.1:4437 (valid after listen()). */
   readonly url: string
@@ -18,21 +21,34 @@ export interface RingstreamServer {
   readonly config: Readonly<ServerConfig>
   /** Storage mode and I/O backend, as logged at startup. */
   describe(): string
-  /** Stops accepting, ends live reads, closes connections and storage. */
+  /** What recovery found at startup (durable modes, after listen()). */
+  readonly recovery: RecoveryReport | undefined
+  /** Stops accepting, ends live reads, closes connections, checkpoints and closes storage. */
   close(): Promise<void>
 }
 
-function openStorage(config: ServerConfig): Storage {
-  if (config.durability !== 'memory') {
-    throw new Error(`durability "${config.durability}" needs the durable storage engine, which this build does not have yet; use --durability memory`)
-  }
-  return new MemoryStorage()
+export interface ServerDependencies {
+  /** The I/O backend for durable storage (tests pass the simulator). */
+  readonly io?: Io
 }
 
-export function createServer(options: Partial<ServerConfig> = {}): RingstreamServer {
+export function createServer(options: Partial<ServerConfig> = {}, dependencies: ServerDependencies = {}): RingstreamServer {
   const config: ServerConfig = { ...DEFAULTS, ...options }
   validateConfig(config)
-  const storage = openStorage(config)
+  const io = dependencies.io ?? new NodeFsIo()
+  const durable =
+    config.durability === 'memory'
+      ? undefined
+      : new DurableStorage({
+          io,
+          dataDir: config.dataDir,
+          walSegmentBytes: config.walSegmentBytes,
+          checkpointIntervalMs: config.checkpointIntervalMs,
+          checkpointWalBytes: config.checkpointWalBytes,
+          openFilesMax: config.openFilesMax,
+          salvage: config.salvage,
+        })
+  const storage = durable ?? new MemoryStorage()
   const engine = new Engine({
     storage,
     defaultDurability: config.durability,
@@ -45,6 +61,7 @@ export function createServer(options: Partial<ServerConfig> = {}): RingstreamSer
   let app: TemplatedApp | undefined
   let socket: ListenSocket | undefined
   let port = config.port
+  let recovery: RecoveryReport | undefined
 
   return {
     config,
@@ -54,13 +71,23 @@ export function createServer(options: Partial<ServerConfig> = {}): RingstreamSer
     get url() {
       return `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
     },
+    get recovery() {
+      return recovery
+    },
     describe() {
-      return `storage=${storage.kind} durability=${config.durability} io=node-fs (requested ${config.io}) http=${uwsName}`
+      const where = durable === undefined ? '' : ` data-dir=${config.dataDir}`
+      return `storage=${storage.kind} durability=${config.durability}${where} io=${durable === undefined ? 'none' : io.name} (requested ${config.io}) http=${uwsName}`
     },
     async listen() {
       const loaded = await loadUws()
       uws = loaded.uws
       uwsName = loaded.name
+      if (durable !== undefined) {
+        engine.registry.expiryEnabled = false
+        recovery = await durable.recover(recoveryTarget(engine))
+        engine.registry.expiryEnabled = true
+        engine.registry.sweep()
+      }
       app = buildApp(uws, ctx)
       const bound = await new Promise<ListenSocket | false>((resolve) => app!.listen(config.host, config.port, resolve))
       if (bound === false) throw new Error(`cannot listen on ${config.host}:${config.port} (in use or not permitted)`)

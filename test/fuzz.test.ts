@@ -1,6 +1,9 @@
 // Fuzz/property tests: random and hostile HTTP requests, stateful operation sequences and raw-socket garbage against a live server.
 
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import http from 'node:http'
 import net from 'node:net'
 import fc from 'fast-check'
@@ -928,8 +931,12 @@ function expectSaneRawAnswer(label: string, result: RawResult): void {
 // ---------------------------------------------------------------------------------------------
 
 describe('fuzz: a live server answers hostile input with well-formed responses', () => {
+  let dataDir: string
+
   beforeAll(async () => {
-    server = createServer({ port: 0, longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, appendBytesMax: APPEND_BYTES_MAX })
+    // The durable engine (fsync class) in a fresh directory: the fuzzer exercises the WAL too.
+    dataDir = mkdtempSync(join(tmpdir(), 'ringstream-fuzz-'))
+    server = createServer({ port: 0, dataDir, durability: 'fsync', longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, appendBytesMax: APPEND_BYTES_MAX, walSegmentBytes: 4 * 1024 * 1024 })
     await server.listen()
     const url = new URL(server.url)
     host = url.hostname.replace(/^\[|\]$/g, '')
@@ -939,6 +946,7 @@ describe('fuzz: a live server answers hostile input with well-formed responses',
 
   afterAll(async () => {
     await server?.close()
+    rmSync(dataDir, { recursive: true, force: true })
   })
 
   test('random requests never get a 5xx, always carry nosniff and JSON errors, and the server keeps serving', { timeout: FUZZ_TIME_MS + 35_000 }, async () => {

@@ -24,7 +24,7 @@ export function useServer(options: Partial<ServerConfig> = {}): LiveServer {
     },
   }
   beforeAll(async () => {
-    server = createServer({ port: 0, longPollTimeoutMs: 500, ...options })
+    server = createServer({ port: 0, longPollTimeoutMs: 500, durability: 'memory', ...options })
     await server.listen()
   })
   afterAll(async () => {

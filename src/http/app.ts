@@ -15,6 +15,7 @@ const ALLOWED_REQUEST_HEADERS = [
   'Stream-TTL',
   'Stream-Expires-At',
   'Stream-Closed',
+  'Stream-Durability',
   'Stream-Forked-From',
   'Stream-Fork-Offset',
   'Stream-Fork-Sub-Offset',

@@ -49,6 +49,7 @@ export function handleHead(x: Exchange, ctx: HttpContext, path: string): void {
     ['Content-Type', stream.config.contentType.value],
     ['Stream-Next-Offset', formatOffset(stream.tail)],
     ['Cache-Control', 'no-store'],
+    ['Stream-Durability', stream.config.durability],
   ]
   const { ttlSeconds, expiresAtMs } = stream.config
   if (ttlSeconds !== undefined) headers.push(['Stream-TTL', String(ttlSeconds)])

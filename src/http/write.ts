@@ -4,6 +4,7 @@
 import { StreamError, badRequest } from '../protocol/errors.js'
 import {
   parseContentType,
+  parseDurability,
   parseExpiresAt,
   parseProducerHeaders,
   parseStreamClosed,
@@ -70,6 +71,7 @@ export async function handlePut(x: Exchange, ctx: HttpContext, path: string): Pr
   const expiresAtMs = rawExpires === '' ? undefined : parseExpiresAt(rawExpires)
   const closed = parseStreamClosed(x.header('stream-closed'))
   const fork = parseFork(x, ctx)
+  const durability = parseDurability(x.header('stream-durability'))
   const body = await x.readBody(ctx.config.appendBytesMax)
   if (x.done) return
   const [stream, created] = await ctx.engine.create({
@@ -80,10 +82,10 @@ export async function handlePut(x: Exchange, ctx: HttpContext, path: string): Pr
     closed,
     body,
     fork,
-    durability: undefined,
+    durability,
   })
   const headers = streamHeaders(stream)
-  headers.push(['Content-Type', stream.config.contentType.value])
+  headers.push(['Content-Type', stream.config.contentType.value], ['Stream-Durability', stream.config.durability])
   if (created) headers.push(['Location', `http://${x.header('host') || `${ctx.config.host}:${ctx.config.port}`}${x.url}`])
   x.send(created ? 201 : 200, headers)
 }

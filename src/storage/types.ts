@@ -61,8 +61,37 @@ export type Change = CreateChange | AppendChange | DeleteChange
 export interface Storage {
   /** Name logged at startup, e.g. "memory" or "wal". */
   readonly kind: string
-  createLog(streamId: number): StreamLog
+  /** A log for a new (or, with `length`, recovered) stream of the given class. */
+  createLog(streamId: number, durability: Durability, length?: number): StreamLog
   /** Persists a change; resolves when it is durable for its class. Undefined: already done. */
   commit(change: Change, durability: Durability, timeMs: number): Promise<void> | undefined
   close(): Promise<void>
+}
+
+/** A stream's committed state as a checkpoint records it. */
+export interface StreamSnapshot {
+  readonly id: number
+  readonly path: string
+  readonly contentType: string
+  readonly ttlSeconds: number | undefined
+  readonly expiresAtMs: number | undefined
+  readonly durability: Durability
+  readonly requestKey: string
+  readonly parentId: number | undefined
+  readonly base: number
+  /** Own committed bytes (the data file holds at least these). */
+  readonly length: number
+  readonly closed: boolean
+  readonly softDeleted: boolean
+  readonly lastAccessMs: number
+  readonly lastStreamSeq: string | undefined
+  readonly producers: ReadonlyArray<readonly [string, number, number]>
+  readonly appendStarts: readonly number[]
+  readonly messageEnds: readonly number[] | undefined
+}
+
+/** What the engine gives storage for a checkpoint, and gets back at recovery. */
+export interface EngineSnapshot {
+  readonly nextStreamId: number
+  readonly streams: readonly StreamSnapshot[]
 }

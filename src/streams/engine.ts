@@ -92,6 +92,11 @@ export class Engine {
     return this.nextId
   }
 
+  /** Recovery: ids below `next` were used before and must not be reused. */
+  reserveStreamIds(next: number): void {
+    this.nextId = Math.max(this.nextId, next)
+  }
+
   /** PUT: resolves to [stream, created]; idempotent when the existing config matches. */
   create(request: CreateRequest): MaybePromise<[Stream, boolean]> {
     const prepared = request.fork === undefined ? undefined : prepareFork(this.registry, request.fork, request.contentType)
@@ -99,6 +104,9 @@ export class Engine {
   }
 
   private createPrepared(request: CreateRequest, fork: PreparedFork | undefined): MaybePromise<[Stream, boolean]> {
+    if (request.durability !== undefined && request.durability !== 'memory' && this.options.defaultDurability === 'memory') {
+      throw badRequest(`Stream-Durability: ${request.durability} needs a server started with durable storage (--durability buffered or fsync)`)
+    }
     const requestKey = createRequestKey(request)
     const existing = this.registry.find(request.path)
     if (existing !== undefined) return this.confirmExisting(existing, request, requestKey)
@@ -154,9 +162,9 @@ export class Engine {
   }
 
   /** Builds a stream object with a fresh log; used by creates and by recovery. */
-  newStream(id: number, path: string, config: StreamConfig, parent: Stream | undefined, base: number): Stream {
+  newStream(id: number, path: string, config: StreamConfig, parent: Stream | undefined, base: number, length = 0): Stream {
     this.nextId = Math.max(this.nextId, id + 1)
-    return new Stream(id, path, config, this.options.storage.createLog(id), parent, base, this.now())
+    return new Stream(id, path, config, this.options.storage.createLog(id, config.durability, length), parent, base, this.now())
   }
 
   /** POST: append and/or close, applying producer then closure then Stream-Seq rules. */
@@ -311,5 +319,6 @@ function createRequestKey(request: CreateRequest): string {
     request.ttlSeconds ?? null,
     request.expiresAtMs ?? null,
     fork === undefined ? null : [fork.sourcePath, fork.position ?? null, fork.subOffset],
+    request.durability ?? null,
   ])
 }

@@ -8,8 +8,11 @@ import type { Stream } from './stream.js'
 
 export class Registry {
   private readonly streams = new Map<string, Stream>()
+  private readonly byId = new Map<number, Stream>()
   private readonly expiring = new Set<Stream>()
   private sweepTimer: NodeJS.Timeout | undefined
+  /** Off while recovery replays history: expiry must not be judged by today's clock mid-replay. */
+  expiryEnabled = true
 
   constructor(
     private readonly now: () => number,
@@ -33,7 +36,7 @@ export class Registry {
   /** The registered stream (live or soft-deleted) after applying expiry; undefined if none. */
   find(path: string): Stream | undefined {
     const stream = this.streams.get(path)
-    if (stream === undefined || stream.softDeleted) return stream
+    if (stream === undefined || stream.softDeleted || !this.expiryEnabled) return stream
     if (this.isExpired(stream, this.now())) {
       this.retire(stream)
       return this.streams.get(path)
@@ -49,8 +52,14 @@ export class Registry {
     return stream
   }
 
+  /** A registered stream (live or soft-deleted) by id; recovery resolves records with it. */
+  findById(id: number): Stream | undefined {
+    return this.byId.get(id)
+  }
+
   add(stream: Stream): void {
     this.streams.set(stream.path, stream)
+    this.byId.set(stream.id, stream)
     if (stream.parent !== undefined) stream.parent.forkRefs++
     if (stream.config.ttlSeconds !== undefined || stream.config.expiresAtMs !== undefined) this.expiring.add(stream)
   }
@@ -78,7 +87,8 @@ export class Registry {
     return ttlSeconds !== undefined && nowMs - stream.lastAccessMs >= ttlSeconds * 1000
   }
 
-  private retire(stream: Stream): void {
+  /** Deletes or expires a stream: soft while forks read through it, otherwise removed. */
+  retire(stream: Stream): void {
     this.expiring.delete(stream)
     if (stream.forkRefs > 0) {
       stream.softDeleted = true
@@ -93,6 +103,7 @@ export class Registry {
     let current: Stream | undefined = stream
     while (current !== undefined) {
       if (this.streams.get(current.path) === current) this.streams.delete(current.path)
+      this.byId.delete(current.id)
       this.expiring.delete(current)
       current.log.release()
       const parent: Stream | undefined = current.parent
@@ -102,7 +113,8 @@ export class Registry {
     }
   }
 
-  private sweep(): void {
+  sweep(): void {
+    if (!this.expiryEnabled) return
     const nowMs = this.now()
     for (const stream of this.expiring) {
       if (!stream.softDeleted && this.isExpired(stream, nowMs)) this.retire(stream)

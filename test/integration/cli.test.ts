@@ -3,6 +3,9 @@
 
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, test } from 'vitest'
 
@@ -54,14 +57,15 @@ describe('ringstream CLI', () => {
     expect(stderr).toContain('Usage: ringstream')
   })
 
-  test('a durability class this build cannot honour is refused at startup', async () => {
-    const { code, stderr } = await output(run(['--port', '0', '--durability', 'fsync']))
+  test('an unknown durability class is refused at startup', async () => {
+    const { code, stderr } = await output(run(['--port', '0', '--durability', 'sometimes']))
     expect(code).toBe(1)
-    expect(stderr).toContain('durable storage engine')
+    expect(stderr).toContain('durability must be memory, buffered or fsync')
   })
 
   test('serves streams, honours env vars, and shuts down cleanly on SIGTERM', async () => {
-    const child = run([], { RINGSTREAM_PORT: '0', RINGSTREAM_LONG_POLL_TIMEOUT_MS: '300' })
+    const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-cli-'))
+    const child = run([], { RINGSTREAM_PORT: '0', RINGSTREAM_LONG_POLL_TIMEOUT_MS: '300', RINGSTREAM_DATA_DIR: dataDir })
     const url = await startupUrl(child)
     const stream = `${url}/v1/stream/cli-smoke`
     expect((await fetch(stream, { method: 'PUT', headers: { 'Content-Type': 'text/plain' }, body: 'hi' })).status).toBe(201)
@@ -74,5 +78,12 @@ describe('ringstream CLI', () => {
     child.kill('SIGTERM')
     const [code] = (await exited) as [number | null]
     expect(code).toBe(0)
+    // The default class is fsync: a restart on the same directory still has the stream.
+    const again = run([], { RINGSTREAM_PORT: '0', RINGSTREAM_DATA_DIR: dataDir })
+    const url2 = await startupUrl(again)
+    expect(await (await fetch(`${url2}/v1/stream/cli-smoke`)).text()).toBe('hi')
+    again.kill('SIGTERM')
+    await once(again, 'exit')
+    rmSync(dataDir, { recursive: true, force: true })
   })
 })

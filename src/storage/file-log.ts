@@ -1,0 +1,194 @@
+// storage/file-log.ts — a stream's bytes on disk: one data file per stream holding exactly
+// the bytes a catch-up read sends. Bytes are staged in memory, written to the file after
+// their WAL record commits (no fsync: checkpoints sync data files), and read back with
+// positional reads. Open files live in a bounded cache, so idle streams hold no descriptor.
+
+import type { Io, IoFile } from '../io/types.js'
+import type { StreamLog } from './types.js'
+import type { MaybePromise } from '../util/maybe.js'
+
+interface CachedFile {
+  readonly file: Promise<IoFile>
+  users: number
+}
+
+/** Open data files, least recently used first; only unused files are closed. */
+export class DataFiles {
+  private readonly open = new Map<number, CachedFile>()
+  /** Streams whose logs were released; their files go once a checkpoint no longer lists them. */
+  readonly released = new Set<number>()
+
+  constructor(
+    readonly io: Io,
+    private readonly pathOf: (streamId: number) => string,
+    private readonly openFilesMax: number,
+  ) {}
+
+  async use<T>(streamId: number, action: (file: IoFile) => Promise<T>): Promise<T> {
+    let entry = this.open.get(streamId)
+    if (entry === undefined) {
+      entry = { file: this.io.open(this.pathOf(streamId), true), users: 0 }
+      this.open.set(streamId, entry)
+      this.evict()
+    } else {
+      this.open.delete(streamId)
+      this.open.set(streamId, entry)
+    }
+    entry.users++
+    try {
+      return await action(await entry.file)
+    } finally {
+      entry.users--
+    }
+  }
+
+  private evict(): void {
+    for (const [streamId, entry] of this.open) {
+      if (this.open.size <= this.openFilesMax) return
+      if (entry.users > 0) continue
+      this.open.delete(streamId)
+      entry.file.then((file) => this.io.close(file)).catch(() => {})
+    }
+  }
+
+  async remove(streamId: number): Promise<void> {
+    const entry = this.open.get(streamId)
+    this.open.delete(streamId)
+    if (entry !== undefined) await this.io.close(await entry.file).catch(() => {})
+    await this.io.unlink(this.pathOf(streamId)).catch(() => {})
+  }
+
+  async closeAll(): Promise<void> {
+    const entries = [...this.open.values()]
+    this.open.clear()
+    for (const entry of entries) await this.io.close(await entry.file).catch(() => {})
+  }
+}
+
+export class FileLog implements StreamLog {
+  /** Bytes written to the data file. */
+  private flushed: number
+  /** Bytes the WAL has made durable (flushable). */
+  committed: number
+  private pending: Uint8Array[] = []
+  private pendingBytes = 0
+  private flushing: Promise<void> = Promise.resolve()
+  /** Data file has writes not yet datasync'd. */
+  dirty = false
+  private released = false
+
+  constructor(
+    private readonly files: DataFiles,
+    readonly streamId: number,
+    length: number,
+  ) {
+    this.flushed = length
+    this.committed = length
+  }
+
+  get length(): number {
+    return this.flushed + this.pendingBytes
+  }
+
+  append(bytes: Uint8Array): void {
+    if (bytes.length === 0) return
+    this.pending.push(bytes)
+    this.pendingBytes += bytes.length
+  }
+
+  truncate(length: number): void {
+    if (length < this.committed) throw new Error(`cannot drop committed bytes (${length} < ${this.committed})`)
+    let keep = length - this.flushed
+    const kept: Uint8Array[] = []
+    for (const part of this.pending) {
+      if (keep <= 0) break
+      kept.push(part.length <= keep ? part : part.subarray(0, keep))
+      keep -= part.length
+    }
+    this.pending = kept
+    this.pendingBytes = length - this.flushed
+  }
+
+  read(from: number, to: number): MaybePromise<Uint8Array> {
+    if (from >= this.flushed) return this.readPending(from, to)
+    const fileTo = Math.min(to, this.flushed)
+    const fromFile = this.files.use(this.streamId, async (file) => {
+      const buffer = Buffer.allocUnsafe(fileTo - from)
+      const read = await this.files.io.read(file, buffer, from)
+      if (read !== buffer.length) throw new Error(`data file of stream ${this.streamId} is shorter than expected`)
+      return buffer
+    })
+    if (to <= this.flushed) return fromFile
+    const rest = this.readPending(this.flushed, to)
+    return fromFile.then((head) => Buffer.concat([head, rest]))
+  }
+
+  private readPending(from: number, to: number): Uint8Array {
+    const parts: Uint8Array[] = []
+    let at = this.flushed
+    for (const part of this.pending) {
+      const end = at + part.length
+      if (end > from && at < to) parts.push(part.subarray(Math.max(0, from - at), Math.min(part.length, to - at)))
+      at = end
+      if (at >= to) break
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+  }
+
+  /** Writes committed, unwritten bytes to the data file. Flushes run one after another. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.writeCommitted())
+    return this.flushing
+  }
+
+  private async writeCommitted(): Promise<void> {
+    if (this.released) return
+    const bytes = this.committed - this.flushed
+    if (bytes <= 0) return
+    const parts: Uint8Array[] = []
+    let taken = 0
+    for (const part of this.pending) {
+      if (taken >= bytes) break
+      const slice = part.length <= bytes - taken ? part : part.subarray(0, bytes - taken)
+      parts.push(slice)
+      taken += slice.length
+    }
+    const position = this.flushed
+    await this.files.use(this.streamId, (file) => this.files.io.writev(file, parts, position, false))
+    this.dirty = true
+    // Drop what was written from the front of pending (appends may have arrived meanwhile).
+    let drop = bytes
+    while (drop > 0) {
+      const head = this.pending[0]!
+      if (head.length <= drop) {
+        this.pending.shift()
+        drop -= head.length
+      } else {
+        this.pending[0] = head.subarray(drop)
+        drop = 0
+      }
+    }
+    this.pendingBytes -= bytes
+    this.flushed += bytes
+  }
+
+  /** Syncs the data file if written since the last sync. */
+  async sync(): Promise<void> {
+    await this.flushing
+    if (!this.dirty || this.released) return
+    this.dirty = false
+    await this.files.use(this.streamId, (file) => this.files.io.datasync(file))
+  }
+
+  /** Committed bytes that reached the data file and were synced. */
+  get flushedLength(): number {
+    return this.flushed
+  }
+
+  release(): void {
+    this.released = true
+    this.pending = []
+    this.pendingBytes = 0
+    this.files.released.add(this.streamId)
+  }
+}

@@ -1,0 +1,250 @@
+// storage/wal-record.ts — the WAL record format: framing, checksum, encoding, decoding.
+//
+// Frame:  u32 bodyLength | u32 crc32(lengthBytes ‖ body) | body       (little-endian)
+// Body:   u8 type | f64 timeMs | u32 streamId | type-specific fields
+//   append (2): f64 position | u8 flags(1 close, 2 producer, 4 stream-seq, 8 data)
+//               [str producerId f64 epoch f64 seq] [str streamSeq] [chunk]
+//   create (1): str path | str contentType | str requestKey | u8 flags(1 closed, 2 ttl,
+//               4 expires, 8 parent) | u8 durability | [f64 ttl] [f64 expiresAt]
+//               [u32 parentId] | f64 base | u16 chunkCount | chunk*
+//   delete (3): nothing more
+//   chunk:      u32 messageCount (0xffffffff: not JSON) | u32 end* | u32 byteLength | bytes
+//   str:        u16 byteLength | utf8
+// A zero bodyLength marks the end of the written part of a preallocated segment.
+
+import { crc32 } from 'node:zlib'
+import type { Durability } from '../protocol/headers.js'
+import type { AppendChunk, Change } from './types.js'
+
+export const FRAME_HEADER_BYTES = 8
+const NOT_JSON = 0xffffffff
+const DURABILITY_CODES: readonly Durability[] = ['memory', 'buffered', 'fsync']
+const enum RecordType {
+  Create = 1,
+  Append = 2,
+  Delete = 3,
+}
+
+/** A decoded record: the change plus the time it was made. */
+export interface WalRecord {
+  readonly change: Change
+  readonly timeMs: number
+}
+
+class Writer {
+  private buffer = Buffer.allocUnsafe(64)
+  length = 0
+
+  private ensure(extra: number): void {
+    if (this.length + extra <= this.buffer.length) return
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + extra))
+    this.buffer.copy(grown, 0, 0, this.length)
+    this.buffer = grown
+  }
+
+  u8(value: number): void {
+    this.ensure(1)
+    this.buffer.writeUInt8(value, this.length++)
+  }
+
+  u16(value: number): void {
+    this.ensure(2)
+    this.length = this.buffer.writeUInt16LE(value, this.length)
+  }
+
+  u32(value: number): void {
+    this.ensure(4)
+    this.length = this.buffer.writeUInt32LE(value, this.length)
+  }
+
+  f64(value: number): void {
+    this.ensure(8)
+    this.length = this.buffer.writeDoubleLE(value, this.length)
+  }
+
+  str(value: string): void {
+    const bytes = Buffer.byteLength(value)
+    if (bytes > 0xffff) throw new Error('WAL string longer than 65535 bytes')
+    this.u16(bytes)
+    this.ensure(bytes)
+    this.length += this.buffer.write(value, this.length)
+  }
+
+  chunkHead(chunk: AppendChunk): void {
+    const ends = chunk.messageEnds
+    this.u32(ends === undefined ? NOT_JSON : ends.length)
+    if (ends !== undefined) for (const end of ends) this.u32(end)
+    this.u32(chunk.bytes.length)
+  }
+
+  take(): Buffer {
+    return this.buffer.subarray(0, this.length)
+  }
+}
+
+/** Encodes a change as frame buffers (header first, payloads as their own views). */
+export function encodeRecord(change: Change, timeMs: number): Uint8Array[] {
+  const head = new Writer()
+  head.u32(0)
+  head.u32(0)
+  const parts: Uint8Array[] = []
+  head.u8(change.kind === 'create' ? RecordType.Create : change.kind === 'append' ? RecordType.Append : RecordType.Delete)
+  head.f64(timeMs)
+  head.u32(change.streamId)
+  if (change.kind === 'append') {
+    head.f64(change.position)
+    const { producer, streamSeq, chunk } = change
+    head.u8((change.close ? 1 : 0) | (producer ? 2 : 0) | (streamSeq !== undefined ? 4 : 0) | (chunk ? 8 : 0))
+    if (producer !== undefined) {
+      head.str(producer.id)
+      head.f64(producer.epoch)
+      head.f64(producer.seq)
+    }
+    if (streamSeq !== undefined) head.str(streamSeq)
+    if (chunk !== undefined) {
+      head.chunkHead(chunk)
+      parts.push(chunk.bytes)
+    }
+  } else if (change.kind === 'create') {
+    head.str(change.path)
+    head.str(change.contentType)
+    head.str(change.requestKey)
+    const { ttlSeconds, expiresAtMs, parentId } = change
+    head.u8((change.closed ? 1 : 0) | (ttlSeconds !== undefined ? 2 : 0) | (expiresAtMs !== undefined ? 4 : 0) | (parentId !== undefined ? 8 : 0))
+    head.u8(DURABILITY_CODES.indexOf(change.durability))
+    if (ttlSeconds !== undefined) head.f64(ttlSeconds)
+    if (expiresAtMs !== undefined) head.f64(expiresAtMs)
+    if (parentId !== undefined) head.u32(parentId)
+    head.f64(change.base)
+    head.u16(change.chunks.length)
+    for (const chunk of change.chunks) {
+      const chunkHead = new Writer()
+      chunkHead.chunkHead(chunk)
+      parts.push(chunkHead.take(), chunk.bytes)
+    }
+  }
+  const header = head.take()
+  let bodyLength = header.length - FRAME_HEADER_BYTES
+  for (const part of parts) bodyLength += part.length
+  header.writeUInt32LE(bodyLength, 0)
+  let crc = crc32(header.subarray(0, 4))
+  crc = crc32(header.subarray(FRAME_HEADER_BYTES), crc)
+  for (const part of parts) crc = crc32(part, crc)
+  header.writeUInt32LE(crc, 4)
+  return [header, ...parts]
+}
+
+class Reader {
+  at: number
+
+  constructor(
+    private readonly buffer: Buffer,
+    start: number,
+    private readonly end: number,
+  ) {
+    this.at = start
+  }
+
+  private need(bytes: number): void {
+    if (this.at + bytes > this.end) throw new RangeError('WAL record shorter than its fields')
+  }
+
+  u8(): number {
+    this.need(1)
+    return this.buffer.readUInt8(this.at++)
+  }
+
+  u16(): number {
+    this.need(2)
+    const value = this.buffer.readUInt16LE(this.at)
+    this.at += 2
+    return value
+  }
+
+  u32(): number {
+    this.need(4)
+    const value = this.buffer.readUInt32LE(this.at)
+    this.at += 4
+    return value
+  }
+
+  f64(): number {
+    this.need(8)
+    const value = this.buffer.readDoubleLE(this.at)
+    this.at += 8
+    return value
+  }
+
+  str(): string {
+    const length = this.u16()
+    this.need(length)
+    const value = this.buffer.toString('utf8', this.at, this.at + length)
+    this.at += length
+    return value
+  }
+
+  bytes(length: number): Buffer {
+    this.need(length)
+    const value = this.buffer.subarray(this.at, this.at + length)
+    this.at += length
+    return value
+  }
+
+  chunk(): AppendChunk {
+    const count = this.u32()
+    let messageEnds: number[] | undefined
+    if (count !== NOT_JSON) {
+      messageEnds = []
+      for (let i = 0; i < count; i++) messageEnds.push(this.u32())
+    }
+    return { messageEnds, bytes: this.bytes(this.u32()) }
+  }
+}
+
+export type FrameCheck = { kind: 'end' } | { kind: 'bad'; reason: string } | { kind: 'ok'; bodyLength: number }
+
+/** Checks the frame at `position`: end of log, a damaged frame, or a valid one. */
+export function checkFrame(buffer: Buffer, position: number, limit: number): FrameCheck {
+  if (position + FRAME_HEADER_BYTES > limit) return position === limit ? { kind: 'end' } : { kind: 'bad', reason: 'truncated frame header' }
+  const bodyLength = buffer.readUInt32LE(position)
+  if (bodyLength === 0) return { kind: 'end' }
+  if (position + FRAME_HEADER_BYTES + bodyLength > limit) return { kind: 'bad', reason: 'frame runs past the end of the segment' }
+  let crc = crc32(buffer.subarray(position, position + 4))
+  crc = crc32(buffer.subarray(position + FRAME_HEADER_BYTES, position + FRAME_HEADER_BYTES + bodyLength), crc)
+  if (crc !== buffer.readUInt32LE(position + 4)) return { kind: 'bad', reason: 'checksum mismatch' }
+  return { kind: 'ok', bodyLength }
+}
+
+/** Decodes the body of a frame that checkFrame accepted. Byte payloads are views into `buffer`. */
+export function decodeRecord(buffer: Buffer, position: number, bodyLength: number): WalRecord {
+  const reader = new Reader(buffer, position + FRAME_HEADER_BYTES, position + FRAME_HEADER_BYTES + bodyLength)
+  const type = reader.u8()
+  const timeMs = reader.f64()
+  const streamId = reader.u32()
+  if (type === RecordType.Delete) return { timeMs, change: { kind: 'delete', streamId } }
+  if (type === RecordType.Append) {
+    const position = reader.f64()
+    const flags = reader.u8()
+    const producer = flags & 2 ? { id: reader.str(), epoch: reader.f64(), seq: reader.f64() } : undefined
+    const streamSeq = flags & 4 ? reader.str() : undefined
+    const chunk = flags & 8 ? reader.chunk() : undefined
+    return { timeMs, change: { kind: 'append', streamId, position, chunk, close: (flags & 1) !== 0, producer, streamSeq } }
+  }
+  if (type !== RecordType.Create) throw new RangeError(`unknown WAL record type ${type}`)
+  const path = reader.str()
+  const contentType = reader.str()
+  const requestKey = reader.str()
+  const flags = reader.u8()
+  const durability = DURABILITY_CODES[reader.u8()]
+  if (durability === undefined) throw new RangeError('unknown durability code')
+  const ttlSeconds = flags & 2 ? reader.f64() : undefined
+  const expiresAtMs = flags & 4 ? reader.f64() : undefined
+  const parentId = flags & 8 ? reader.u32() : undefined
+  const base = reader.f64()
+  const chunks: AppendChunk[] = []
+  for (let count = reader.u16(); count > 0; count--) chunks.push(reader.chunk())
+  return {
+    timeMs,
+    change: { kind: 'create', streamId, path, contentType, requestKey, ttlSeconds, expiresAtMs, durability, parentId, base, closed: (flags & 1) !== 0, chunks },
+  }
+}

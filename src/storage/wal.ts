@@ -1,0 +1,145 @@
+// storage/wal.ts — the write-ahead log writer with group commit. While one batch's write
+// (+ datasync when any record in it needs fsync) is in flight, the next batch collects;
+// each batch is one vectored write. Segments are preallocated and zero-filled (datasync
+// on a preallocated file is much cheaper than on a growing one); a spare is prepared in
+// the background so rolling over rarely waits. LSN = byte position in the whole log.
+
+import type { Io, IoFile } from '../io/types.js'
+import type { DataPaths } from './paths.js'
+
+const ZERO_CHUNK = new Uint8Array(1 << 20)
+
+interface Pending {
+  readonly buffers: Uint8Array[]
+  readonly bytes: number
+  readonly sync: boolean
+  readonly resolve: (endLsn: number) => void
+  readonly reject: (error: unknown) => void
+}
+
+export interface OpenSegment {
+  readonly file: IoFile
+  readonly baseLsn: number
+  /** Bytes the segment can hold (its preallocated size). */
+  readonly capacity: number
+  /** Where the next record goes, relative to the segment. */
+  position: number
+}
+
+export async function preallocate(io: Io, path: string, bytes: number): Promise<IoFile> {
+  const file = await io.open(path, true)
+  for (let at = 0; at < bytes; at += ZERO_CHUNK.length) {
+    await io.writev(file, [ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, bytes - at))], at, false)
+  }
+  await io.datasync(file)
+  return file
+}
+
+export class WalWriter {
+  private queue: Pending[] = []
+  private writing = false
+  private scheduled = false
+  private spare: Promise<{ file: IoFile; capacity: number }> | undefined
+  /** End of the last successfully written batch. */
+  lsn: number
+  /** Called after each successful batch with the new end LSN. */
+  onBatch: (endLsn: number) => void = () => {}
+
+  constructor(
+    private readonly io: Io,
+    private readonly paths: DataPaths,
+    private readonly segmentBytes: number,
+    private segment: OpenSegment,
+  ) {
+    this.lsn = segment.baseLsn + segment.position
+  }
+
+  /** Base LSN of the segment being written (older segments may be retired). */
+  get currentSegmentBase(): number {
+    return this.segment.baseLsn
+  }
+
+  /** Queues a record; resolves with the log's end LSN once its batch is written (and synced). */
+  append(buffers: Uint8Array[], sync: boolean): Promise<number> {
+    let bytes = 0
+    for (const buffer of buffers) bytes += buffer.length
+    return new Promise((resolve, reject) => {
+      this.queue.push({ buffers, bytes, sync, resolve, reject })
+      this.schedule()
+    })
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.writing) return
+    this.scheduled = true
+    // setImmediate lets every request that arrived in this event-loop turn join the batch.
+    setImmediate(() => {
+      this.scheduled = false
+      void this.writeBatch()
+    })
+  }
+
+  private async writeBatch(): Promise<void> {
+    if (this.writing || this.queue.length === 0) return
+    this.writing = true
+    const batch = this.queue
+    this.queue = []
+    let bytes = 0
+    let sync = false
+    const buffers: Uint8Array[] = []
+    for (const pending of batch) {
+      bytes += pending.bytes
+      sync ||= pending.sync
+      for (const buffer of pending.buffers) buffers.push(buffer)
+    }
+    try {
+      if (this.segment.position + bytes > this.segment.capacity) await this.roll(bytes)
+      await this.io.writev(this.segment.file, buffers, this.segment.position, sync)
+      this.segment.position += bytes
+      this.lsn += bytes
+      for (const pending of batch) pending.resolve(this.lsn)
+      this.onBatch(this.lsn)
+    } catch (error) {
+      // Everything queued meanwhile was validated on top of this batch: it fails too.
+      const failed = batch.concat(this.queue)
+      this.queue = []
+      for (const pending of failed) pending.reject(error)
+    } finally {
+      this.writing = false
+      if (this.queue.length > 0) this.schedule()
+    }
+  }
+
+  private async roll(bytesNeeded: number): Promise<void> {
+    const capacity = Math.max(this.segmentBytes, bytesNeeded)
+    let next = this.spare === undefined ? undefined : await this.spare.catch(() => undefined)
+    this.spare = undefined
+    if (next === undefined || next.capacity < capacity) {
+      if (next !== undefined) await this.io.close(next.file)
+      next = { file: await preallocate(this.io, this.paths.walSpare, capacity), capacity }
+    }
+    const baseLsn = this.lsn
+    await this.io.rename(this.paths.walSpare, this.paths.walSegment(baseLsn))
+    await this.io.syncDir(this.paths.walDir)
+    await this.io.close(this.segment.file)
+    this.segment = { file: next.file, baseLsn, capacity: next.capacity, position: 0 }
+    this.prepareSpare()
+  }
+
+  /** Starts preallocating the next segment in the background. */
+  prepareSpare(): void {
+    if (this.spare !== undefined) return
+    const capacity = this.segmentBytes
+    this.spare = preallocate(this.io, this.paths.walSpare, capacity).then((file) => ({ file, capacity }))
+    this.spare.catch(() => {
+      this.spare = undefined
+    })
+  }
+
+  async close(): Promise<void> {
+    while (this.writing || this.queue.length > 0 || this.scheduled) await new Promise((resolve) => setImmediate(resolve))
+    const spare = this.spare === undefined ? undefined : await this.spare.catch(() => undefined)
+    if (spare !== undefined) await this.io.close(spare.file)
+    await this.io.close(this.segment.file)
+  }
+}

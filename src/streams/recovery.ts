@@ -1,0 +1,120 @@
+// streams/recovery.ts — rebuilding engine state at startup and describing it for checkpoints.
+// load() takes a checkpoint snapshot, apply() replays one WAL record without re-validating
+// it (it was validated when first accepted), snapshot() captures committed state only.
+
+import { parseContentType, isJsonContentType } from '../protocol/headers.js'
+import type { EngineSnapshot, StreamSnapshot } from '../storage/types.js'
+import type { WalRecord } from '../storage/wal-record.js'
+import type { RecoveryTarget } from '../storage/durable.js'
+import type { Engine } from './engine.js'
+import type { Stream, StreamConfig } from './stream.js'
+
+export class RecoveryCorruptionError extends Error {}
+
+function configOf(record: { contentType: string; ttlSeconds: number | undefined; expiresAtMs: number | undefined; durability: StreamConfig['durability']; requestKey: string }): StreamConfig {
+  const contentType = parseContentType(record.contentType)
+  return {
+    contentType,
+    json: isJsonContentType(contentType),
+    ttlSeconds: record.ttlSeconds,
+    expiresAtMs: record.expiresAtMs,
+    durability: record.durability,
+    requestKey: record.requestKey,
+  }
+}
+
+export function recoveryTarget(engine: Engine): RecoveryTarget {
+  const registry = engine.registry
+  const parentOf = (parentId: number | undefined, childId: number): Stream | undefined => {
+    if (parentId === undefined) return undefined
+    const parent = registry.findById(parentId)
+    if (parent === undefined) throw new RecoveryCorruptionError(`stream ${childId} forks missing stream ${parentId}`)
+    return parent
+  }
+  return {
+    load(state: EngineSnapshot): void {
+      const streams = [...state.streams].sort((a, b) => a.id - b.id)
+      for (const saved of streams) {
+        const stream = engine.newStream(saved.id, saved.path, configOf(saved), parentOf(saved.parentId, saved.id), saved.base, saved.length)
+        stream.committedLength = saved.length
+        stream.appendStarts.push(...saved.appendStarts)
+        if (saved.messageEnds !== undefined) stream.messageEnds?.push(...saved.messageEnds)
+        stream.closed = stream.staged.closed = saved.closed
+        stream.lastStreamSeq = stream.staged.lastStreamSeq = saved.lastStreamSeq
+        if (saved.producers.length > 0) {
+          stream.producers = new Map(saved.producers.map(([id, epoch, lastSeq]) => [id, { epoch, lastSeq }]))
+          stream.staged.producers = new Map(stream.producers)
+        }
+        stream.lastAccessMs = saved.lastAccessMs
+        registry.add(stream)
+        stream.softDeleted = saved.softDeleted
+      }
+      engine.reserveStreamIds(state.nextStreamId)
+    },
+
+    apply({ change, timeMs }: WalRecord): void {
+      if (change.kind === 'create') {
+        const previous = registry.find(change.path)
+        if (previous !== undefined && !previous.softDeleted) registry.retire(previous)
+        const stream = engine.newStream(change.streamId, change.path, configOf(change), parentOf(change.parentId, change.streamId), change.base)
+        for (const chunk of change.chunks) if (chunk.bytes.length > 0) stream.appendBytes(chunk.bytes, chunk.messageEnds)
+        stream.commitBytes(stream.stagedTail)
+        stream.closed = stream.staged.closed = change.closed
+        stream.lastAccessMs = timeMs
+        registry.add(stream)
+        return
+      }
+      const stream = registry.findById(change.streamId)
+      if (stream === undefined) return
+      if (change.kind === 'delete') {
+        if (!stream.softDeleted) registry.retire(stream)
+        return
+      }
+      if (change.position !== stream.stagedTail) {
+        throw new RecoveryCorruptionError(`stream ${stream.id}: WAL append at ${change.position}, stream ends at ${stream.stagedTail}`)
+      }
+      if (change.chunk !== undefined) stream.appendBytes(change.chunk.bytes, change.chunk.messageEnds)
+      stream.commitBytes(stream.stagedTail)
+      if (change.streamSeq !== undefined) stream.lastStreamSeq = stream.staged.lastStreamSeq = change.streamSeq
+      if (change.producer !== undefined) {
+        const state = { epoch: change.producer.epoch, lastSeq: change.producer.seq }
+        ;(stream.producers ??= new Map()).set(change.producer.id, state)
+        ;(stream.staged.producers ??= new Map()).set(change.producer.id, { ...state })
+      }
+      if (change.close) stream.closed = stream.staged.closed = true
+      stream.lastAccessMs = Math.max(stream.lastAccessMs, timeMs)
+    },
+
+    snapshot(): EngineSnapshot {
+      const streams: StreamSnapshot[] = []
+      for (const stream of registry.all()) {
+        if (stream.config.durability === 'memory') continue
+        streams.push(snapshotOf(stream))
+      }
+      return { nextStreamId: engine.nextStreamId, streams }
+    },
+  }
+}
+
+function snapshotOf(stream: Stream): StreamSnapshot {
+  const tail = stream.tail
+  return {
+    id: stream.id,
+    path: stream.path,
+    contentType: stream.config.contentType.value,
+    ttlSeconds: stream.config.ttlSeconds,
+    expiresAtMs: stream.config.expiresAtMs,
+    durability: stream.config.durability,
+    requestKey: stream.config.requestKey,
+    parentId: stream.parent?.id,
+    base: stream.base,
+    length: stream.committedLength,
+    closed: stream.closed,
+    softDeleted: stream.softDeleted,
+    lastAccessMs: stream.lastAccessMs,
+    lastStreamSeq: stream.lastStreamSeq,
+    producers: stream.producers === undefined ? [] : [...stream.producers].map(([id, state]) => [id, state.epoch, state.lastSeq] as const),
+    appendStarts: stream.appendStarts.filter((start) => start < tail),
+    messageEnds: stream.messageEnds?.filter((end) => end <= tail),
+  }
+}
