@@ -14,10 +14,11 @@ Options (each also settable as an environment variable):
   --port <n>                  RINGSTREAM_PORT                 listen port (default ${DEFAULTS.port})
   --host <addr>               RINGSTREAM_HOST                 listen address (default ${DEFAULTS.host})
   --data-dir <dir>            RINGSTREAM_DATA_DIR             data directory (default ${DEFAULTS.dataDir})
-  --durability <class>        RINGSTREAM_DURABILITY           memory | buffered | fsync (default ${DEFAULTS.durability};
-                                                              buffered and fsync arrive with the durable engine)
+  --durability <class>        RINGSTREAM_DURABILITY           memory | buffered | fsync (default ${DEFAULTS.durability}); a stream
+                                                              may choose its own with the Stream-Durability header
   --long-poll-timeout-ms <n>  RINGSTREAM_LONG_POLL_TIMEOUT_MS long-poll wait before 204 (default ${DEFAULTS.longPollTimeoutMs})
   --io <backend>              RINGSTREAM_IO                   auto | uring | fs (default ${DEFAULTS.io}; only fs exists today)
+  --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on
   -h, --help                                                  show this help
 
 Streams are served under /v1/stream/<path>.`
@@ -29,6 +30,7 @@ const OPTIONS = {
   durability: { type: 'string' },
   'long-poll-timeout-ms': { type: 'string' },
   io: { type: 'string' },
+  salvage: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -55,6 +57,7 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (durability !== undefined) config.durability = durability as Durability
   const timeout = pick('long-poll-timeout-ms', 'RINGSTREAM_LONG_POLL_TIMEOUT_MS')
   if (timeout !== undefined) config.longPollTimeoutMs = integer('--long-poll-timeout-ms', timeout)
+  if (values.salvage === true || env.RINGSTREAM_SALVAGE === '1') config.salvage = true
   const io = pick('io', 'RINGSTREAM_IO')
   if (io !== undefined) config.io = io as IoBackend
   return config
@@ -75,6 +78,11 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   }
   const server = createServer(resolved)
   await server.listen()
+  const recovery = server.recovery
+  if (recovery !== undefined) {
+    const dropped = recovery.droppedBytes > 0 ? `, cut a ${recovery.droppedBytes}-byte torn tail` : ''
+    console.log(`ringstream: recovered ${recovery.records} WAL records after checkpoint LSN ${recovery.checkpointLsn} in ${recovery.ms.toFixed(0)} ms${dropped}`)
+  }
   console.log(`ringstream listening on ${server.url}/v1/stream/ (${server.describe()})`)
   let stopping = false
   const stop = (signal: string): void => {
