@@ -18,6 +18,8 @@ Options (each also settable as an environment variable):
                                                               may choose its own with the Stream-Durability header
   --long-poll-timeout-ms <n>  RINGSTREAM_LONG_POLL_TIMEOUT_MS long-poll wait before 204 (default ${DEFAULTS.longPollTimeoutMs})
   --io <backend>              RINGSTREAM_IO                   auto | uring | fs (default ${DEFAULTS.io}; only fs exists today)
+  --checkpoint-interval-ms <n> RINGSTREAM_CHECKPOINT_INTERVAL_MS checkpoint at least this often (default ${DEFAULTS.checkpointIntervalMs})
+  --checkpoint-wal-bytes <n>  RINGSTREAM_CHECKPOINT_WAL_BYTES and after this much WAL (default ${DEFAULTS.checkpointWalBytes})
   --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on
   -h, --help                                                  show this help
 
@@ -31,6 +33,8 @@ const OPTIONS = {
   'long-poll-timeout-ms': { type: 'string' },
   io: { type: 'string' },
   salvage: { type: 'boolean' },
+  'checkpoint-interval-ms': { type: 'string' },
+  'checkpoint-wal-bytes': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -57,6 +61,10 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (durability !== undefined) config.durability = durability as Durability
   const timeout = pick('long-poll-timeout-ms', 'RINGSTREAM_LONG_POLL_TIMEOUT_MS')
   if (timeout !== undefined) config.longPollTimeoutMs = integer('--long-poll-timeout-ms', timeout)
+  const checkpointMs = pick('checkpoint-interval-ms', 'RINGSTREAM_CHECKPOINT_INTERVAL_MS')
+  if (checkpointMs !== undefined) config.checkpointIntervalMs = integer('--checkpoint-interval-ms', checkpointMs)
+  const checkpointBytes = pick('checkpoint-wal-bytes', 'RINGSTREAM_CHECKPOINT_WAL_BYTES')
+  if (checkpointBytes !== undefined) config.checkpointWalBytes = integer('--checkpoint-wal-bytes', checkpointBytes)
   if (values.salvage === true || env.RINGSTREAM_SALVAGE === '1') config.salvage = true
   const io = pick('io', 'RINGSTREAM_IO')
   if (io !== undefined) config.io = io as IoBackend
