@@ -23,6 +23,8 @@ export interface RingstreamServer {
   describe(): string
   /** What recovery found at startup (durable modes, after listen()). */
   readonly recovery: RecoveryReport | undefined
+  /** Writes a checkpoint now (durable modes; a no-op in memory mode). */
+  checkpoint(): Promise<void>
   /** Stops accepting, ends live reads, closes connections, checkpoints and closes storage. */
   close(): Promise<void>
 }
@@ -86,6 +88,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
         engine.registry.expiryEnabled = false
         recovery = await durable.recover(recoveryTarget(engine))
         engine.registry.expiryEnabled = true
+        engine.registry.collectOrphans()
         engine.registry.sweep()
       }
       app = buildApp(uws, ctx)
@@ -93,6 +96,9 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       if (bound === false) throw new Error(`cannot listen on ${config.host}:${config.port} (in use or not permitted)`)
       socket = bound
       port = uws.us_socket_local_port(bound)
+    },
+    async checkpoint() {
+      await durable?.checkpoint()
     },
     async close() {
       if (socket !== undefined && uws !== undefined) uws.us_listen_socket_close(socket)

@@ -106,6 +106,26 @@ export class SimIo implements Io {
     this.faults = []
   }
 
+  /** The disk as a new machine would find it after a power cut now; this instance (the
+   * dying process's view) is left as it was, so that process can be shut down harmlessly. */
+  crashed(keepUnsyncedBytes = 0): SimIo {
+    const copy = new SimIo()
+    const clones = new Map<Inode, Inode>()
+    const cloneOf = (inode: Inode): Inode => {
+      let clone = clones.get(inode)
+      if (clone === undefined) {
+        clone = { current: inode.current.clone(), durable: inode.durable.clone(), unsynced: [...inode.unsynced] }
+        clones.set(inode, clone)
+      }
+      return clone
+    }
+    for (const [path, inode] of this.names) copy.names.set(path, cloneOf(inode))
+    for (const [path, inode] of this.durableNames) copy.durableNames.set(path, cloneOf(inode))
+    copy.dirs = new Set(this.dirs)
+    copy.crash(keepUnsyncedBytes)
+    return copy
+  }
+
   /** Test access: the current bytes of a file. */
   contents(path: string): Uint8Array | undefined {
     const inode = this.names.get(path)

@@ -69,6 +69,7 @@ export class DurableStorage implements Storage {
     this.target = target
     await io.mkdirp(this.paths.walDir)
     await io.mkdirp(this.paths.streamsDir)
+    await io.syncDir(this.paths.root)
     const checkpoint = await readCheckpoint(io, this.paths)
     if (checkpoint !== undefined) target.load(checkpoint.state)
     const fromLsn = checkpoint?.lsn ?? 0
@@ -137,6 +138,8 @@ export class DurableStorage implements Storage {
     const live = state.streams.map((stream) => this.logs.get(stream.id)).filter((log): log is FileLog => log !== undefined)
     for (const log of live) await log.flush()
     for (const log of live) await log.sync()
+    // Data files created since the last checkpoint need their directory entries durable too.
+    await io.syncDir(this.paths.streamsDir)
     await writeCheckpoint(io, this.paths, { lsn, state })
     this.lastCheckpointLsn = lsn
     await this.retireSegments(lsn, wal.currentSegmentBase)

@@ -126,6 +126,9 @@ export class Engine {
       durability: request.durability ?? this.options.defaultDurability,
       requestKey,
     }
+    if (fork !== undefined && fork.source.config.durability === 'memory' && config.durability !== 'memory') {
+      throw badRequest('a memory-class stream can only be forked into a memory-class stream (send Stream-Durability: memory)')
+    }
     const stream = this.newStream(this.nextId++, request.path, config, fork?.source, fork?.base ?? 0)
     for (const chunk of chunks) if (chunk.bytes.length > 0) stream.appendBytes(chunk.bytes, chunk.messageEnds)
     stream.staged.closed = request.closed

@@ -64,6 +64,14 @@ export class Registry {
     if (stream.config.ttlSeconds !== undefined || stream.config.expiresAtMs !== undefined) this.expiring.add(stream)
   }
 
+  /** Frees soft-deleted streams no fork reads any more (after recovery: forks of memory
+   * class do not survive a restart, so their sources may be unreferenced now). */
+  collectOrphans(): void {
+    for (const stream of [...this.streams.values()]) {
+      if (stream.softDeleted && stream.forkRefs === 0) this.remove(stream)
+    }
+  }
+
   /** Forgets a stream whose creation failed to commit. */
   discard(stream: Stream): void {
     if (this.streams.get(stream.path) !== stream) return
