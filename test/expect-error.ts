@@ -13,3 +13,13 @@ export function errorCode(fn: () => unknown): string {
   }
   throw new Error('expected a StreamError, nothing was thrown')
 }
+
+/** Resolves to a rejection's `code` (Node-style I/O errors), failing if the promise resolves. */
+export async function rejectionCode(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise
+  } catch (error) {
+    return (error as { code?: unknown }).code
+  }
+  throw new Error('expected a rejection')
+}

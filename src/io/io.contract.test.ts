@@ -3,6 +3,7 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import { describe, expect, test, beforeEach, afterEach } from 'vitest'
+import { rejectionCode } from '../../test/expect-error.js'
 import fc from 'fast-check'
 import { NodeFsIo } from './node-fs.js'
 import { SimIo } from './sim.js'
@@ -20,15 +21,6 @@ async function readAll(io: Io, file: IoFile): Promise<Uint8Array> {
   return buffer
 }
 
-/** Resolves to the rejection's `code`, failing if the promise resolves. */
-async function codeOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return (error as { code?: unknown }).code
-  }
-  throw new Error('expected a rejection')
-}
 
 /** The in-test model: a plain growable byte array with POSIX pwrite/ftruncate semantics. */
 class ByteModel {
@@ -113,12 +105,12 @@ function ioContract(name: string, makeIo: () => Io, makeDir: () => { dir: string
     })
 
     test('open with create=false on a missing file rejects with ENOENT', async () => {
-      expect(await codeOf(io.open(`${dir}/missing`, false))).toBe('ENOENT')
+      expect(await rejectionCode(io.open(`${dir}/missing`, false))).toBe('ENOENT')
       expect(await io.list(dir)).toEqual([])
     })
 
     test('open with create=true in a missing directory rejects with ENOENT', async () => {
-      expect(await codeOf(io.open(`${dir}/no-such-dir/file`, true))).toBe('ENOENT')
+      expect(await rejectionCode(io.open(`${dir}/no-such-dir/file`, true))).toBe('ENOENT')
     })
 
     test('open with create=true makes an empty file and lists it', async () => {
@@ -315,7 +307,7 @@ function ioContract(name: string, makeIo: () => Io, makeDir: () => { dir: string
       await closeFile(file)
       await io.rename(`${dir}/from`, `${dir}/to`)
       expect(await io.list(dir)).toEqual(['to'])
-      expect(await codeOf(io.open(`${dir}/from`, false))).toBe('ENOENT')
+      expect(await rejectionCode(io.open(`${dir}/from`, false))).toBe('ENOENT')
       const moved = await io.open(`${dir}/to`, false)
       open.push(moved)
       expect(await readAll(io, moved)).toEqual(bytes('moved'))
@@ -338,7 +330,7 @@ function ioContract(name: string, makeIo: () => Io, makeDir: () => { dir: string
     })
 
     test('rename of a missing file rejects with ENOENT', async () => {
-      expect(await codeOf(io.rename(`${dir}/ghost`, `${dir}/other`))).toBe('ENOENT')
+      expect(await rejectionCode(io.rename(`${dir}/ghost`, `${dir}/other`))).toBe('ENOENT')
     })
 
     test('unlink removes the name; an open handle keeps working', async () => {
@@ -347,7 +339,7 @@ function ioContract(name: string, makeIo: () => Io, makeDir: () => { dir: string
       await closeFile(await create('kept'))
       await io.unlink(`${dir}/doomed`)
       expect(await io.list(dir)).toEqual(['kept'])
-      expect(await codeOf(io.open(`${dir}/doomed`, false))).toBe('ENOENT')
+      expect(await rejectionCode(io.open(`${dir}/doomed`, false))).toBe('ENOENT')
       expect(await readAll(io, file)).toEqual(bytes('bye'))
       // A new file under the same name starts empty.
       const reborn = await create('doomed')
@@ -355,7 +347,7 @@ function ioContract(name: string, makeIo: () => Io, makeDir: () => { dir: string
     })
 
     test('unlink of a missing file rejects with ENOENT', async () => {
-      expect(await codeOf(io.unlink(`${dir}/ghost`))).toBe('ENOENT')
+      expect(await rejectionCode(io.unlink(`${dir}/ghost`))).toBe('ENOENT')
     })
 
     test('mkdirp is recursive and idempotent', async () => {

@@ -1,6 +1,7 @@
 // SimIo-specific semantics: crash() durability (datasync, syncDir, torn tails, stale handles), failNext() faults and flipBit().
 
 import { describe, expect, test, beforeEach } from 'vitest'
+import { rejectionCode } from '../../test/expect-error.js'
 import fc from 'fast-check'
 import { SimIo } from './sim.js'
 import type { IoFile } from './types.js'
@@ -8,15 +9,6 @@ import type { IoFile } from './types.js'
 const encoder = new TextEncoder()
 const bytes = (text: string): Uint8Array => encoder.encode(text)
 
-/** Resolves to the rejection's `code`, failing if the promise resolves. */
-async function codeOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return (error as { code?: unknown }).code
-  }
-  throw new Error('expected a rejection')
-}
 
 const DIR = '/data'
 const FILE = `${DIR}/seg`
@@ -205,7 +197,7 @@ describe('crash: directory entries', () => {
     io.crash()
     expect(io.contents(`${DIR}/new`)).toBeUndefined()
     expect(await io.list(DIR)).toEqual([])
-    expect(await codeOf(io.open(`${DIR}/new`, false))).toBe('ENOENT')
+    expect(await rejectionCode(io.open(`${DIR}/new`, false))).toBe('ENOENT')
   })
 
   test('after syncDir the created file survives with its synced data', async () => {
@@ -284,13 +276,13 @@ describe('crash: stale handles', () => {
   test('handles opened before crash reject with EBADF after it', async () => {
     const file = await durableFile('abc')
     io.crash()
-    expect(await codeOf(io.writev(file, [bytes('x')], 0, false))).toBe('EBADF')
-    expect(await codeOf(io.writev(file, [bytes('x')], 0, true))).toBe('EBADF')
-    expect(await codeOf(io.read(file, new Uint8Array(3), 0))).toBe('EBADF')
-    expect(await codeOf(io.datasync(file))).toBe('EBADF')
-    expect(await codeOf(io.size(file))).toBe('EBADF')
-    expect(await codeOf(io.truncate(file, 0))).toBe('EBADF')
-    expect(await codeOf(io.close(file))).toBe('EBADF')
+    expect(await rejectionCode(io.writev(file, [bytes('x')], 0, false))).toBe('EBADF')
+    expect(await rejectionCode(io.writev(file, [bytes('x')], 0, true))).toBe('EBADF')
+    expect(await rejectionCode(io.read(file, new Uint8Array(3), 0))).toBe('EBADF')
+    expect(await rejectionCode(io.datasync(file))).toBe('EBADF')
+    expect(await rejectionCode(io.size(file))).toBe('EBADF')
+    expect(await rejectionCode(io.truncate(file, 0))).toBe('EBADF')
+    expect(await rejectionCode(io.close(file))).toBe('EBADF')
     // The stale handle changed nothing; a fresh one works.
     expect(io.contents(FILE)).toEqual(bytes('abc'))
     const fresh = await io.open(FILE, false)
@@ -305,8 +297,8 @@ describe('crash: stale handles', () => {
     io.crash()
     const middle = await io.open(FILE, false)
     io.crash()
-    expect(await codeOf(io.size(file))).toBe('EBADF')
-    expect(await codeOf(io.size(middle))).toBe('EBADF')
+    expect(await rejectionCode(io.size(file))).toBe('EBADF')
+    expect(await rejectionCode(io.size(middle))).toBe('EBADF')
   })
 })
 
@@ -314,7 +306,7 @@ describe('failNext faults', () => {
   test("failNext('writev', 'EIO', n) applies the first n bytes, rejects with EIO, then writev succeeds", async () => {
     const file = await durableFile('')
     io.failNext('writev', 'EIO', 4)
-    expect(await codeOf(io.writev(file, [bytes('abc'), bytes('def')], 0, false))).toBe('EIO')
+    expect(await rejectionCode(io.writev(file, [bytes('abc'), bytes('def')], 0, false))).toBe('EIO')
     expect(io.contents(FILE)).toEqual(bytes('abcd'))
     await io.writev(file, [bytes('XYZ')], 4, false)
     expect(io.contents(FILE)).toEqual(bytes('abcdXYZ'))
@@ -323,14 +315,14 @@ describe('failNext faults', () => {
   test('a failing writev with no partial bytes writes nothing', async () => {
     const file = await durableFile('keep')
     io.failNext('writev', 'ENOSPC')
-    expect(await codeOf(io.writev(file, [bytes('zz')], 1, true))).toBe('ENOSPC')
+    expect(await rejectionCode(io.writev(file, [bytes('zz')], 1, true))).toBe('ENOSPC')
     expect(io.contents(FILE)).toEqual(bytes('keep'))
   })
 
   test('a failing writev(…, true) does not make its partial bytes durable', async () => {
     const file = await durableFile('')
     io.failNext('writev', 'EIO', 2)
-    expect(await codeOf(io.writev(file, [bytes('abcdef')], 0, true))).toBe('EIO')
+    expect(await rejectionCode(io.writev(file, [bytes('abcdef')], 0, true))).toBe('EIO')
     expect(io.contents(FILE)).toEqual(bytes('ab'))
     io.crash()
     expect(io.contents(FILE)).toEqual(new Uint8Array(0))
@@ -340,8 +332,8 @@ describe('failNext faults', () => {
     const file = await durableFile('')
     io.failNext('writev', 'EIO')
     io.failNext('writev', 'ENOSPC')
-    expect(await codeOf(io.writev(file, [bytes('a')], 0, false))).toBe('EIO')
-    expect(await codeOf(io.writev(file, [bytes('a')], 0, false))).toBe('ENOSPC')
+    expect(await rejectionCode(io.writev(file, [bytes('a')], 0, false))).toBe('EIO')
+    expect(await rejectionCode(io.writev(file, [bytes('a')], 0, false))).toBe('ENOSPC')
     await io.writev(file, [bytes('a')], 0, false)
     expect(io.contents(FILE)).toEqual(bytes('a'))
   })
@@ -352,7 +344,7 @@ describe('failNext faults', () => {
     io.failNext('datasync', 'ENOSPC')
     // A fault on another op is not consumed by datasync.
     io.failNext('read', 'EIO')
-    expect(await codeOf(io.datasync(file))).toBe('ENOSPC')
+    expect(await rejectionCode(io.datasync(file))).toBe('ENOSPC')
     await expect(io.datasync(file)).resolves.toBeUndefined()
     io.crash()
     expect(io.contents(FILE)).toEqual(bytes('data'))
@@ -362,7 +354,7 @@ describe('failNext faults', () => {
     const file = await durableFile('')
     await io.writev(file, [bytes('data')], 0, false)
     io.failNext('datasync', 'ENOSPC')
-    expect(await codeOf(io.datasync(file))).toBe('ENOSPC')
+    expect(await rejectionCode(io.datasync(file))).toBe('ENOSPC')
     io.crash()
     expect(io.contents(FILE)).toEqual(new Uint8Array(0))
   })
@@ -370,7 +362,7 @@ describe('failNext faults', () => {
   test("writev(…, true) applies its data but rejects when the datasync fault fires", async () => {
     const file = await durableFile('')
     io.failNext('datasync', 'EIO')
-    expect(await codeOf(io.writev(file, [bytes('abc')], 0, true))).toBe('EIO')
+    expect(await rejectionCode(io.writev(file, [bytes('abc')], 0, true))).toBe('EIO')
     expect(io.contents(FILE)).toEqual(bytes('abc'))
     io.crash()
     expect(io.contents(FILE)).toEqual(new Uint8Array(0))
@@ -379,39 +371,39 @@ describe('failNext faults', () => {
   test('faults on other operations fire once each with their code', async () => {
     const file = await durableFile('abc')
     io.failNext('open', 'EIO')
-    expect(await codeOf(io.open(FILE, false))).toBe('EIO')
+    expect(await rejectionCode(io.open(FILE, false))).toBe('EIO')
     await io.open(FILE, false)
 
     io.failNext('read', 'EIO')
-    expect(await codeOf(io.read(file, new Uint8Array(3), 0))).toBe('EIO')
+    expect(await rejectionCode(io.read(file, new Uint8Array(3), 0))).toBe('EIO')
     expect(await io.read(file, new Uint8Array(3), 0)).toBe(3)
 
     io.failNext('truncate', 'ENOSPC')
-    expect(await codeOf(io.truncate(file, 10))).toBe('ENOSPC')
+    expect(await rejectionCode(io.truncate(file, 10))).toBe('ENOSPC')
     expect(await io.size(file)).toBe(3)
     await io.truncate(file, 1)
     expect(await io.size(file)).toBe(1)
 
     io.failNext('rename', 'EIO')
-    expect(await codeOf(io.rename(FILE, `${DIR}/moved`))).toBe('EIO')
+    expect(await rejectionCode(io.rename(FILE, `${DIR}/moved`))).toBe('EIO')
     expect(await io.list(DIR)).toEqual(['seg'])
     await io.rename(FILE, `${DIR}/moved`)
 
     io.failNext('unlink', 'EIO')
-    expect(await codeOf(io.unlink(`${DIR}/moved`))).toBe('EIO')
+    expect(await rejectionCode(io.unlink(`${DIR}/moved`))).toBe('EIO')
     expect(await io.list(DIR)).toEqual(['moved'])
     await io.unlink(`${DIR}/moved`)
     expect(await io.list(DIR)).toEqual([])
 
     io.failNext('syncDir', 'ENOSPC')
-    expect(await codeOf(io.syncDir(DIR))).toBe('ENOSPC')
+    expect(await rejectionCode(io.syncDir(DIR))).toBe('ENOSPC')
     await io.syncDir(DIR)
   })
 
   test('a failed syncDir does not make names durable', async () => {
     await io.open(`${DIR}/new`, true)
     io.failNext('syncDir', 'EIO')
-    expect(await codeOf(io.syncDir(DIR))).toBe('EIO')
+    expect(await rejectionCode(io.syncDir(DIR))).toBe('EIO')
     io.crash()
     expect(await io.list(DIR)).toEqual([])
   })

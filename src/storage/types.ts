@@ -25,9 +25,8 @@ export interface AppendChunk {
   readonly messageEnds: readonly number[] | undefined
 }
 
-export interface CreateChange {
-  readonly kind: 'create'
-  readonly streamId: number
+/** What a stream is: fixed at creation, recorded by both the WAL and checkpoints. */
+export interface StreamDefinition {
   readonly path: string
   readonly contentType: string
   readonly ttlSeconds: number | undefined
@@ -36,6 +35,11 @@ export interface CreateChange {
   readonly requestKey: string
   readonly parentId: number | undefined
   readonly base: number
+}
+
+export interface CreateChange extends StreamDefinition {
+  readonly kind: 'create'
+  readonly streamId: number
   readonly closed: boolean
   readonly chunks: readonly AppendChunk[]
 }
@@ -69,16 +73,8 @@ export interface Storage {
 }
 
 /** A stream's committed state as a checkpoint records it. */
-export interface StreamSnapshot {
+export interface StreamSnapshot extends StreamDefinition {
   readonly id: number
-  readonly path: string
-  readonly contentType: string
-  readonly ttlSeconds: number | undefined
-  readonly expiresAtMs: number | undefined
-  readonly durability: Durability
-  readonly requestKey: string
-  readonly parentId: number | undefined
-  readonly base: number
   /** Own committed bytes (the data file holds at least these). */
   readonly length: number
   readonly closed: boolean

@@ -3,7 +3,7 @@
 // it (it was validated when first accepted), snapshot() captures committed state only.
 
 import { parseContentType, isJsonContentType } from '../protocol/headers.js'
-import type { EngineSnapshot, StreamSnapshot } from '../storage/types.js'
+import type { EngineSnapshot, StreamDefinition, StreamSnapshot } from '../storage/types.js'
 import type { WalRecord } from '../storage/wal-record.js'
 import type { RecoveryTarget } from '../storage/durable.js'
 import type { Engine } from './engine.js'
@@ -11,7 +11,7 @@ import type { Stream, StreamConfig } from './stream.js'
 
 export class RecoveryCorruptionError extends Error {}
 
-function configOf(record: { contentType: string; ttlSeconds: number | undefined; expiresAtMs: number | undefined; durability: StreamConfig['durability']; requestKey: string }): StreamConfig {
+function configOf(record: StreamDefinition): StreamConfig {
   const contentType = parseContentType(record.contentType)
   return {
     contentType,
