@@ -108,7 +108,8 @@ describe('power cuts', () => {
     const disk = io.crashed()
     const wal = disk.contents(SEGMENT)!
     let end = 0
-    while (end + 8 <= wal.length && Buffer.from(wal).readUInt32LE(end) !== 0) end += 8 + Buffer.from(wal).readUInt32LE(end)
+    // Frames are u32 crc | u32 length | body; walk them to the end of the written part.
+    while (end + 8 <= wal.length && Buffer.from(wal).readUInt32LE(end + 4) !== 0) end += 8 + Buffer.from(wal).readUInt32LE(end + 4)
     disk.flipBit(SEGMENT, end - 2)
     const after = await boot(disk)
     expect(await text(after, 'y')).toBe('first')
@@ -240,5 +241,23 @@ describe('durability classes in one server', () => {
     expect((await fetch(url(after, 'mem'), { method: 'HEAD' })).status).toBe(404)
     expect((await fetch(url(after, 'mem-fork'), { method: 'HEAD' })).status).toBe(404)
     expect((await fetch(url(after, 'durable-src'), { method: 'HEAD' })).status).toBe(404)
+  })
+})
+
+describe('descriptor cache', () => {
+  test('more busy streams than open files: writes, reads and recovery stay correct', async () => {
+    const io = new SimIo()
+    const options = { openFilesMax: 2 }
+    const server = await boot(io, options)
+    const names = Array.from({ length: 12 }, (_, i) => `many-${i}`)
+    for (const name of names) await put(server, name)
+    await Promise.all(names.flatMap((name) => [0, 1, 2].map((k) => post(server, name, `${name}:${k};`))))
+    await server.checkpoint()
+    for (const name of names) {
+      const content = await text(server, name)
+      for (const k of [0, 1, 2]) expect(content).toContain(`${name}:${k};`)
+    }
+    const after = await boot(io.crashed(), options)
+    for (const name of names) expect((await text(after, name)).length).toBe(3 * `${name}:0;`.length)
   })
 })

@@ -46,6 +46,8 @@ interface Inode {
 }
 
 class SimFile implements IoFile {
+  closed = false
+
   constructor(
     readonly path: string,
     readonly inode: Inode,
@@ -154,6 +156,7 @@ export class SimIo implements Io {
   private live(file: IoFile): Inode {
     const sim = file as SimFile
     if (sim.generation !== this.generation) throw new SimError('EBADF', 'stale handle after crash')
+    if (sim.closed) throw new SimError('EBADF', `use of ${sim.path} after close`)
     return sim.inode
   }
 
@@ -215,6 +218,7 @@ export class SimIo implements Io {
 
   async close(file: IoFile): Promise<void> {
     this.live(file)
+    ;(file as SimFile).closed = true
   }
 
   async mkdirp(dir: string): Promise<void> {

@@ -114,8 +114,9 @@ export class DurableStorage implements Storage {
     else if (change.kind === 'create') for (const chunk of change.chunks) bytes += chunk.bytes.length
     if (bytes === 0) return
     log.committed += bytes
-    // A failed data-file write is retried by the next checkpoint; the bytes stay in the WAL.
-    log.flush().catch(() => {})
+    // A failed data-file write keeps its bytes pending (readable, and in the WAL); the next
+    // flush or checkpoint retries it.
+    log.flush().catch(reportFlushError)
   }
 
   /** Persists the registry as of the current LSN, syncs data files, retires WAL segments. */
@@ -174,6 +175,13 @@ export class DurableStorage implements Storage {
     await this.files.closeAll()
     this.wal = undefined
   }
+}
+
+let flushErrorReported = false
+function reportFlushError(error: unknown): void {
+  if (flushErrorReported) return
+  flushErrorReported = true
+  console.error('ringstream: writing a stream data file failed (bytes stay in the WAL; will retry):', (error as Error).message)
 }
 
 function reportCheckpointError(error: unknown): void {

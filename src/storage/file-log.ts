@@ -27,14 +27,15 @@ export class DataFiles {
   async use<T>(streamId: number, action: (file: IoFile) => Promise<T>): Promise<T> {
     let entry = this.open.get(streamId)
     if (entry === undefined) {
-      entry = { file: this.io.open(this.pathOf(streamId), true), users: 0 }
+      // In use before evicting, so the new entry can never be the one closed.
+      entry = { file: this.io.open(this.pathOf(streamId), true), users: 1 }
       this.open.set(streamId, entry)
       this.evict()
     } else {
       this.open.delete(streamId)
       this.open.set(streamId, entry)
+      entry.users++
     }
-    entry.users++
     try {
       return await action(await entry.file)
     } finally {
@@ -65,13 +66,23 @@ export class DataFiles {
   }
 }
 
+/** Appends smaller than this are copied into shared blocks: fewer objects, fewer iovecs. */
+const COALESCE_BYTES_MAX = 4096
+const BLOCK_BYTES = 64 * 1024
+
 export class FileLog implements StreamLog {
   /** Bytes written to the data file. */
   private flushed: number
   /** Bytes the WAL has made durable (flushable). */
   committed: number
+  /** Staged bytes not yet in the file, oldest first: closed parts, then the open block region. */
   private pending: Uint8Array[] = []
   private pendingBytes = 0
+  /** Small appends are copied into `block`; [blockStart, blockUsed) is the open region,
+   * logically after every part in `pending` (materialized as a view only when needed). */
+  private block: Buffer | undefined
+  private blockUsed = 0
+  private blockStart = 0
   private flushing: Promise<void> = Promise.resolve()
   /** Data file has writes not yet datasync'd. */
   dirty = false
@@ -92,12 +103,35 @@ export class FileLog implements StreamLog {
 
   append(bytes: Uint8Array): void {
     if (bytes.length === 0) return
-    this.pending.push(bytes)
     this.pendingBytes += bytes.length
+    if (bytes.length > COALESCE_BYTES_MAX) {
+      this.closeRegion()
+      this.pending.push(bytes)
+      return
+    }
+    if (this.block === undefined || this.blockUsed + bytes.length > this.block.length) {
+      this.closeRegion()
+      this.block = Buffer.allocUnsafe(BLOCK_BYTES)
+      this.blockUsed = 0
+      this.blockStart = 0
+    }
+    this.block.set(bytes, this.blockUsed)
+    this.blockUsed += bytes.length
+  }
+
+  /** Moves the open block region into `pending` as a view; later small appends start a new region. */
+  private closeRegion(): void {
+    if (this.block !== undefined && this.blockUsed > this.blockStart) {
+      this.pending.push(this.block.subarray(this.blockStart, this.blockUsed))
+      this.blockStart = this.blockUsed
+    }
   }
 
   truncate(length: number): void {
     if (length < this.committed) throw new Error(`cannot drop committed bytes (${length} < ${this.committed})`)
+    this.closeRegion()
+    // Never write into a block behind views that are about to be cut.
+    this.block = undefined
     let keep = length - this.flushed
     const kept: Uint8Array[] = []
     for (const part of this.pending) {
@@ -124,6 +158,7 @@ export class FileLog implements StreamLog {
   }
 
   private readPending(from: number, to: number): Uint8Array {
+    this.closeRegion()
     const parts: Uint8Array[] = []
     let at = this.flushed
     for (const part of this.pending) {
@@ -137,7 +172,8 @@ export class FileLog implements StreamLog {
 
   /** Writes committed, unwritten bytes to the data file. Flushes run one after another. */
   flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.writeCommitted())
+    // A failed flush must not poison later ones: each retries what is still unwritten.
+    this.flushing = this.flushing.catch(() => {}).then(() => this.writeCommitted())
     return this.flushing
   }
 
@@ -145,6 +181,7 @@ export class FileLog implements StreamLog {
     if (this.released) return
     const bytes = this.committed - this.flushed
     if (bytes <= 0) return
+    this.closeRegion()
     const parts: Uint8Array[] = []
     let taken = 0
     for (const part of this.pending) {
@@ -156,25 +193,28 @@ export class FileLog implements StreamLog {
     const position = this.flushed
     await this.files.use(this.streamId, (file) => this.files.io.writev(file, parts, position, false))
     this.dirty = true
-    // Drop what was written from the front of pending (appends may have arrived meanwhile).
+    // Drop what was written from the front (appends may have arrived meanwhile; they are
+    // after it, in `pending` or in the open region, and are untouched).
     let drop = bytes
+    let index = 0
     while (drop > 0) {
-      const head = this.pending[0]!
+      const head = this.pending[index]!
       if (head.length <= drop) {
-        this.pending.shift()
         drop -= head.length
+        index++
       } else {
-        this.pending[0] = head.subarray(drop)
+        this.pending[index] = head.subarray(drop)
         drop = 0
       }
     }
+    this.pending.splice(0, index)
     this.pendingBytes -= bytes
     this.flushed += bytes
   }
 
   /** Syncs the data file if written since the last sync. */
   async sync(): Promise<void> {
-    await this.flushing
+    await this.flush()
     if (!this.dirty || this.released) return
     this.dirty = false
     await this.files.use(this.streamId, (file) => this.files.io.datasync(file))
@@ -189,6 +229,7 @@ export class FileLog implements StreamLog {
     this.released = true
     this.pending = []
     this.pendingBytes = 0
+    this.block = undefined
     this.files.released.add(this.streamId)
   }
 }

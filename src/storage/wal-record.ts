@@ -1,6 +1,6 @@
 // storage/wal-record.ts — the WAL record format: framing, checksum, encoding, decoding.
 //
-// Frame:  u32 bodyLength | u32 crc32(lengthBytes ‖ body) | body       (little-endian)
+// Frame:  u32 crc32(lengthBytes ‖ body) | u32 bodyLength | body       (little-endian)
 // Body:   u8 type | f64 timeMs | u32 streamId | type-specific fields
 //   append (2): f64 position | u8 flags(1 close, 2 producer, 4 stream-seq, 8 data)
 //               [str producerId f64 epoch f64 seq] [str streamSeq] [chunk]
@@ -126,11 +126,10 @@ export function encodeRecord(change: Change, timeMs: number): Uint8Array[] {
   const header = head.take()
   let bodyLength = header.length - FRAME_HEADER_BYTES
   for (const part of parts) bodyLength += part.length
-  header.writeUInt32LE(bodyLength, 0)
-  let crc = crc32(header.subarray(0, 4))
-  crc = crc32(header.subarray(FRAME_HEADER_BYTES), crc)
+  header.writeUInt32LE(bodyLength, 4)
+  let crc = crc32(header.subarray(4))
   for (const part of parts) crc = crc32(part, crc)
-  header.writeUInt32LE(crc, 4)
+  header.writeUInt32LE(crc, 0)
   return [header, ...parts]
 }
 
@@ -206,12 +205,13 @@ export type FrameCheck = { kind: 'end' } | { kind: 'bad'; reason: string } | { k
 /** Checks the frame at `position`: end of log, a damaged frame, or a valid one. */
 export function checkFrame(buffer: Buffer, position: number, limit: number): FrameCheck {
   if (position + FRAME_HEADER_BYTES > limit) return position === limit ? { kind: 'end' } : { kind: 'bad', reason: 'truncated frame header' }
-  const bodyLength = buffer.readUInt32LE(position)
-  if (bodyLength === 0) return { kind: 'end' }
+  const bodyLength = buffer.readUInt32LE(position + 4)
+  if (bodyLength === 0) return buffer.readUInt32LE(position) === 0 ? { kind: 'end' } : { kind: 'bad', reason: 'zero length with a checksum' }
   if (position + FRAME_HEADER_BYTES + bodyLength > limit) return { kind: 'bad', reason: 'frame runs past the end of the segment' }
-  let crc = crc32(buffer.subarray(position, position + 4))
-  crc = crc32(buffer.subarray(position + FRAME_HEADER_BYTES, position + FRAME_HEADER_BYTES + bodyLength), crc)
-  if (crc !== buffer.readUInt32LE(position + 4)) return { kind: 'bad', reason: 'checksum mismatch' }
+  // One checksum call over length and body, which are contiguous.
+  if (crc32(buffer.subarray(position + 4, position + FRAME_HEADER_BYTES + bodyLength)) !== buffer.readUInt32LE(position)) {
+    return { kind: 'bad', reason: 'checksum mismatch' }
+  }
   return { kind: 'ok', bodyLength }
 }
 

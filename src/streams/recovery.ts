@@ -70,11 +70,12 @@ export function recoveryTarget(engine: Engine): RecoveryTarget {
         if (!stream.softDeleted) registry.retire(stream)
         return
       }
-      if (change.position !== stream.stagedTail) {
-        throw new RecoveryCorruptionError(`stream ${stream.id}: WAL append at ${change.position}, stream ends at ${stream.stagedTail}`)
+      const tail = stream.stagedTail
+      if (change.position !== tail) throw new RecoveryCorruptionError(`stream ${stream.id}: WAL append at ${change.position}, stream ends at ${tail}`)
+      if (change.chunk !== undefined) {
+        stream.appendBytes(change.chunk.bytes, change.chunk.messageEnds)
+        stream.commitBytes(tail + change.chunk.bytes.length)
       }
-      if (change.chunk !== undefined) stream.appendBytes(change.chunk.bytes, change.chunk.messageEnds)
-      stream.commitBytes(stream.stagedTail)
       if (change.streamSeq !== undefined) stream.lastStreamSeq = stream.staged.lastStreamSeq = change.streamSeq
       if (change.producer !== undefined) {
         const state = { epoch: change.producer.epoch, lastSeq: change.producer.seq }
