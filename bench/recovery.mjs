@@ -369,7 +369,7 @@ function walStats(dir) {
 }
 
 /**
- * Walks a segment's frames (u32 bodyLength | u32 crc | body; a zero length ends the written
+ * Walks a segment's frames (u32 crc | u32 bodyLength | body; a zero length ends the written
  * part of a preallocated segment) and returns how many bytes hold records.
  */
 function framedBytes(file, size) {
@@ -378,7 +378,7 @@ function framedBytes(file, size) {
     const header = Buffer.alloc(4)
     let position = 0
     while (position + 8 <= size) {
-      if (readSync(fd, header, 0, 4, position) !== 4) break
+      if (readSync(fd, header, 0, 4, position + 4) !== 4) break
       const length = header.readUInt32LE(0)
       if (length === 0 || position + 8 + length > size) break
       position += 8 + length
