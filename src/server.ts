@@ -8,6 +8,7 @@ import { type ListenSocket, type TemplatedApp, type Uws, loadUws } from './http/
 import { NodeFsIo } from './io/node-fs.js'
 import type { Io } from './io/types.js'
 import { DurableStorage, type RecoveryReport } from './storage/durable.js'
+import { DataDirLock } from './data-dir-lock.js'
 import { MemoryStorage } from './storage/memory.js'
 import { Engine } from './streams/engine.js'
 import { recoveryTarget } from './streams/recovery.js'
@@ -64,6 +65,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
   let socket: ListenSocket | undefined
   let port = config.port
   let recovery: RecoveryReport | undefined
+  let lock: DataDirLock | undefined
 
   return {
     config,
@@ -85,6 +87,8 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       uws = loaded.uws
       uwsName = loaded.name
       if (durable !== undefined) {
+        // The simulator is its own world; only real directories need the process lock.
+        if (dependencies.io === undefined) lock = DataDirLock.acquire(config.dataDir)
         engine.registry.expiryEnabled = false
         recovery = await durable.recover(recoveryTarget(engine))
         engine.registry.expiryEnabled = true
@@ -106,6 +110,8 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       for (const live of [...ctx.live]) live.shutdown()
       app?.close()
       await engine.close()
+      lock?.release()
+      lock = undefined
     },
   }
 }

@@ -63,6 +63,23 @@ describe('ringstream CLI', () => {
     expect(stderr).toContain('durability must be memory, buffered or fsync')
   })
 
+  test('a second server on the same data directory is refused while the first runs', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-lock-'))
+    const first = run(['--port', '0', '--data-dir', dataDir])
+    await startupUrl(first)
+    const { code, stderr } = await output(run(['--port', '0', '--data-dir', dataDir]))
+    expect(code).toBe(1)
+    expect(stderr).toContain('in use by another ringstream process')
+    first.kill('SIGKILL')
+    await once(first, 'exit')
+    // A SIGKILLed owner leaves a stale lock, which the next server takes over.
+    const next = run(['--port', '0', '--data-dir', dataDir])
+    await startupUrl(next)
+    next.kill('SIGTERM')
+    await once(next, 'exit')
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
   test('serves streams, honours env vars, and shuts down cleanly on SIGTERM', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-cli-'))
     const child = run([], { RINGSTREAM_PORT: '0', RINGSTREAM_LONG_POLL_TIMEOUT_MS: '300', RINGSTREAM_DATA_DIR: dataDir })
