@@ -6,7 +6,7 @@
 
 import type { Io, IoFile } from '../io/types.js'
 import { type DataPaths, segmentBase } from './paths.js'
-import { FRAME_HEADER_BYTES, type WalRecord, checkFrame, decodeRecord } from './wal-record.js'
+import { FRAME_HEADER_BYTES, type WalRecord, checkFrame, forEachRecord } from './wal-record.js'
 
 export class WalCorruptionError extends Error {
   constructor(message: string) {
@@ -53,7 +53,7 @@ export async function replayWal(
   paths: DataPaths,
   fromLsn: number,
   salvage: boolean,
-  apply: (record: WalRecord, lsn: number) => void,
+  apply: (record: WalRecord) => void,
 ): Promise<WalTail | undefined> {
   const segments: Segment[] = []
   for (const name of await io.list(paths.walDir)) {
@@ -77,7 +77,7 @@ export async function replayWal(
         damaged = frame.reason
         break
       }
-      apply(decodeRecord(buffer, at, frame.bodyLength), segment.base + at)
+      forEachRecord(buffer, at, frame.bodyLength, apply)
       at += FRAME_HEADER_BYTES + frame.bodyLength
     }
     const laterSegmentsHaveData = segments.slice(i + 1).length > 0

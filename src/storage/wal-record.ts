@@ -1,6 +1,9 @@
-// storage/wal-record.ts — the WAL record format: framing, checksum, encoding, decoding.
+// storage/wal-record.ts — the WAL format: batch framing, checksum, record encoding, decoding.
 //
-// Frame:  u32 crc32(lengthBytes ‖ body) | u32 bodyLength | body       (little-endian)
+// Batch:  u32 crc32(lengthBytes ‖ records) | u32 recordsLength | records   (little-endian)
+//         One batch per group commit: one checksum call covers every record in it, and a
+//         torn write loses at most the batch that was never acknowledged.
+// Record: u32 bodyLength | body
 // Body:   u8 type | f64 timeMs | u32 streamId | type-specific fields
 //   append (2): f64 position | u8 flags(1 close, 2 producer, 4 stream-seq, 8 data)
 //               [str producerId f64 epoch f64 seq] [str streamSeq] [chunk]
@@ -10,13 +13,14 @@
 //   delete (3): nothing more
 //   chunk:      u32 messageCount (0xffffffff: not JSON) | u32 end* | u32 byteLength | bytes
 //   str:        u16 byteLength | utf8
-// A zero bodyLength marks the end of the written part of a preallocated segment.
+// A zero batch length (and checksum) marks the end of the written part of a segment.
 
 import { crc32 } from 'node:zlib'
 import type { Durability } from '../protocol/headers.js'
 import type { AppendChunk, Change } from './types.js'
 
 export const FRAME_HEADER_BYTES = 8
+const RECORD_HEADER_BYTES = 4
 const NOT_JSON = 0xffffffff
 const DURABILITY_CODES: readonly Durability[] = ['memory', 'buffered', 'fsync']
 const enum RecordType {
@@ -82,10 +86,9 @@ class Writer {
   }
 }
 
-/** Encodes a change as frame buffers (header first, payloads as their own views). */
+/** Encodes a change as record buffers (header first, payloads as their own views). */
 export function encodeRecord(change: Change, timeMs: number): Uint8Array[] {
   const head = new Writer()
-  head.u32(0)
   head.u32(0)
   const parts: Uint8Array[] = []
   head.u8(change.kind === 'create' ? RecordType.Create : change.kind === 'append' ? RecordType.Append : RecordType.Delete)
@@ -124,13 +127,20 @@ export function encodeRecord(change: Change, timeMs: number): Uint8Array[] {
     }
   }
   const header = head.take()
-  let bodyLength = header.length - FRAME_HEADER_BYTES
+  let bodyLength = header.length - RECORD_HEADER_BYTES
   for (const part of parts) bodyLength += part.length
-  header.writeUInt32LE(bodyLength, 4)
-  let crc = crc32(header.subarray(4))
-  for (const part of parts) crc = crc32(part, crc)
-  header.writeUInt32LE(crc, 0)
+  header.writeUInt32LE(bodyLength, 0)
   return [header, ...parts]
+}
+
+/** The 8-byte header that frames a batch of encoded records. */
+export function batchHeader(records: readonly Uint8Array[], recordsLength: number): Buffer {
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES)
+  header.writeUInt32LE(recordsLength, 4)
+  let crc = crc32(header.subarray(4))
+  for (const buffer of records) crc = crc32(buffer, crc)
+  header.writeUInt32LE(crc, 0)
+  return header
 }
 
 class Reader {
@@ -202,7 +212,7 @@ class Reader {
 
 export type FrameCheck = { kind: 'end' } | { kind: 'bad'; reason: string } | { kind: 'ok'; bodyLength: number }
 
-/** Checks the frame at `position`: end of log, a damaged frame, or a valid one. */
+/** Checks the batch frame at `position`: end of log, a damaged frame, or a valid one. */
 export function checkFrame(buffer: Buffer, position: number, limit: number): FrameCheck {
   if (position + FRAME_HEADER_BYTES > limit) return position === limit ? { kind: 'end' } : { kind: 'bad', reason: 'truncated frame header' }
   const bodyLength = buffer.readUInt32LE(position + 4)
@@ -215,9 +225,21 @@ export function checkFrame(buffer: Buffer, position: number, limit: number): Fra
   return { kind: 'ok', bodyLength }
 }
 
-/** Decodes the body of a frame that checkFrame accepted. Byte payloads are views into `buffer`. */
-export function decodeRecord(buffer: Buffer, position: number, bodyLength: number): WalRecord {
-  const reader = new Reader(buffer, position + FRAME_HEADER_BYTES, position + FRAME_HEADER_BYTES + bodyLength)
+/** Calls `visit` for each record of a batch that checkFrame accepted. */
+export function forEachRecord(buffer: Buffer, position: number, recordsLength: number, visit: (record: WalRecord) => void): void {
+  const end = position + FRAME_HEADER_BYTES + recordsLength
+  let at = position + FRAME_HEADER_BYTES
+  while (at < end) {
+    const bodyLength = buffer.readUInt32LE(at)
+    if (at + RECORD_HEADER_BYTES + bodyLength > end) throw new RangeError('WAL record runs past the end of its batch')
+    visit(decodeRecord(buffer, at + RECORD_HEADER_BYTES, bodyLength))
+    at += RECORD_HEADER_BYTES + bodyLength
+  }
+}
+
+/** Decodes one record body. Byte payloads are views into `buffer`. */
+function decodeRecord(buffer: Buffer, start: number, bodyLength: number): WalRecord {
+  const reader = new Reader(buffer, start, start + bodyLength)
   const type = reader.u8()
   const timeMs = reader.f64()
   const streamId = reader.u32()

@@ -6,6 +6,7 @@
 
 import type { Io, IoFile } from '../io/types.js'
 import type { DataPaths } from './paths.js'
+import { FRAME_HEADER_BYTES, batchHeader } from './wal-record.js'
 
 const ZERO_CHUNK = new Uint8Array(1 << 20)
 
@@ -84,15 +85,17 @@ export class WalWriter {
     this.writing = true
     const batch = this.queue
     this.queue = []
-    let bytes = 0
+    let recordsLength = 0
     let sync = false
-    const buffers: Uint8Array[] = []
+    const buffers: Uint8Array[] = [new Uint8Array(0)]
     for (const pending of batch) {
-      bytes += pending.bytes
+      recordsLength += pending.bytes
       sync ||= pending.sync
       for (const buffer of pending.buffers) buffers.push(buffer)
     }
+    const bytes = FRAME_HEADER_BYTES + recordsLength
     try {
+      buffers[0] = batchHeader(buffers, recordsLength)
       if (this.segment.position + bytes > this.segment.capacity) await this.roll(bytes)
       await this.io.writev(this.segment.file, buffers, this.segment.position, sync)
       this.segment.position += bytes
