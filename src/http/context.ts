@@ -1,17 +1,36 @@
 // http/context.ts — what every HTTP handler shares: the engine, the configuration, the
-// live-reader bookkeeping (long-polls and SSE sessions) and injectable time and randomness.
+// live-reader bookkeeping (long-polls and SSE sessions), one ticker for all SSE sessions,
+// and injectable time and randomness.
 
 import type { ServerConfig } from '../config.js'
 import { nextCursor } from '../protocol/cursor.js'
 import type { Engine } from '../streams/engine.js'
+import type { Stream } from '../streams/stream.js'
 
 export interface Closable {
   /** Ends the live read during shutdown. */
   shutdown(): void
 }
 
+export interface Ticking {
+  tick(nowMs: number): void
+}
+
+/** An SSE data event built once and written to every session that needs the same bytes. */
+export interface SharedFrame {
+  readonly start: number
+  readonly end: number
+  readonly frame: Buffer
+}
+
 export class HttpContext {
   readonly live = new Set<Closable>()
+  private readonly ticking = new Set<Ticking>()
+  private ticker: NodeJS.Timeout | undefined
+  /** Data frames built during this event-loop turn, by stream; cleared on the next turn so
+   * no stream keeps a frame while idle. Sessions woken by one append share one frame. */
+  private readonly frames = new Map<Stream, SharedFrame>()
+  private framesClearScheduled = false
 
   constructor(
     readonly engine: Engine,
@@ -22,5 +41,38 @@ export class HttpContext {
 
   cursor(clientCursor: string | undefined): string {
     return nextCursor(this.now(), clientCursor, this.random)
+  }
+
+  /** One interval timer serves every ticking session, and only while there are any. */
+  startTicking(session: Ticking): void {
+    this.ticking.add(session)
+    if (this.ticker !== undefined) return
+    this.ticker = setInterval(() => {
+      const nowMs = this.now()
+      for (const each of this.ticking) each.tick(nowMs)
+    }, Math.min(1000, this.config.sseKeepAliveMs))
+    this.ticker.unref()
+  }
+
+  stopTicking(session: Ticking): void {
+    this.ticking.delete(session)
+    if (this.ticking.size > 0 || this.ticker === undefined) return
+    clearInterval(this.ticker)
+    this.ticker = undefined
+  }
+
+  sharedFrame(stream: Stream, start: number): SharedFrame | undefined {
+    const shared = this.frames.get(stream)
+    return shared !== undefined && shared.start === start ? shared : undefined
+  }
+
+  shareFrame(stream: Stream, shared: SharedFrame): void {
+    this.frames.set(stream, shared)
+    if (this.framesClearScheduled) return
+    this.framesClearScheduled = true
+    setImmediate(() => {
+      this.frames.clear()
+      this.framesClearScheduled = false
+    })
   }
 }

@@ -22,7 +22,6 @@ const COMPRESSIBLE = /^(text\/|application\/(json|ndjson|x-ndjson|xml|javascript
 
 export interface ReadQuery {
   readonly offset: OffsetParam
-  readonly offsetGiven: boolean
   readonly live: 'long-poll' | 'sse' | undefined
   readonly cursor: string | undefined
 }
@@ -37,7 +36,6 @@ export function parseReadQuery(query: string): ReadQuery {
   if (live !== undefined && offsets.length === 0) throw badRequest(`live=${live} requires an offset`)
   return {
     offset: parseOffsetParam(offsets[0]),
-    offsetGiven: offsets.length === 1,
     live,
     cursor: params.get('cursor') ?? undefined,
   }
@@ -69,7 +67,12 @@ export function handleGet(x: Exchange, ctx: HttpContext, path: string): MaybePro
   const position = query.offset.kind === 'at' ? query.offset.position : 0
   ctx.engine.checkReadPosition(stream, position)
   if (query.live === 'long-poll') return longPoll(x, ctx, stream, position, query.cursor)
-  return andThen(ctx.engine.read(stream, position), (read) => sendRead(x, ctx, stream, read, query.cursor, true))
+  return sendFrom(x, ctx, stream, position, query.cursor, true)
+}
+
+/** Reads one chunk from `position` and sends it (catch-up, or a long-poll with data). */
+function sendFrom(x: Exchange, ctx: HttpContext, stream: Stream, position: number, clientCursor: string | undefined, conditional: boolean): MaybePromise<void> {
+  return andThen(ctx.engine.read(stream, position), (read) => sendRead(x, ctx, stream, read, clientCursor, conditional))
 }
 
 function sendNow(x: Exchange, ctx: HttpContext, stream: Stream): void {
@@ -129,7 +132,7 @@ function sendLongPollEmpty(x: Exchange, ctx: HttpContext, stream: Stream, positi
 }
 
 function longPoll(x: Exchange, ctx: HttpContext, stream: Stream, position: number, clientCursor: string | undefined): MaybePromise<void> {
-  if (position < stream.tail) return andThen(ctx.engine.read(stream, position), (read) => sendRead(x, ctx, stream, read, clientCursor, false))
+  if (position < stream.tail) return sendFrom(x, ctx, stream, position, clientCursor, false)
   if (stream.closed) return sendLongPollEmpty(x, ctx, stream, position, clientCursor)
   const wait = new LongPollWait(x, ctx, stream, position, clientCursor)
   wait.start()
@@ -166,11 +169,10 @@ class LongPollWait implements Waiter, Closable {
     this.cleanup()
     if (this.x.done) return
     const { stream, x, ctx } = this
-    if (stream.softDeleted || ctx.engine.registry.find(stream.path) !== stream) {
-      return x.sendError(new StreamError(stream.softDeleted ? 'GONE' : 'NOT_FOUND', 'stream was deleted'))
-    }
+    const gone = ctx.engine.registry.goneReason(stream)
+    if (gone !== undefined) return x.sendError(gone)
     if (this.position < stream.tail) {
-      const sent = andThen(ctx.engine.read(stream, this.position), (read) => sendRead(x, ctx, stream, read, this.clientCursor, false))
+      const sent = sendFrom(x, ctx, stream, this.position, this.clientCursor, false)
       if (sent instanceof Promise) sent.catch((error: unknown) => x.sendError(error))
       return
     }

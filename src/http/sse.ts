@@ -11,7 +11,7 @@ import type { Stream, Waiter } from '../streams/stream.js'
 import type { ReadResult } from '../streams/engine.js'
 import { addWaiter, removeWaiter } from '../streams/waiters.js'
 import { isPromise } from '../util/maybe.js'
-import type { Closable, HttpContext } from './context.js'
+import type { Closable, HttpContext, SharedFrame, Ticking } from './context.js'
 import type { Exchange } from './exchange.js'
 import type { ReadQuery } from './read.js'
 
@@ -32,14 +32,13 @@ export function startSse(x: Exchange, ctx: HttpContext, stream: Stream, query: R
   session.start()
 }
 
-class SseSession implements Waiter, Closable {
+class SseSession implements Waiter, Closable, Ticking {
   private paused = false
   private reading = false
   private ended = false
   private sentUpToDate = false
   private lastWriteMs: number
   private readonly startedMs: number
-  private ticker: NodeJS.Timeout | undefined
 
   constructor(
     private readonly x: Exchange,
@@ -63,7 +62,7 @@ class SseSession implements Waiter, Closable {
       }
       return true
     })
-    this.ticker = setInterval(() => this.tick(), Math.min(1000, this.ctx.config.sseKeepAliveMs))
+    this.ctx.startTicking(this)
     this.pump()
   }
 
@@ -78,21 +77,26 @@ class SseSession implements Waiter, Closable {
   private pump(): void {
     const { stream, ctx } = this
     while (!this.ended && !this.x.done && !this.reading) {
-      if (stream.softDeleted || ctx.engine.registry.find(stream.path) !== stream) return this.end()
+      if (ctx.engine.registry.goneReason(stream) !== undefined) return this.end()
       if (this.position < stream.tail) {
+        const shared = ctx.sharedFrame(stream, this.position)
+        if (shared !== undefined) {
+          if (!this.deliver(shared)) return
+          continue
+        }
         const read = ctx.engine.read(stream, this.position)
         if (isPromise(read)) {
           this.reading = true
           read.then(
             (ready) => {
               this.reading = false
-              if (this.deliver(ready)) this.pump()
+              if (this.deliver(this.frameOf(ready))) this.pump()
             },
             () => this.end(),
           )
           return
         }
-        if (!this.deliver(read)) return
+        if (!this.deliver(this.frameOf(read))) return
         continue
       }
       if (stream.closed) {
@@ -108,18 +112,25 @@ class SseSession implements Waiter, Closable {
     }
   }
 
-  /** Sends one data event and its control event; false when the client is congested. */
-  private deliver(read: ReadResult): boolean {
-    if (this.ended || this.x.done) return false
+  /** Builds the data event for a read once, for every session at the same position. */
+  private frameOf(read: ReadResult): SharedFrame {
     const parts = this.stream.config.json ? jsonArrayParts(read.parts) : read.parts
-    const data = this.base64 ? base64DataFrame(parts) : textDataFrame(parts)
-    this.position = read.end
-    const control: ControlEvent = read.closedAtEnd
-      ? { streamNextOffset: formatOffset(read.end), streamClosed: true }
-      : this.control(read.upToDate)
-    this.sentUpToDate = read.upToDate
-    const writable = this.write([data, controlFrame(control)])
-    if (read.closedAtEnd) this.end()
+    const shared = { start: read.start, end: read.end, frame: this.base64 ? base64DataFrame(parts) : textDataFrame(parts) }
+    this.ctx.shareFrame(this.stream, shared)
+    return shared
+  }
+
+  /** Sends one data event and its control event; false when the client is congested. */
+  private deliver(shared: SharedFrame): boolean {
+    if (this.ended || this.x.done) return false
+    const { stream } = this
+    const upToDate = shared.end === stream.tail
+    const closedAtEnd = upToDate && stream.closed
+    this.position = shared.end
+    const control: ControlEvent = closedAtEnd ? { streamNextOffset: formatOffset(shared.end), streamClosed: true } : this.control(upToDate)
+    this.sentUpToDate = upToDate
+    const writable = this.write([shared.frame, controlFrame(control)])
+    if (closedAtEnd) this.end()
     if (!writable) this.paused = true
     return writable
   }
@@ -140,8 +151,7 @@ class SseSession implements Waiter, Closable {
     return writable
   }
 
-  private tick(): void {
-    const nowMs = this.ctx.now()
+  tick(nowMs: number): void {
     if (nowMs - this.startedMs >= this.ctx.config.sseConnectionMs) return this.end()
     if (!this.paused && nowMs - this.lastWriteMs >= this.ctx.config.sseKeepAliveMs) this.write([KEEPALIVE_FRAME])
   }
@@ -154,8 +164,7 @@ class SseSession implements Waiter, Closable {
   }
 
   private cleanup(): void {
-    if (this.ticker !== undefined) clearInterval(this.ticker)
-    this.ticker = undefined
+    this.ctx.stopTicking(this)
     removeWaiter(this.stream, this)
     this.ctx.live.delete(this)
   }

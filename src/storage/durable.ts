@@ -76,8 +76,6 @@ export class DurableStorage implements Storage {
     let records = 0
     const tail = await replayWal(io, this.paths, fromLsn, this.options.salvage, (record) => {
       target.apply(record)
-      const log = this.logs.get(record.change.streamId)
-      if (log !== undefined) log.committed = log.length
       records++
     })
     await Promise.all([...this.logs.values()].map((log) => log.flush()))
@@ -102,21 +100,7 @@ export class DurableStorage implements Storage {
   commit(change: Change, durability: Durability, timeMs: number): Promise<void> | undefined {
     if (durability === 'memory') return undefined
     if (this.wal === undefined) throw new Error('durable storage used before recovery')
-    const written = this.wal.append(encodeRecord(change, timeMs), durability === 'fsync')
-    return written.then(() => this.afterCommit(change))
-  }
-
-  private afterCommit(change: Change): void {
-    const log = this.logs.get(change.streamId)
-    if (log === undefined) return
-    let bytes = 0
-    if (change.kind === 'append') bytes = change.chunk?.bytes.length ?? 0
-    else if (change.kind === 'create') for (const chunk of change.chunks) bytes += chunk.bytes.length
-    if (bytes === 0) return
-    log.committed += bytes
-    // A failed data-file write keeps its bytes pending (readable, and in the WAL); the next
-    // flush or checkpoint retries it.
-    log.flush().catch(reportFlushError)
+    return this.wal.append(encodeRecord(change, timeMs), durability === 'fsync').then(ignore)
   }
 
   /** Persists the registry as of the current LSN, syncs data files, retires WAL segments. */
@@ -177,12 +161,7 @@ export class DurableStorage implements Storage {
   }
 }
 
-let flushErrorReported = false
-function reportFlushError(error: unknown): void {
-  if (flushErrorReported) return
-  flushErrorReported = true
-  console.error('ringstream: writing a stream data file failed (bytes stay in the WAL; will retry):', (error as Error).message)
-}
+function ignore(): void {}
 
 function reportCheckpointError(error: unknown): void {
   console.error('ringstream: checkpoint failed (will retry):', (error as Error).message)

@@ -66,6 +66,15 @@ export class DataFiles {
   }
 }
 
+let flushErrorReported = false
+/** A failed data-file write keeps its bytes pending (readable, and in the WAL); the next
+ * flush or checkpoint retries it. Reported once, not per append. */
+function reportFlushError(error: unknown): void {
+  if (flushErrorReported) return
+  flushErrorReported = true
+  console.error('ringstream: writing a stream data file failed (bytes stay in the WAL; will retry):', (error as Error).message)
+}
+
 /** Appends smaller than this are copied into shared blocks: fewer objects, fewer iovecs. */
 const COALESCE_BYTES_MAX = 4096
 const BLOCK_BYTES = 64 * 1024
@@ -74,7 +83,8 @@ export class FileLog implements StreamLog {
   /** Bytes written to the data file. */
   private flushed: number
   /** Bytes the WAL has made durable (flushable). */
-  committed: number
+  private committed: number
+  private flushScheduled = false
   /** Staged bytes not yet in the file, oldest first: closed parts, then the open block region. */
   private pending: Uint8Array[] = []
   private pendingBytes = 0
@@ -125,6 +135,18 @@ export class FileLog implements StreamLog {
       this.pending.push(this.block.subarray(this.blockStart, this.blockUsed))
       this.blockStart = this.blockUsed
     }
+  }
+
+  /** Records what is durable and writes it out on the next turn of the event loop: one
+   * flush per log per turn however many appends committed (replay commits a million). */
+  commit(length: number): void {
+    if (length > this.committed) this.committed = length
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(() => {
+      this.flushScheduled = false
+      this.flush().catch(reportFlushError)
+    })
   }
 
   truncate(length: number): void {

@@ -21,6 +21,8 @@ export class MemoryLog implements StreamLog {
     this.used = needed
   }
 
+  commit(): void {}
+
   truncate(length: number): void {
     if (length > this.used) throw new Error(`truncate to ${length} beyond log of ${this.used} bytes`)
     // Views handed out earlier must keep their bytes: copy instead of rewriting in place.

@@ -11,6 +11,8 @@ export interface StreamLog {
   readonly length: number
   /** Stages bytes at the end. */
   append(bytes: Uint8Array): void
+  /** Bytes up to `length` are durable (their change committed); a disk log may now write them out. */
+  commit(length: number): void
   /** Drops staged bytes beyond `length` (rollback of a failed commit). */
   truncate(length: number): void
   /** Bytes [from, to), all committed; without copying where the backend allows. */

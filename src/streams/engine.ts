@@ -116,11 +116,12 @@ export class Engine {
     const chunks: AppendChunk[] = []
     if (fork?.slice !== undefined) chunks.push(fork.slice)
     const contentType = fork?.contentType ?? request.contentType ?? DEFAULT_CONTENT_TYPE
-    if (request.body.length > 0) chunks.push(isJsonContentType(contentType) ? frameJsonAppend(request.body, true) : { bytes: request.body, messageEnds: undefined })
+    const json = isJsonContentType(contentType)
+    if (request.body.length > 0) chunks.push(json ? frameJsonAppend(request.body, true) : { bytes: request.body, messageEnds: undefined })
     const inherit = fork !== undefined && request.ttlSeconds === undefined && request.expiresAtMs === undefined
     const config: StreamConfig = {
       contentType,
-      json: isJsonContentType(contentType),
+      json,
       ttlSeconds: inherit ? fork.source.config.ttlSeconds : request.ttlSeconds,
       expiresAtMs: inherit ? fork.source.config.expiresAtMs : request.expiresAtMs,
       durability: request.durability ?? this.options.defaultDurability,
@@ -235,7 +236,8 @@ export class Engine {
   private commit<R>(stream: Stream, change: Change, onCommit: () => void, onFail: () => void, value: () => R): MaybePromise<R> {
     let pending: Promise<void> | undefined
     try {
-      pending = this.options.storage.commit(change, stream.config.durability, this.now())
+      // lastAccessMs was set to now by the request that made this change.
+      pending = this.options.storage.commit(change, stream.config.durability, stream.lastAccessMs)
     } catch (error) {
       onFail()
       throw storageError(error)
@@ -245,16 +247,15 @@ export class Engine {
       wakeWaiters(stream)
       return value()
     }
-    stream.inflight++
-    const settled = pending.then(
+    const settled: Promise<R> = pending.then(
       () => {
-        stream.inflight--
+        if (stream.lastCommit === settled) stream.lastCommit = undefined
         onCommit()
         wakeWaiters(stream)
         return value()
       },
       (error: unknown) => {
-        stream.inflight--
+        if (stream.lastCommit === settled) stream.lastCommit = undefined
         onFail()
         throw storageError(error)
       },
@@ -265,7 +266,7 @@ export class Engine {
 
   /** Answers that depend on staged state wait until that state is durable. */
   private afterInflight<R>(stream: Stream, value: () => R): MaybePromise<R> {
-    if (stream.inflight === 0 || stream.lastCommit === undefined) return value()
+    if (stream.lastCommit === undefined) return value()
     return stream.lastCommit.then(value)
   }
 

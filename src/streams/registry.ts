@@ -44,6 +44,12 @@ export class Registry {
     return stream
   }
 
+  /** Why a stream a live reader holds is no longer readable (deleted, expired, replaced), if it is not. */
+  goneReason(stream: Stream): StreamError | undefined {
+    if (stream.softDeleted) return new StreamError('GONE', 'stream was deleted')
+    return this.find(stream.path) === stream ? undefined : new StreamError('NOT_FOUND', 'stream was deleted')
+  }
+
   /** A live stream or a StreamError (404 when absent, 410 when soft-deleted). */
   get(path: string): Stream {
     const stream = this.find(path)

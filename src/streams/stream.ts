@@ -61,9 +61,7 @@ export class Stream {
   producers: Map<string, ProducerState> | undefined
   lastStreamSeq: string | undefined
   readonly staged: StagedState = { closed: false, producers: undefined, lastStreamSeq: undefined }
-  /** Changes handed to storage and not yet durable. */
-  inflight = 0
-  /** Settles when the latest in-flight change of this stream does. */
+  /** The latest change handed to storage and not yet settled; undefined when none is. */
   lastCommit: Promise<unknown> | undefined
   softDeleted = false
   /** Live forks reading through this stream; a referenced stream is only soft-deleted. */
@@ -106,6 +104,7 @@ export class Stream {
   /** Makes staged bytes up to `stagedEnd` (absolute) readable. */
   commitBytes(stagedEnd: number): void {
     this.committedLength = Math.max(this.committedLength, stagedEnd - this.base)
+    this.log.commit(this.committedLength)
   }
 
   /** Drops everything staged and not committed (a failed commit). */

@@ -138,3 +138,24 @@ describe('client: forks', () => {
     expect(await (await source.stream({ live: false })).text()).toBe('shared|source-only')
   })
 })
+
+describe('SSE fan-out', () => {
+  test('many subscribers at the same offset each get every event exactly once', async () => {
+    const stream = await DurableStream.create({ url: live.stream(uniqueName('fanout')), contentType: 'application/json' })
+    const subscribers = await Promise.all(Array.from({ length: 8 }, () => stream.stream<{ n: number }>({ live: 'sse', offset: 'now' })))
+    const received = subscribers.map(() => [] as number[])
+    const done = subscribers.map(
+      (res, i) =>
+        new Promise<void>((resolve) => {
+          res.subscribeJson((batch) => {
+            for (const item of batch.items) received[i]!.push(item.n)
+            if (received[i]!.length >= 3) resolve()
+          })
+        }),
+    )
+    for (const n of [1, 2, 3]) await stream.append(JSON.stringify({ n }))
+    await Promise.all(done)
+    for (const res of subscribers) res.cancel()
+    for (const got of received) expect(got).toEqual([1, 2, 3])
+  })
+})
