@@ -17,7 +17,7 @@ Options (each also settable as an environment variable):
   --durability <class>        RINGSTREAM_DURABILITY           memory | buffered | fsync (default ${DEFAULTS.durability}); a stream
                                                               may choose its own with the Stream-Durability header
   --long-poll-timeout-ms <n>  RINGSTREAM_LONG_POLL_TIMEOUT_MS long-poll wait before 204 (default ${DEFAULTS.longPollTimeoutMs})
-  --io <backend>              RINGSTREAM_IO                   auto | uring | fs (default ${DEFAULTS.io}; only fs exists today)
+  --io <backend>              RINGSTREAM_IO                   auto | uring | fs (default ${DEFAULTS.io}: uring when it loads)
   --checkpoint-interval-ms <n> RINGSTREAM_CHECKPOINT_INTERVAL_MS checkpoint at least this often (default ${DEFAULTS.checkpointIntervalMs})
   --checkpoint-wal-bytes <n>  RINGSTREAM_CHECKPOINT_WAL_BYTES and after this much WAL (default ${DEFAULTS.checkpointWalBytes})
   --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on

@@ -5,7 +5,7 @@ import { DEFAULTS, type ServerConfig, validateConfig } from './config.js'
 import { HttpContext } from './http/context.js'
 import { buildApp } from './http/app.js'
 import { type ListenSocket, type TemplatedApp, type Uws, loadUws } from './http/uws.js'
-import { NodeFsIo } from './io/node-fs.js'
+import { selectIo } from './io/select.js'
 import type { Io } from './io/types.js'
 import { DurableStorage, type RecoveryReport } from './storage/durable.js'
 import { DataDirLock } from './data-dir-lock.js'
@@ -38,12 +38,18 @@ export interface ServerDependencies {
 export function createServer(options: Partial<ServerConfig> = {}, dependencies: ServerDependencies = {}): RingstreamServer {
   const config: ServerConfig = { ...DEFAULTS, ...options }
   validateConfig(config)
-  const io = dependencies.io ?? new NodeFsIo()
-  const durable =
+  // Memory mode touches no disk, so it opens no ring either.
+  const choice =
     config.durability === 'memory'
       ? undefined
+      : dependencies.io !== undefined
+        ? { io: dependencies.io, description: dependencies.io.name, release: async () => {} }
+        : selectIo(config.io)
+  const durable =
+    choice === undefined
+      ? undefined
       : new DurableStorage({
-          io,
+          io: choice.io,
           dataDir: config.dataDir,
           walSegmentBytes: config.walSegmentBytes,
           checkpointIntervalMs: config.checkpointIntervalMs,
@@ -80,7 +86,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
     },
     describe() {
       const where = durable === undefined ? '' : ` data-dir=${config.dataDir}`
-      return `storage=${storage.kind} durability=${config.durability}${where} io=${durable === undefined ? 'none' : io.name} (requested ${config.io}) http=${uwsName}`
+      return `storage=${storage.kind} durability=${config.durability}${where} io=${choice === undefined ? 'none' : choice.description} http=${uwsName}`
     },
     async listen() {
       const loaded = await loadUws()
@@ -110,6 +116,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       for (const live of [...ctx.live]) live.shutdown()
       app?.close()
       await engine.close()
+      await choice?.release()
       lock?.release()
       lock = undefined
     },

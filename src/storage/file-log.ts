@@ -2,6 +2,9 @@
 // the bytes a catch-up read sends. Bytes are staged in memory, written to the file after
 // their WAL record commits (no fsync: checkpoints sync data files), and read back with
 // positional reads. Open files live in a bounded cache, so idle streams hold no descriptor.
+// Writes are coarse: a log writes once it holds FLUSH_BYTES of committed bytes, and a
+// sweep writes the rest every FLUSH_DELAY_MS — the WAL already holds them, and one write
+// per append per turn cost more than the WAL itself.
 
 import type { Io, IoFile } from '../io/types.js'
 import type { StreamLog } from './types.js'
@@ -17,6 +20,9 @@ export class DataFiles {
   private readonly open = new Map<number, CachedFile>()
   /** Streams whose logs were released; their files go once a checkpoint no longer lists them. */
   readonly released = new Set<number>()
+  /** Logs holding committed bytes below FLUSH_BYTES, written by the next sweep. */
+  private readonly unswept = new Set<FileLog>()
+  private sweepTimer: NodeJS.Timeout | undefined
 
   constructor(
     readonly io: Io,
@@ -43,6 +49,20 @@ export class DataFiles {
     }
   }
 
+  /** Writes `log` within FLUSH_DELAY_MS. */
+  deferFlush(log: FileLog): void {
+    this.unswept.add(log)
+    if (this.sweepTimer !== undefined) return
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined
+      const logs = [...this.unswept]
+      this.unswept.clear()
+      for (const each of logs) each.flush().catch(reportFlushError)
+    }, FLUSH_DELAY_MS)
+    // A pending sweep must not keep a finished process alive; close() flushes everything.
+    this.sweepTimer.unref()
+  }
+
   private evict(): void {
     for (const [streamId, entry] of this.open) {
       if (this.open.size <= this.openFilesMax) return
@@ -60,6 +80,9 @@ export class DataFiles {
   }
 
   async closeAll(): Promise<void> {
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer)
+    this.sweepTimer = undefined
+    this.unswept.clear()
     const entries = [...this.open.values()]
     this.open.clear()
     for (const entry of entries) await this.io.close(await entry.file).catch(() => {})
@@ -77,7 +100,12 @@ function reportFlushError(error: unknown): void {
 
 /** Appends smaller than this are copied into shared blocks: fewer objects, fewer iovecs. */
 const COALESCE_BYTES_MAX = 4096
-const BLOCK_BYTES = 64 * 1024
+/** Small appends share blocks of this size; a fresh block per flush keeps idle streams light. */
+const BLOCK_BYTES = 16 * 1024
+/** A log writes to its data file as soon as it holds this many committed bytes. */
+const FLUSH_BYTES = 16 * 1024
+/** Longest a committed byte waits (in memory, and in the WAL) before its data-file write. */
+const FLUSH_DELAY_MS = 500
 
 export class FileLog implements StreamLog {
   /** Bytes written to the data file. */
@@ -137,11 +165,16 @@ export class FileLog implements StreamLog {
     }
   }
 
-  /** Records what is durable and writes it out on the next turn of the event loop: one
-   * flush per log per turn however many appends committed (replay commits a million). */
+  /** Records what is durable. A full FLUSH_BYTES is written on the next turn of the event
+   * loop (one write however many appends filled it; replay commits a million); less waits
+   * for the sweep. */
   commit(length: number): void {
     if (length > this.committed) this.committed = length
     if (this.flushScheduled) return
+    if (this.committed - this.flushed < FLUSH_BYTES) {
+      this.files.deferFlush(this)
+      return
+    }
     this.flushScheduled = true
     setImmediate(() => {
       this.flushScheduled = false
@@ -232,6 +265,7 @@ export class FileLog implements StreamLog {
     this.pending.splice(0, index)
     this.pendingBytes -= bytes
     this.flushed += bytes
+    if (this.pendingBytes === 0) this.block = undefined
   }
 
   /** Syncs the data file if written since the last sync. */

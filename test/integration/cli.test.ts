@@ -1,46 +1,16 @@
 // Integration: the `ringstream` command as a user runs it — a real child process from
 // bin/ringstream.js (compiled dist/), its startup line, flags, env vars and shutdown.
 
-import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
+import { output, ringstream, startup, useChildren } from '../process.js'
 
-const BIN = fileURLToPath(new URL('../../bin/ringstream.js', import.meta.url))
-const children: ChildProcess[] = []
-
-afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL')
-})
-
-function run(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  children.push(child)
-  return child
-}
-
-async function output(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code, stdout, stderr }
-}
-
-/** Resolves with the URL from the startup line. */
-async function startupUrl(child: ChildProcess): Promise<string> {
-  let seen = ''
-  for await (const chunk of child.stdout!) {
-    seen += (chunk as Buffer).toString()
-    const match = /listening on (http:\/\/[^\s/]+)\/v1\/stream\//.exec(seen)
-    if (match) return match[1]!
-  }
-  throw new Error(`server exited before its startup line: ${seen}`)
-}
+const spawnChild = useChildren()
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnChild(ringstream(args), env)
+const startupUrl = async (child: Parameters<typeof startup>[0]): Promise<string> => (await startup(child)).url
 
 describe('ringstream CLI', () => {
   test('--help documents every flag and its environment variable', async () => {
