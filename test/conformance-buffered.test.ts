@@ -1,4 +1,4 @@
-// The official conformance suite against a server in the buffered durability class.
+// The official conformance suite against a server in the buffered durability class on io_uring.
 import { conformanceSuite } from './conformance.js'
 
-conformanceSuite('buffered')
+conformanceSuite('buffered', 'uring')

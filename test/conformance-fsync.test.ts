@@ -1,4 +1,4 @@
-// The official conformance suite against a server in the fsync durability class.
+// The official conformance suite against a server in the fsync durability class on io_uring.
 import { conformanceSuite } from './conformance.js'
 
-conformanceSuite('fsync')
+conformanceSuite('fsync', 'uring')

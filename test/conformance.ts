@@ -1,26 +1,34 @@
 // test/conformance.ts — runs the official conformance suite against a real ringstream
-// server in one durability class (durable classes get a fresh temporary data directory).
+// server in one durability class and I/O backend (durable classes get a fresh temporary
+// data directory).
 
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runConformanceTests } from '@durable-streams/server-conformance-tests'
 import { afterAll, beforeAll, describe } from 'vitest'
+import type { IoBackend } from '../src/config.js'
 import type { Durability } from '../src/protocol/headers.js'
 import { type RingstreamServer, createServer } from '../src/index.js'
 
 /** Short so the suite's offset=now long-polls end quickly. */
 const LONG_POLL_TIMEOUT_MS = 1000
 
-export function conformanceSuite(durability: Durability): void {
-  describe(`conformance: ${durability}`, () => {
+/** Durable classes run on one real I/O backend each: `uring` (Linux only) or `fs`. */
+export function conformanceSuite(durability: Durability, io: IoBackend = 'fs'): void {
+  const label = durability === 'memory' ? durability : `${durability}, --io ${io}`
+  if (io === 'uring' && process.platform !== 'linux') {
+    describe.skip(`conformance: ${label} (io_uring is Linux-only)`, () => {})
+    return
+  }
+  describe(`conformance: ${label}`, () => {
     const config = { baseUrl: '', longPollTimeoutMs: LONG_POLL_TIMEOUT_MS }
     let server: RingstreamServer
     let dataDir: string
 
     beforeAll(async () => {
       dataDir = mkdtempSync(join(tmpdir(), `ringstream-conformance-${durability}-`))
-      server = createServer({ port: 0, durability, dataDir, longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, walSegmentBytes: 32 * 1024 * 1024 })
+      server = createServer({ port: 0, durability, io, dataDir, longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, walSegmentBytes: 32 * 1024 * 1024 })
       await server.listen()
       config.baseUrl = server.url
     })

@@ -2,6 +2,7 @@
 // producers and SIGKILLed at random moments, then restarted on the same data directory.
 // Every acknowledged append must be there, byte-exact and in order at its offset; producer
 // retries must dedupe; closes, forks and deletes that were acknowledged must stick.
+// crash-uring.test.ts and crash-fs.test.ts run it on each real I/O backend.
 
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -17,6 +18,7 @@ const KILLS = Number(process.env.CRASH_KILLS ?? 24)
 const READY_TIMEOUT_MS = 15_000
 const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-crash-'))
 let child: ChildProcess | undefined
+let ioBackend: 'uring' | 'fs' = 'fs'
 
 afterAll(() => {
   if (child?.exitCode === null) child.kill('SIGKILL')
@@ -25,7 +27,7 @@ afterAll(() => {
 
 async function start(): Promise<{ url: string; readyMs: number }> {
   const started = Date.now()
-  child = spawn(process.execPath, [BIN, '--port', '0', '--data-dir', dataDir, '--durability', 'fsync'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child = spawn(process.execPath, [BIN, '--port', '0', '--data-dir', dataDir, '--durability', 'fsync', '--io', ioBackend], { stdio: ['ignore', 'pipe', 'pipe'] })
   let seen = ''
   child.stderr!.on('data', (chunk: Buffer) => (seen += chunk.toString()))
   const timer = setTimeout(() => child?.kill('SIGKILL'), READY_TIMEOUT_MS)
@@ -33,7 +35,11 @@ async function start(): Promise<{ url: string; readyMs: number }> {
     for await (const chunk of child.stdout!) {
       seen += (chunk as Buffer).toString()
       const match = /listening on (http:\/\/[^\s/]+)\/v1\/stream\//.exec(seen)
-      if (match) return { url: match[1]!, readyMs: Date.now() - started }
+      if (match) {
+        // The server must really be on the backend under test, not a fallback.
+        expect(seen).toContain(ioBackend === 'uring' ? 'io=uring' : 'io=node-fs')
+        return { url: match[1]!, readyMs: Date.now() - started }
+      }
     }
   } finally {
     clearTimeout(timer)
@@ -180,64 +186,67 @@ async function put(url: string, path: string, headers: Record<string, string>, b
   return fetch(`${url}/v1/stream/${path}`, { method: 'PUT', headers, body })
 }
 
-describe('crash recovery with SIGKILL', () => {
-  test(`acknowledged data survives ${KILLS} kills`, { timeout: 240_000 }, async () => {
-    let { url } = await start()
-    const producers = [0, 1, 2, 3].map((i) => new ProducerWriter(`crash/producer-${i}`, `p${i}`))
-    const json = new JsonProducerWriter('crash/json', 'j0')
-    const plain = new PlainWriter('crash/plain')
-    for (const writer of producers) expect((await put(url, writer.path, { 'Content-Type': 'application/octet-stream' })).status).toBe(201)
-    expect((await put(url, json.path, { 'Content-Type': 'application/json' })).status).toBe(201)
-    expect((await put(url, plain.path, { 'Content-Type': 'text/plain' })).status).toBe(201)
-    const closed: string[] = []
-    const deleted: string[] = []
-    const forks: Array<{ path: string; content: Buffer }> = []
-    const readyTimes: number[] = []
+export function crashSuite(io: 'uring' | 'fs'): void {
+  ioBackend = io
+  describe(`crash recovery with SIGKILL (--io ${io})`, () => {
+    test(`acknowledged data survives ${KILLS} kills`, { timeout: 240_000 }, async () => {
+      let { url } = await start()
+      const producers = [0, 1, 2, 3].map((i) => new ProducerWriter(`crash/producer-${i}`, `p${i}`))
+      const json = new JsonProducerWriter('crash/json', 'j0')
+      const plain = new PlainWriter('crash/plain')
+      for (const writer of producers) expect((await put(url, writer.path, { 'Content-Type': 'application/octet-stream' })).status).toBe(201)
+      expect((await put(url, json.path, { 'Content-Type': 'application/json' })).status).toBe(201)
+      expect((await put(url, plain.path, { 'Content-Type': 'text/plain' })).status).toBe(201)
+      const closed: string[] = []
+      const deleted: string[] = []
+      const forks: Array<{ path: string; content: Buffer }> = []
+      const readyTimes: number[] = []
 
-    for (let round = 0; round < KILLS; round++) {
-      const stop = { value: false }
-      const running = [...producers.map((writer) => writer.run(url, stop)), json.run(url, stop), plain.run(url, stop)]
-      // Lifecycle changes while the writers run; each acknowledged one must survive.
-      const life = `crash/life-${round}`
-      if ((await put(url, life, { 'Content-Type': 'text/plain' }, Buffer.from('life'))).status === 201) {
-        const close = await fetch(`${url}/v1/stream/${life}`, { method: 'POST', headers: { 'Stream-Closed': 'true' } }).catch(() => undefined)
-        if (close?.status === 204) closed.push(life)
+      for (let round = 0; round < KILLS; round++) {
+        const stop = { value: false }
+        const running = [...producers.map((writer) => writer.run(url, stop)), json.run(url, stop), plain.run(url, stop)]
+        // Lifecycle changes while the writers run; each acknowledged one must survive.
+        const life = `crash/life-${round}`
+        if ((await put(url, life, { 'Content-Type': 'text/plain' }, Buffer.from('life'))).status === 201) {
+          const close = await fetch(`${url}/v1/stream/${life}`, { method: 'POST', headers: { 'Stream-Closed': 'true' } }).catch(() => undefined)
+          if (close?.status === 204) closed.push(life)
+        }
+        const source = producers[round % producers.length]!
+        const forkPath = `crash/fork-${round}`
+        const sourceContent = Buffer.concat(source.acked)
+        const fork = await put(url, forkPath, {
+          'Stream-Forked-From': `/v1/stream/${source.path}`,
+          'Stream-Fork-Offset': `0000000000000000_${String(sourceContent.length).padStart(16, '0')}`,
+        }).catch(() => undefined)
+        if (fork?.status === 201) forks.push({ path: forkPath, content: sourceContent })
+        const doomed = `crash/doomed-${round}`
+        if ((await put(url, doomed, { 'Content-Type': 'text/plain' }).catch(() => undefined))?.status === 201) {
+          const removed = await fetch(`${url}/v1/stream/${doomed}`, { method: 'DELETE' }).catch(() => undefined)
+          if (removed?.status === 204) deleted.push(doomed)
+        }
+        await sleep(50 + Math.random() * 300)
+        await kill()
+        stop.value = true
+        await Promise.all(running)
+
+        const restarted = await start()
+        url = restarted.url
+        readyTimes.push(restarted.readyMs)
+        for (const writer of [...producers, json]) await writer.settle(url)
+        for (const writer of producers) await writer.verify(url)
+        await json.verify(url)
+        await plain.verify(url)
+        for (const path of closed) {
+          const head = await fetch(`${url}/v1/stream/${path}`, { method: 'HEAD' })
+          expect(head.headers.get('stream-closed'), `${path} stays closed`).toBe('true')
+        }
+        for (const path of deleted) expect((await fetch(`${url}/v1/stream/${path}`, { method: 'HEAD' })).status, `${path} stays deleted`).toBe(404)
+        for (const { path, content } of forks) expect(Buffer.from(await readAll(url, path)).equals(content), `${path} keeps its inherited data`).toBe(true)
       }
-      const source = producers[round % producers.length]!
-      const forkPath = `crash/fork-${round}`
-      const sourceContent = Buffer.concat(source.acked)
-      const fork = await put(url, forkPath, {
-        'Stream-Forked-From': `/v1/stream/${source.path}`,
-        'Stream-Fork-Offset': `0000000000000000_${String(sourceContent.length).padStart(16, '0')}`,
-      }).catch(() => undefined)
-      if (fork?.status === 201) forks.push({ path: forkPath, content: sourceContent })
-      const doomed = `crash/doomed-${round}`
-      if ((await put(url, doomed, { 'Content-Type': 'text/plain' }).catch(() => undefined))?.status === 201) {
-        const removed = await fetch(`${url}/v1/stream/${doomed}`, { method: 'DELETE' }).catch(() => undefined)
-        if (removed?.status === 204) deleted.push(doomed)
-      }
-      await sleep(50 + Math.random() * 300)
       await kill()
-      stop.value = true
-      await Promise.all(running)
-
-      const restarted = await start()
-      url = restarted.url
-      readyTimes.push(restarted.readyMs)
-      for (const writer of [...producers, json]) await writer.settle(url)
-      for (const writer of producers) await writer.verify(url)
-      await json.verify(url)
-      await plain.verify(url)
-      for (const path of closed) {
-        const head = await fetch(`${url}/v1/stream/${path}`, { method: 'HEAD' })
-        expect(head.headers.get('stream-closed'), `${path} stays closed`).toBe('true')
-      }
-      for (const path of deleted) expect((await fetch(`${url}/v1/stream/${path}`, { method: 'HEAD' })).status, `${path} stays deleted`).toBe(404)
-      for (const { path, content } of forks) expect(Buffer.from(await readAll(url, path)).equals(content), `${path} keeps its inherited data`).toBe(true)
-    }
-    await kill()
-    const totalAcked = [...producers, json].reduce((sum, writer) => sum + writer.acked.length, 0) + plain.acked.length
-    expect(totalAcked).toBeGreaterThan(KILLS)
-    console.log(`crash test: ${KILLS} kills, ${totalAcked} acknowledged appends verified, restart-to-ready max ${Math.max(...readyTimes)} ms`)
+      const totalAcked = [...producers, json].reduce((sum, writer) => sum + writer.acked.length, 0) + plain.acked.length
+      expect(totalAcked).toBeGreaterThan(KILLS)
+      console.log(`crash test: ${KILLS} kills, ${totalAcked} acknowledged appends verified, restart-to-ready max ${Math.max(...readyTimes)} ms`)
+    })
   })
-})
+}
