@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { runConformanceTests } from '@durable-streams/server-conformance-tests'
 import { afterAll, beforeAll, describe } from 'vitest'
 import type { IoBackend } from '../src/config.js'
+import { uringUnavailable } from './uring-available.js'
 import type { Durability } from '../src/protocol/headers.js'
 import { type RingstreamServer, createServer } from '../src/index.js'
 
@@ -17,8 +18,8 @@ const LONG_POLL_TIMEOUT_MS = 1000
 /** Durable classes run on one real I/O backend each: `uring` (Linux only) or `fs`. */
 export function conformanceSuite(durability: Durability, io: IoBackend = 'fs'): void {
   const label = durability === 'memory' ? durability : `${durability}, --io ${io}`
-  if (io === 'uring' && process.platform !== 'linux') {
-    describe.skip(`conformance: ${label} (io_uring is Linux-only)`, () => {})
+  if (io === 'uring' && uringUnavailable !== undefined) {
+    describe.skip(`conformance: ${label} (${uringUnavailable})`, () => {})
     return
   }
   describe(`conformance: ${label}`, () => {

@@ -1,12 +1,15 @@
-// Shared Io contract suite (open/writev/read/size/truncate/sync/list/rename/unlink/mkdirp), run against NodeFsIo on real files and SimIo in memory.
+// Shared Io contract suite (open/writev/read/size/truncate/sync/list/rename/unlink/mkdirp), run against NodeFsIo and
+// UringIo on real files and SimIo in memory.
 
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import { describe, expect, test, beforeEach, afterEach } from 'vitest'
 import { rejectionCode } from '../../test/expect-error.js'
+import { uringAddon, uringUnavailable } from '../../test/uring-available.js'
 import fc from 'fast-check'
 import { NodeFsIo } from './node-fs.js'
 import { SimIo } from './sim.js'
+import { UringIo } from './uring.js'
 import type { Io, IoFile } from './types.js'
 
 const encoder = new TextEncoder()
@@ -70,7 +73,12 @@ const opArb: fc.Arbitrary<ModelOp> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), size: fc.nat({ max: 300 }) }) },
 )
 
-function ioContract(name: string, makeIo: () => Io, makeDir: () => { dir: string; cleanup: () => void }): void {
+function ioContract(
+  name: string,
+  makeIo: () => Io,
+  makeDir: () => { dir: string; cleanup: () => void },
+  release: (io: Io) => Promise<void> = async () => {},
+): void {
   describe(`Io contract: ${name}`, () => {
     let io: Io
     let dir: string
@@ -86,6 +94,7 @@ function ioContract(name: string, makeIo: () => Io, makeDir: () => { dir: string
     afterEach(async () => {
       for (const file of open.splice(0)) await io.close(file).catch(() => undefined)
       cleanup()
+      await release(io)
     })
 
     async function create(fileName: string): Promise<IoFile> {
@@ -421,3 +430,15 @@ ioContract(
   () => new SimIo(),
   () => ({ dir: '/data', cleanup: () => undefined }),
 )
+
+describe.skipIf(uringUnavailable !== undefined)('uring', () => {
+  ioContract(
+    'UringIo',
+    () => new UringIo(uringAddon()),
+    () => {
+      const dir = fs.mkdtempSync(`${os.tmpdir()}/ringstream-uring-`)
+      return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) }
+    },
+    (io) => (io as UringIo).shutdown(),
+  )
+})

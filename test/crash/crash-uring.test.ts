@@ -1,6 +1,7 @@
-// The SIGKILL crash test (crash-suite.ts) on the io_uring backend (Linux only).
+// The SIGKILL crash test (crash-suite.ts) on the io_uring backend.
 import { describe } from 'vitest'
+import { uringUnavailable } from '../uring-available.js'
 import { crashSuite } from './crash-suite.js'
 
-if (process.platform === 'linux') crashSuite('uring')
-else describe.skip('crash recovery with SIGKILL (--io uring): io_uring is Linux-only', () => {})
+if (uringUnavailable === undefined) crashSuite('uring')
+else describe.skip(`crash recovery with SIGKILL (--io uring): ${uringUnavailable}`, () => {})

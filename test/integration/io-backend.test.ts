@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { output, ringstream, startup, useChildren } from '../process.js'
+import { uringUnavailable } from '../uring-available.js'
 
 const SOURCE = fileURLToPath(new URL('../io/no-uring.c', import.meta.url))
 const spawnChild = useChildren()
@@ -36,7 +37,7 @@ async function smoke(url: string): Promise<string> {
 }
 
 describe.runIf(process.platform === 'linux')('I/O backend selection', () => {
-  test('auto picks io_uring when the addon loads and the kernel allows it', async () => {
+  test.skipIf(uringUnavailable !== undefined)('auto picks io_uring when the addon loads and the kernel allows it', async () => {
     const child = spawnChild(ringstream(['--port', '0', '--data-dir', join(work, 'auto')]))
     const { url, line } = await startup(child)
     expect(line).toMatch(/io=uring \((prebuilt ringstream-linux-[a-z0-9]+-gnu|local build)\)/)
@@ -45,7 +46,7 @@ describe.runIf(process.platform === 'linux')('I/O backend selection', () => {
     expect((await output(child)).code).toBe(0)
   })
 
-  test('with io_uring_setup refused by seccomp, auto falls back to node:fs and serves, durably', async () => {
+  test.skipIf(uringUnavailable !== undefined)('with io_uring_setup refused by seccomp, auto falls back to node:fs and serves, durably', async () => {
     const dataDir = join(work, 'fallback')
     const first = spawnChild([noUring, ...ringstream(['--port', '0', '--data-dir', dataDir, '--io', 'auto'])])
     const { url, line } = await startup(first)
@@ -58,7 +59,7 @@ describe.runIf(process.platform === 'linux')('I/O backend selection', () => {
     expect(await (await fetch(`${restarted.url}/v1/stream/smoke?offset=-1`)).text()).toBe('abc')
   })
 
-  test('--io uring fails fast, saying why, when io_uring is refused', async () => {
+  test.skipIf(uringUnavailable !== undefined)('--io uring fails fast, saying why, when io_uring is refused', async () => {
     const child = spawnChild([noUring, ...ringstream(['--port', '0', '--data-dir', join(work, 'strict'), '--io', 'uring'])])
     const { code, stderr } = await output(child)
     expect(code).toBe(1)

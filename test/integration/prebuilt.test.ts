@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { platformName } from '../../src/io/native-loader.js'
 import { startup, useChildren } from '../process.js'
+import { uringUnavailable } from '../uring-available.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const PLATFORM = platformName()
@@ -49,7 +50,7 @@ function project(name: string, tarballs: string[]): { dir: string; log: string }
   return { dir, log }
 }
 
-describe.runIf(PLATFORM === 'linux-x64-gnu')('prebuilt binary package', () => {
+describe.runIf(PLATFORM === 'linux-x64-gnu' && uringUnavailable === undefined)('prebuilt binary package', () => {
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'ringstream-pack-'))
     execFileSync(process.execPath, [join(ROOT, 'scripts', 'prebuild.mjs')], { cwd: ROOT, stdio: 'pipe' })
