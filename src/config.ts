@@ -1,6 +1,7 @@
 // config.ts — every server option and limit in one place, each with why it is what it is.
 // CLI flags and RINGSTREAM_* environment variables resolve into this (see cli.ts).
 
+import { readFileSync } from 'node:fs'
 import type { Durability } from './protocol/headers.js'
 
 export type IoBackend = 'auto' | 'uring' | 'fs'
@@ -64,8 +65,22 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   walSegmentBytes: 64 * 1024 * 1024,
   checkpointIntervalMs: 30_000,
   checkpointWalBytes: 256 * 1024 * 1024,
-  openFilesMax: 256,
+  openFilesMax: defaultOpenFilesMax(),
   salvage: false,
+}
+
+/** Half the process's descriptor limit (the rest is for connections), within [256, 16384]:
+ * a busy stream whose data file keeps being closed and reopened costs two syscalls per
+ * flush. Linux only; elsewhere the conservative 256. */
+function defaultOpenFilesMax(): number {
+  let soft = 0
+  try {
+    const limits = readFileSync('/proc/self/limits', 'utf8')
+    soft = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1] ?? 0)
+  } catch {
+    // Not Linux: keep the floor.
+  }
+  return Math.max(256, Math.min(16_384, Math.floor(soft / 2)))
 }
 
 /** Asserts how the limits relate; a violation is a configuration error, reported at startup. */

@@ -16,6 +16,10 @@ export interface Ticking {
   tick(nowMs: number): void
 }
 
+export interface Deferred {
+  runDeferred(): void
+}
+
 /** An SSE data event built once and written to every session that needs the same bytes. */
 export interface SharedFrame {
   readonly start: number
@@ -31,6 +35,8 @@ export class HttpContext {
    * no stream keeps a frame while idle. Sessions woken by one append share one frame. */
   private readonly frames = new Map<Stream, SharedFrame>()
   private framesClearScheduled = false
+  /** Work moved out of the current uWS callback to the next check phase. */
+  private deferred = new Set<Deferred>()
 
   constructor(
     readonly engine: Engine,
@@ -59,6 +65,20 @@ export class HttpContext {
     if (this.ticking.size > 0 || this.ticker === undefined) return
     clearInterval(this.ticker)
     this.ticker = undefined
+  }
+
+  /** Runs `work` once on the next turn however often it is deferred before then. An append
+   * wakes SSE sessions from inside the writer's uWS handler, where uWS cannot cork another
+   * socket: every session would pay uncorked writes. Outside any handler each corks. */
+  defer(work: Deferred): void {
+    if (this.deferred.size === 0) {
+      setImmediate(() => {
+        const batch = this.deferred
+        this.deferred = new Set()
+        for (const each of batch) each.runDeferred()
+      })
+    }
+    this.deferred.add(work)
   }
 
   sharedFrame(stream: Stream, start: number): SharedFrame | undefined {

@@ -11,7 +11,7 @@ import type { Stream, Waiter } from '../streams/stream.js'
 import type { ReadResult } from '../streams/engine.js'
 import { addWaiter, removeWaiter } from '../streams/waiters.js'
 import { isPromise } from '../util/maybe.js'
-import type { Closable, HttpContext, SharedFrame, Ticking } from './context.js'
+import type { Closable, Deferred, HttpContext, SharedFrame, Ticking } from './context.js'
 import type { Exchange } from './exchange.js'
 import type { ReadQuery } from './read.js'
 
@@ -32,7 +32,7 @@ export function startSse(x: Exchange, ctx: HttpContext, stream: Stream, query: R
   session.start()
 }
 
-class SseSession implements Waiter, Closable, Ticking {
+class SseSession implements Waiter, Closable, Ticking, Deferred {
   private paused = false
   private reading = false
   private ended = false
@@ -67,6 +67,10 @@ class SseSession implements Waiter, Closable, Ticking {
   }
 
   wake(): void {
+    if (!this.paused) this.ctx.defer(this)
+  }
+
+  runDeferred(): void {
     if (!this.paused) this.pump()
   }
 

@@ -55,12 +55,22 @@ export class DataFiles {
     if (this.sweepTimer !== undefined) return
     this.sweepTimer = setTimeout(() => {
       this.sweepTimer = undefined
-      const logs = [...this.unswept]
-      this.unswept.clear()
-      for (const each of logs) each.flush().catch(reportFlushError)
+      this.sweep()
     }, FLUSH_DELAY_MS)
     // A pending sweep must not keep a finished process alive; close() flushes everything.
     this.sweepTimer.unref()
+  }
+
+  /** Writes every deferred log, SWEEP_WRITES_MAX at a time: ten thousand streams must not
+   * queue ten thousand writes ahead of the WAL's next batch. */
+  private sweep(): void {
+    const logs = [...this.unswept]
+    this.unswept.clear()
+    let next = 0
+    const drain = async (): Promise<void> => {
+      while (next < logs.length) await logs[next++]!.flush().catch(reportFlushError)
+    }
+    for (let i = 0; i < Math.min(SWEEP_WRITES_MAX, logs.length); i++) void drain()
   }
 
   private evict(): void {
@@ -105,7 +115,9 @@ const BLOCK_BYTES = 16 * 1024
 /** A log writes to its data file as soon as it holds this many committed bytes. */
 const FLUSH_BYTES = 16 * 1024
 /** Longest a committed byte waits (in memory, and in the WAL) before its data-file write. */
-const FLUSH_DELAY_MS = 500
+const FLUSH_DELAY_MS = 1000
+/** Data-file writes a sweep keeps in flight at once. */
+const SWEEP_WRITES_MAX = 16
 
 export class FileLog implements StreamLog {
   /** Bytes written to the data file. */
@@ -247,6 +259,8 @@ export class FileLog implements StreamLog {
     }
     const position = this.flushed
     await this.files.use(this.streamId, (file) => this.files.io.writev(file, parts, position, false))
+    // Released while writing (the stream was deleted): its pending bytes are gone already.
+    if (this.released) return
     this.dirty = true
     // Drop what was written from the front (appends may have arrived meanwhile; they are
     // after it, in `pending` or in the open region, and are untouched).
