@@ -22,7 +22,6 @@ export class DataFiles {
   readonly released = new Set<number>()
   /** Logs holding committed bytes below FLUSH_BYTES, written by the next sweep. */
   private readonly unswept = new Set<FileLog>()
-  readonly slabs = new Slabs()
   private sweepTimer: NodeJS.Timeout | undefined
 
   constructor(
@@ -109,31 +108,15 @@ function reportFlushError(error: unknown): void {
   console.error('ringstream: writing a stream data file failed (bytes stay in the WAL; will retry):', (error as Error).message)
 }
 
-/** Appends smaller than this are copied into shared slabs: a request body (or, in replay,
- * a WAL read buffer) is not kept alive by a few bytes of it. */
+/** Appends smaller than this are copied into the stream's block: a request body (or, in
+ * replay, a WAL read buffer) is not kept alive by a few bytes of it, and consecutive small
+ * appends become one part of the next write. */
 const COALESCE_BYTES_MAX = 4096
-/** Slab size: one allocation per this many bytes of small appends, whatever the number of
- * streams. A per-stream block cost 16 KiB per busy stream and, at 10k streams, an
- * allocation per append that kept the garbage collector busy. */
-const SLAB_BYTES = 256 * 1024
-
-/** Append-only slabs shared by every log of a storage. Bytes in a slab are never
- * rewritten, so views stay valid; a slab is freed once no log holds a view into it. */
-export class Slabs {
-  private slab = Buffer.allocUnsafe(SLAB_BYTES)
-  private used = 0
-
-  copy(bytes: Uint8Array): Buffer {
-    if (this.used + bytes.length > this.slab.length) {
-      this.slab = Buffer.allocUnsafe(SLAB_BYTES)
-      this.used = 0
-    }
-    this.slab.set(bytes, this.used)
-    const view = this.slab.subarray(this.used, this.used + bytes.length)
-    this.used += bytes.length
-    return view
-  }
-}
+/** Block sizes: a block that fills is followed by one twice its size, up to the maximum;
+ * each flush that empties a log halves it. Busy streams write 64 KiB parts; the many
+ * quiet streams hold a few hundred bytes, carved from Node's shared buffer pool. */
+const BLOCK_BYTES_MIN = 256
+const BLOCK_BYTES_MAX = 64 * 1024
 /** A log writes to its data file as soon as it holds this many committed bytes. */
 const FLUSH_BYTES = 16 * 1024
 /** Longest a committed byte waits (in memory, and in the WAL) before its data-file write. */
@@ -150,6 +133,12 @@ export class FileLog implements StreamLog {
   /** Staged bytes not yet in the file, oldest first (slab views and large bodies). */
   private pending: Uint8Array[] = []
   private pendingBytes = 0
+  /** Small appends are copied into `block`; [blockStart, blockUsed) is the open region,
+   * logically after every part in `pending` (materialized as a view only when needed). */
+  private block: Buffer | undefined
+  private blockUsed = 0
+  private blockStart = 0
+  private blockBytes = BLOCK_BYTES_MIN
   private flushing: Promise<void> = Promise.resolve()
   /** Data file has writes not yet datasync'd. */
   dirty = false
@@ -172,16 +161,26 @@ export class FileLog implements StreamLog {
     if (bytes.length === 0) return
     this.pendingBytes += bytes.length
     if (bytes.length > COALESCE_BYTES_MAX) {
+      this.closeRegion()
       this.pending.push(bytes)
       return
     }
-    const view = this.files.slabs.copy(bytes)
-    // Consecutive appends that landed next to each other in a slab become one part.
-    const last = this.pending[this.pending.length - 1]
-    if (last !== undefined && last.buffer === view.buffer && last.byteOffset + last.length === view.byteOffset) {
-      this.pending[this.pending.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.length + view.length)
-    } else {
-      this.pending.push(view)
+    if (this.block === undefined || this.blockUsed + bytes.length > this.block.length) {
+      this.closeRegion()
+      if (this.block !== undefined) this.blockBytes = Math.min(BLOCK_BYTES_MAX, this.blockBytes * 2)
+      this.block = Buffer.allocUnsafe(Math.max(this.blockBytes, bytes.length))
+      this.blockUsed = 0
+      this.blockStart = 0
+    }
+    this.block.set(bytes, this.blockUsed)
+    this.blockUsed += bytes.length
+  }
+
+  /** Moves the open block region into `pending` as a view; later small appends start a new region. */
+  private closeRegion(): void {
+    if (this.block !== undefined && this.blockUsed > this.blockStart) {
+      this.pending.push(this.block.subarray(this.blockStart, this.blockUsed))
+      this.blockStart = this.blockUsed
     }
   }
 
@@ -204,6 +203,9 @@ export class FileLog implements StreamLog {
 
   truncate(length: number): void {
     if (length < this.committed) throw new Error(`cannot drop committed bytes (${length} < ${this.committed})`)
+    this.closeRegion()
+    // Never write into a block behind views that are about to be cut.
+    this.block = undefined
     let keep = length - this.flushed
     const kept: Uint8Array[] = []
     for (const part of this.pending) {
@@ -230,6 +232,7 @@ export class FileLog implements StreamLog {
   }
 
   private readPending(from: number, to: number): Uint8Array {
+    this.closeRegion()
     const parts: Uint8Array[] = []
     let at = this.flushed
     for (const part of this.pending) {
@@ -252,6 +255,7 @@ export class FileLog implements StreamLog {
     if (this.released) return
     const bytes = this.committed - this.flushed
     if (bytes <= 0) return
+    this.closeRegion()
     const parts: Uint8Array[] = []
     let taken = 0
     for (const part of this.pending) {
@@ -282,6 +286,11 @@ export class FileLog implements StreamLog {
     this.pending.splice(0, index)
     this.pendingBytes -= bytes
     this.flushed += bytes
+    if (this.pendingBytes === 0 && this.block !== undefined) {
+      // Idle streams keep no block; one that was busy starts its next one smaller.
+      this.block = undefined
+      this.blockBytes = Math.max(BLOCK_BYTES_MIN, this.blockBytes / 2)
+    }
   }
 
   /** Syncs the data file if written since the last sync. */
@@ -301,6 +310,7 @@ export class FileLog implements StreamLog {
     this.released = true
     this.pending = []
     this.pendingBytes = 0
+    this.block = undefined
     this.files.released.add(this.streamId)
   }
 }
