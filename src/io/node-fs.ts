@@ -3,6 +3,7 @@
 
 import * as fs from 'node:fs'
 import { promisify } from 'node:util'
+import { remainder } from './buffers.js'
 import type { Io, IoFile } from './types.js'
 
 const openAsync = promisify(fs.open)
@@ -40,19 +41,9 @@ export class NodeFsIo implements Io {
     let at = position
     while (pending.length > 0) {
       const batch = pending.slice(0, IOV_MAX)
-      let { bytesWritten: written } = await writevAsync(fd, batch as NodeJS.ArrayBufferView[], at)
-      at += written
-      // Drop fully written buffers; keep the unwritten tail of a partly written one.
-      const rest: Uint8Array[] = []
-      for (const buffer of pending) {
-        if (written >= buffer.length) {
-          written -= buffer.length
-        } else {
-          rest.push(written > 0 ? buffer.subarray(written) : buffer)
-          written = 0
-        }
-      }
-      pending = rest
+      const { bytesWritten } = await writevAsync(fd, batch as NodeJS.ArrayBufferView[], at)
+      at += bytesWritten
+      pending = remainder(pending, bytesWritten)
     }
     if (datasync) await fdatasyncAsync(fd)
   }

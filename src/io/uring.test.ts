@@ -288,7 +288,7 @@ describe.skipIf(addon === undefined)('UringIo on io_uring', () => {
 function buildChildModules(dir: string): string {
   const out = path.join(dir, 'modules')
   fs.mkdirSync(out, { recursive: true })
-  for (const name of ['uring', 'node-fs', 'types']) {
+  for (const name of ['uring', 'node-fs', 'buffers', 'types']) {
     const source = fs.readFileSync(new URL(`./${name}.ts`, import.meta.url), 'utf8')
     const compiled = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } })
     fs.writeFileSync(path.join(out, `${name}.js`), compiled.outputText)

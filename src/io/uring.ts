@@ -7,6 +7,7 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import { promisify, getSystemErrorMap } from 'node:util'
+import { byteLength, remainder } from './buffers.js'
 import { NodeFsIo } from './node-fs.js'
 import type { Io, IoFile } from './types.js'
 
@@ -114,25 +115,6 @@ function fdOf(file: IoFile, syscall: string): number {
   return open.fd
 }
 
-function byteLength(buffers: readonly Uint8Array[]): number {
-  let total = 0
-  for (const buffer of buffers) total += buffer.length
-  return total
-}
-
-/** What is left of `buffers` after the first `written` bytes. */
-function remainder(buffers: readonly Uint8Array[], written: number): Uint8Array[] {
-  const rest: Uint8Array[] = []
-  for (const buffer of buffers) {
-    if (written >= buffer.length) {
-      written -= buffer.length
-    } else {
-      rest.push(written > 0 ? buffer.subarray(written) : buffer)
-      written = 0
-    }
-  }
-  return rest
-}
 
 export class UringIo implements Io {
   readonly name = 'uring'
