@@ -25,7 +25,7 @@ rmSync(artifacts, { recursive: true, force: true })
 mkdirSync(artifacts)
 copyFileSync(built, join(artifacts, `ringstream.${platform}.node`))
 const napi = join(root, 'node_modules', '.bin', 'napi')
-execFileSync(napi, ['artifacts', '--output-dir', 'artifacts', '--npm-dir', 'npm'], { cwd: root, stdio: 'inherit' })
+execFileSync(napi, ['artifacts', '--dir', 'artifacts', '--dist', 'npm'], { cwd: root, stdio: 'inherit' })
 rmSync(artifacts, { recursive: true, force: true })
 // napi-rs also drops a copy beside package.json for local loading; the loader never looks there.
 rmSync(join(root, `ringstream.${platform}.node`), { force: true })
