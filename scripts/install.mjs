@@ -5,6 +5,7 @@
 
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
+import { platformName } from './platform.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -13,9 +14,7 @@ function note(message) {
 }
 
 function prebuiltPresent() {
-  const report = process.report?.getReport()
-  const libc = report?.header?.glibcVersionRuntime === undefined ? 'musl' : 'gnu'
-  const name = `ringstream-linux-${process.arch}-${libc}`
+  const name = `ringstream-${platformName()}`
   try {
     require.resolve(name)
     return name

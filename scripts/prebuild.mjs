@@ -9,12 +9,12 @@ import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { platformName } from './platform.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(import.meta.url)
 
-const libc = process.report.getReport().header.glibcVersionRuntime === undefined ? 'musl' : 'gnu'
-const platform = `${process.platform}-${process.arch}-${libc}`
+const platform = platformName()
 const built = join(root, 'build', 'Release', 'ringstream.node')
 if (!existsSync(built)) {
   const gyp = process.env.npm_config_node_gyp ?? require.resolve('node-gyp/bin/node-gyp.js')

@@ -34,7 +34,6 @@ export class HttpContext {
   /** Data frames built during this event-loop turn, by stream; cleared on the next turn so
    * no stream keeps a frame while idle. Sessions woken by one append share one frame. */
   private readonly frames = new Map<Stream, SharedFrame>()
-  private framesClearScheduled = false
   /** Work moved out of the current uWS callback to the next check phase. */
   private deferred = new Set<Deferred>()
 
@@ -88,11 +87,8 @@ export class HttpContext {
 
   shareFrame(stream: Stream, shared: SharedFrame): void {
     this.frames.set(stream, shared)
-    if (this.framesClearScheduled) return
-    this.framesClearScheduled = true
-    setImmediate(() => {
-      this.frames.clear()
-      this.framesClearScheduled = false
-    })
+    this.defer(this.framesClearer)
   }
+
+  private readonly framesClearer: Deferred = { runDeferred: () => this.frames.clear() }
 }

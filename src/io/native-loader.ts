@@ -18,7 +18,8 @@ export interface AddonLoad {
 
 let cached: AddonLoad | undefined
 
-/** The napi-rs platform name (e.g. linux-x64-gnu), or undefined off Linux. */
+/** The napi-rs platform name (e.g. linux-x64-gnu), or undefined off Linux. scripts/platform.mjs
+ * computes the same for the install scripts. */
 export function platformName(): string | undefined {
   if (process.platform !== 'linux') return undefined
   const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined

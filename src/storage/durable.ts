@@ -97,10 +97,10 @@ export class DurableStorage implements Storage {
     return { checkpointLsn: fromLsn, records, droppedBytes: tail?.droppedBytes ?? 0, ms: performance.now() - started }
   }
 
-  commit(change: Change, durability: Durability, timeMs: number): Promise<void> | undefined {
+  commit(change: Change, durability: Durability, timeMs: number): Promise<number> | undefined {
     if (durability === 'memory') return undefined
     if (this.wal === undefined) throw new Error('durable storage used before recovery')
-    return this.wal.append(encodeRecord(change, timeMs), durability === 'fsync').then(ignore)
+    return this.wal.append(encodeRecord(change, timeMs), durability === 'fsync')
   }
 
   /** Persists the registry as of the current LSN, syncs data files, retires WAL segments. */
@@ -160,8 +160,6 @@ export class DurableStorage implements Storage {
     this.wal = undefined
   }
 }
-
-function ignore(): void {}
 
 function reportCheckpointError(error: unknown): void {
   console.error('ringstream: checkpoint failed (will retry):', (error as Error).message)

@@ -69,8 +69,9 @@ export interface Storage {
   readonly kind: string
   /** A log for a new (or, with `length`, recovered) stream of the given class. */
   createLog(streamId: number, durability: Durability, length?: number): StreamLog
-  /** Persists a change; resolves when it is durable for its class. Undefined: already done. */
-  commit(change: Change, durability: Durability, timeMs: number): Promise<void> | undefined
+  /** Persists a change; resolves (with nothing the caller uses) when it is durable for its
+   * class. Undefined: already done. */
+  commit(change: Change, durability: Durability, timeMs: number): Promise<unknown> | undefined
   close(): Promise<void>
 }
 

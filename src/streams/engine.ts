@@ -234,7 +234,7 @@ export class Engine {
 
   /** Hands a staged change to storage; applies it when durable, rolls back on failure. */
   private commit<R>(stream: Stream, change: Change, onCommit: () => void, onFail: () => void, value: () => R): MaybePromise<R> {
-    let pending: Promise<void> | undefined
+    let pending: Promise<unknown> | undefined
     try {
       // lastAccessMs was set to now by the request that made this change.
       pending = this.options.storage.commit(change, stream.config.durability, stream.lastAccessMs)
@@ -276,9 +276,12 @@ export class Engine {
     this.registry.delete(path)
     const pending = this.options.storage.commit({ kind: 'delete', streamId: stream.id }, stream.config.durability, this.now())
     if (pending === undefined) return undefined
-    return pending.catch((error: unknown) => {
-      throw storageError(error)
-    })
+    return pending.then(
+      () => undefined,
+      (error: unknown) => {
+        throw storageError(error)
+      },
+    )
   }
 
   /** Metadata lookup (HEAD): no TTL renewal. */

@@ -18,14 +18,13 @@ const KILLS = Number(process.env.CRASH_KILLS ?? 24)
 const READY_TIMEOUT_MS = 15_000
 const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-crash-'))
 let child: ChildProcess | undefined
-let ioBackend: 'uring' | 'fs' = 'fs'
 
 afterAll(() => {
   if (child?.exitCode === null) child.kill('SIGKILL')
   rmSync(dataDir, { recursive: true, force: true })
 })
 
-async function start(): Promise<{ url: string; readyMs: number }> {
+async function start(ioBackend: 'uring' | 'fs'): Promise<{ url: string; readyMs: number }> {
   const started = Date.now()
   child = spawn(process.execPath, [BIN, '--port', '0', '--data-dir', dataDir, '--durability', 'fsync', '--io', ioBackend], { stdio: ['ignore', 'pipe', 'pipe'] })
   let seen = ''
@@ -187,10 +186,9 @@ async function put(url: string, path: string, headers: Record<string, string>, b
 }
 
 export function crashSuite(io: 'uring' | 'fs'): void {
-  ioBackend = io
   describe(`crash recovery with SIGKILL (--io ${io})`, () => {
     test(`acknowledged data survives ${KILLS} kills`, { timeout: 240_000 }, async () => {
-      let { url } = await start()
+      let { url } = await start(io)
       const producers = [0, 1, 2, 3].map((i) => new ProducerWriter(`crash/producer-${i}`, `p${i}`))
       const json = new JsonProducerWriter('crash/json', 'j0')
       const plain = new PlainWriter('crash/plain')
@@ -229,7 +227,7 @@ export function crashSuite(io: 'uring' | 'fs'): void {
         stop.value = true
         await Promise.all(running)
 
-        const restarted = await start()
+        const restarted = await start(io)
         url = restarted.url
         readyTimes.push(restarted.readyMs)
         for (const writer of [...producers, json]) await writer.settle(url)
