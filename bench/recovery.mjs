@@ -28,6 +28,7 @@
  *   --concurrency N   appends in flight = keep-alive connections (default 128)
  *   --tmp-base DIR    where to create the temporary data directory (default os.tmpdir())
  *   --out FILE        results file (default bench/results/recovery.json)
+ *   --keep            leave the data directory in place (its path is printed) to restart on it by hand
  *
  * Plain ESM JavaScript on purpose: Node 20 cannot run TypeScript directly, and the benchmark
  * only talks to the compiled CLI over HTTP.
@@ -61,6 +62,7 @@ const { values: opts } = parseArgs({
     concurrency: { type: 'string' },
     'tmp-base': { type: 'string' },
     out: { type: 'string' },
+    keep: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -101,7 +103,8 @@ function cleanup() {
     } catch {}
   }
   children.clear()
-  if (dataDir !== undefined) {
+  if (dataDir !== undefined && opts.keep) console.log(`recovery bench: kept ${dataDir}`)
+  else if (dataDir !== undefined) {
     try {
       rmSync(dataDir, { recursive: true, force: true })
     } catch (error) {

@@ -20,6 +20,7 @@ Options (each also settable as an environment variable):
   --io <backend>              RINGSTREAM_IO                   auto | uring | fs (default ${DEFAULTS.io}: uring when it loads)
   --checkpoint-interval-ms <n> RINGSTREAM_CHECKPOINT_INTERVAL_MS checkpoint at least this often (default ${DEFAULTS.checkpointIntervalMs})
   --checkpoint-wal-bytes <n>  RINGSTREAM_CHECKPOINT_WAL_BYTES and after this much WAL (default ${DEFAULTS.checkpointWalBytes})
+  --read-cache-bytes <n>      RINGSTREAM_READ_CACHE_BYTES     recently written bytes kept in memory for reads (default ${DEFAULTS.readCacheBytes})
   --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on
   -h, --help                                                  show this help
 
@@ -35,6 +36,7 @@ const OPTIONS = {
   salvage: { type: 'boolean' },
   'checkpoint-interval-ms': { type: 'string' },
   'checkpoint-wal-bytes': { type: 'string' },
+  'read-cache-bytes': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -65,6 +67,8 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (checkpointMs !== undefined) config.checkpointIntervalMs = integer('--checkpoint-interval-ms', checkpointMs)
   const checkpointBytes = pick('checkpoint-wal-bytes', 'RINGSTREAM_CHECKPOINT_WAL_BYTES')
   if (checkpointBytes !== undefined) config.checkpointWalBytes = integer('--checkpoint-wal-bytes', checkpointBytes)
+  const readCache = pick('read-cache-bytes', 'RINGSTREAM_READ_CACHE_BYTES')
+  if (readCache !== undefined) config.readCacheBytes = integer('--read-cache-bytes', readCache)
   if (values.salvage === true || env.RINGSTREAM_SALVAGE === '1') config.salvage = true
   const io = pick('io', 'RINGSTREAM_IO')
   if (io !== undefined) config.io = io as IoBackend

@@ -43,6 +43,9 @@ export interface ServerConfig {
   checkpointWalBytes: number
   /** Open stream data files kept; more streams than this cost no descriptors. */
   openFilesMax: number
+  /** Recently written stream bytes kept in memory for reads, across all streams; catch-up
+   * of recent data is then a view, not a file read. Bounds the memory it may take. */
+  readCacheBytes: number
   /** Start despite WAL corruption in the middle, dropping everything from the damage on. */
   salvage: boolean
 }
@@ -66,6 +69,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   checkpointIntervalMs: 30_000,
   checkpointWalBytes: 256 * 1024 * 1024,
   openFilesMax: defaultOpenFilesMax(),
+  readCacheBytes: 64 * 1024 * 1024,
   salvage: false,
 }
 

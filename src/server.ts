@@ -55,6 +55,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
           checkpointIntervalMs: config.checkpointIntervalMs,
           checkpointWalBytes: config.checkpointWalBytes,
           openFilesMax: config.openFilesMax,
+          readCacheBytes: config.readCacheBytes,
           salvage: config.salvage,
         })
   const storage = durable ?? new MemoryStorage()

@@ -25,6 +25,9 @@ export interface SharedFrame {
   readonly start: number
   readonly end: number
   readonly frame: Buffer
+  /** The frame followed by a control event, for the sessions that send that same control
+   * event (most do: same position, and the same cursor unless they echoed a current one). */
+  withControl?: { readonly key: string; readonly bytes: Buffer }
 }
 
 export class HttpContext {
@@ -36,6 +39,8 @@ export class HttpContext {
   private readonly frames = new Map<Stream, SharedFrame>()
   /** Work moved out of the current uWS callback to the next check phase. */
   private deferred = new Set<Deferred>()
+  /** Reused for joining a response body's parts (see joinForSend). */
+  private scratch = Buffer.allocUnsafe(0)
 
   constructor(
     readonly engine: Engine,
@@ -78,6 +83,22 @@ export class HttpContext {
       })
     }
     this.deferred.add(work)
+  }
+
+  /** The parts as one buffer, valid only until the next call: for bodies handed to uWS at
+   * once (uWS sends what it can and copies the rest, keeping no reference). A fresh buffer
+   * per catch-up response cost page faults and a copy of every byte. */
+  joinForSend(parts: readonly Uint8Array[]): Uint8Array {
+    if (parts.length === 1) return parts[0]!
+    let length = 0
+    for (const part of parts) length += part.length
+    if (this.scratch.length < length) this.scratch = Buffer.allocUnsafe(Math.max(length, this.scratch.length * 2))
+    let at = 0
+    for (const part of parts) {
+      this.scratch.set(part, at)
+      at += part.length
+    }
+    return this.scratch.subarray(0, length)
   }
 
   sharedFrame(stream: Stream, start: number): SharedFrame | undefined {

@@ -100,12 +100,14 @@ function sendRead(x: Exchange, ctx: HttpContext, stream: Stream, read: ReadResul
   if (conditional && ifNoneMatch(x.header('if-none-match'), etag)) return x.send(304, headers)
   headers.push(['Content-Type', stream.config.contentType.value])
   const parts = stream.config.json ? jsonArrayParts(read.parts) : read.parts
-  const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
-  if (body.length < ctx.config.gzipMinBytes || !acceptsGzip(x) || !COMPRESSIBLE.test(stream.config.contentType.essence)) {
-    return x.send(200, headers, body)
+  let length = 0
+  for (const part of parts) length += part.length
+  if (length < ctx.config.gzipMinBytes || !acceptsGzip(x) || !COMPRESSIBLE.test(stream.config.contentType.essence)) {
+    return x.send(200, headers, ctx.joinForSend(parts))
   }
   headers.push(['Content-Encoding', 'gzip'], ['Vary', 'Accept-Encoding'])
-  return gzipAsync(body).then((zipped) => x.send(200, headers, zipped))
+  // Compressed later: needs bytes of its own, not the shared send buffer.
+  return gzipAsync(parts.length === 1 ? parts[0]! : Buffer.concat(parts)).then((zipped) => x.send(200, headers, zipped))
 }
 
 function ifNoneMatch(header: string, etag: string): boolean {

@@ -104,12 +104,12 @@ class SseSession implements Waiter, Closable, Ticking, Deferred {
         continue
       }
       if (stream.closed) {
-        this.write([controlFrame({ streamNextOffset: formatOffset(this.position), streamClosed: true })])
+        this.write(controlFrame({ streamNextOffset: formatOffset(this.position), streamClosed: true }))
         return this.end()
       }
       if (!this.sentUpToDate) {
         this.sentUpToDate = true
-        this.write([controlFrame(this.control(true))])
+        this.write(controlFrame(this.control(true)))
       }
       addWaiter(stream, this)
       return
@@ -131,33 +131,40 @@ class SseSession implements Waiter, Closable, Ticking, Deferred {
     const upToDate = shared.end === stream.tail
     const closedAtEnd = upToDate && stream.closed
     this.position = shared.end
-    const control: ControlEvent = closedAtEnd ? { streamNextOffset: formatOffset(shared.end), streamClosed: true } : this.control(upToDate)
+    const cursor = closedAtEnd ? '' : this.ctx.cursor(this.clientCursor)
+    const key = `${cursor}${upToDate ? '+' : '-'}${closedAtEnd ? 'c' : ''}`
+    let combined = shared.withControl
+    if (combined?.key !== key) {
+      const control: ControlEvent = closedAtEnd ? { streamNextOffset: formatOffset(shared.end), streamClosed: true } : this.control(upToDate, cursor)
+      combined = { key, bytes: Buffer.concat([shared.frame, controlFrame(control)]) }
+      shared.withControl = combined
+    }
     this.sentUpToDate = upToDate
-    const writable = this.write([shared.frame, controlFrame(control)])
+    const writable = this.write(combined.bytes)
     if (closedAtEnd) this.end()
     if (!writable) this.paused = true
     return writable
   }
 
-  private control(upToDate: boolean): ControlEvent {
-    const event: ControlEvent = { streamNextOffset: formatOffset(this.position), streamCursor: this.ctx.cursor(this.clientCursor) }
+  private control(upToDate: boolean, cursor = this.ctx.cursor(this.clientCursor)): ControlEvent {
+    const event: ControlEvent = { streamNextOffset: formatOffset(this.position), streamCursor: cursor }
     if (upToDate) event.upToDate = true
     return event
   }
 
-  private write(frames: Buffer[]): boolean {
+  private write(bytes: Buffer): boolean {
     if (this.x.done) return false
     this.lastWriteMs = this.ctx.now()
     let writable = true
     this.x.res.cork(() => {
-      for (const frame of frames) writable = this.x.res.write(frame) && writable
+      writable = this.x.res.write(bytes)
     })
     return writable
   }
 
   tick(nowMs: number): void {
     if (nowMs - this.startedMs >= this.ctx.config.sseConnectionMs) return this.end()
-    if (!this.paused && nowMs - this.lastWriteMs >= this.ctx.config.sseKeepAliveMs) this.write([KEEPALIVE_FRAME])
+    if (!this.paused && nowMs - this.lastWriteMs >= this.ctx.config.sseKeepAliveMs) this.write(KEEPALIVE_FRAME)
   }
 
   private end(): void {

@@ -22,6 +22,7 @@ export interface DurableOptions {
   readonly checkpointIntervalMs: number
   readonly checkpointWalBytes: number
   readonly openFilesMax: number
+  readonly readCacheBytes: number
   readonly salvage: boolean
 }
 
@@ -52,7 +53,7 @@ export class DurableStorage implements Storage {
 
   constructor(private readonly options: DurableOptions) {
     this.paths = dataPaths(options.dataDir)
-    this.files = new DataFiles(options.io, (id) => this.paths.streamData(id), options.openFilesMax)
+    this.files = new DataFiles(options.io, (id) => this.paths.streamData(id), options.openFilesMax, options.readCacheBytes)
   }
 
   createLog(streamId: number, durability: Durability, length = 0): StreamLog {

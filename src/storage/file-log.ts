@@ -5,6 +5,10 @@
 // Writes are coarse: a log writes once it holds FLUSH_BYTES of committed bytes, and a
 // sweep writes the rest every FLUSH_DELAY_MS — the WAL already holds them, and one write
 // per append per turn cost more than the WAL itself.
+// Written bytes stay in memory as a read cache, within one byte budget shared by every
+// stream (least recently used streams give theirs up first): catch-up readers of recent
+// data get views, as in memory mode, instead of a file read into a fresh buffer each.
+// Older bytes are read into pooled buffers, lent to the reader for one event-loop turn.
 
 import type { Io, IoFile } from '../io/types.js'
 import type { StreamLog } from './types.js'
@@ -24,11 +28,62 @@ export class DataFiles {
   private readonly unswept = new Set<FileLog>()
   private sweepTimer: NodeJS.Timeout | undefined
 
+  /** File-read buffers free for reuse, and those lent to readers this turn. */
+  private readonly spareReadBuffers: Buffer[] = []
+  private lentReadBuffers: Buffer[] = []
+  /** Logs holding cached bytes, least recently used first. */
+  private readonly cached = new Set<FileLog>()
+  private cachedBytes = 0
+
   constructor(
     readonly io: Io,
     private readonly pathOf: (streamId: number) => string,
     private readonly openFilesMax: number,
+    private readonly readCacheBytes: number,
   ) {}
+
+  /** Bytes the read cache holds now, across every stream. */
+  get readCacheUsed(): number {
+    return this.cachedBytes
+  }
+
+  /** `log` now caches `added` more bytes (may be 0: a read hit); trims the least recently
+   * used logs (possibly `log` itself, from its oldest bytes) back under the budget. */
+  touchCache(log: FileLog, added: number): void {
+    this.cached.delete(log)
+    this.cached.add(log)
+    this.cachedBytes += added
+    for (const oldest of this.cached) {
+      if (this.cachedBytes <= this.readCacheBytes) return
+      this.cachedBytes -= oldest.dropCached(this.cachedBytes - this.readCacheBytes)
+      if (oldest.cachedLength === 0) this.cached.delete(oldest)
+    }
+  }
+
+  /** A buffer of at least `bytes` for a file read. A fresh 1 MiB buffer per catch-up read
+   * cost a page fault per 4 KiB (the kernel zeroes each page) and garbage-collector work. */
+  takeReadBuffer(bytes: number): Buffer {
+    const index = this.spareReadBuffers.findIndex((buffer) => buffer.length >= bytes)
+    if (index < 0) return Buffer.allocUnsafeSlow(Math.max(bytes, READ_BUFFER_BYTES_MIN))
+    const [buffer] = this.spareReadBuffers.splice(index, 1)
+    return buffer!
+  }
+
+  /** `buffer` is free again once this turn's microtasks (the reader's) have run. */
+  returnReadBuffer(buffer: Buffer): void {
+    if (this.lentReadBuffers.length === 0) {
+      setImmediate(() => {
+        for (const lent of this.lentReadBuffers) if (this.spareReadBuffers.length < READ_BUFFERS_SPARE_MAX) this.spareReadBuffers.push(lent)
+        this.lentReadBuffers = []
+      })
+    }
+    this.lentReadBuffers.push(buffer)
+  }
+
+  forgetCache(log: FileLog): void {
+    if (!this.cached.delete(log)) return
+    this.cachedBytes -= log.dropCached(Infinity)
+  }
 
   async use<T>(streamId: number, action: (file: IoFile) => Promise<T>): Promise<T> {
     let entry = this.open.get(streamId)
@@ -117,6 +172,10 @@ const COALESCE_BYTES_MAX = 4096
  * quiet streams hold a few hundred bytes, carved from Node's shared buffer pool. */
 const BLOCK_BYTES_MIN = 256
 const BLOCK_BYTES_MAX = 64 * 1024
+/** File-read buffers are at least this big (a catch-up response is at most readBytesMax,
+ * 1 MiB by default), and this many are kept for reuse. */
+const READ_BUFFER_BYTES_MIN = 1024 * 1024
+const READ_BUFFERS_SPARE_MAX = 8
 /** A log writes to its data file as soon as it holds this many committed bytes. */
 const FLUSH_BYTES = 16 * 1024
 /** Longest a committed byte waits (in memory, and in the WAL) before its data-file write. */
@@ -133,6 +192,9 @@ export class FileLog implements StreamLog {
   /** Staged bytes not yet in the file, oldest first (slab views and large bodies). */
   private pending: Uint8Array[] = []
   private pendingBytes = 0
+  /** Written bytes kept for reads: [flushed - cachedBytes, flushed), oldest first. */
+  private cached: Uint8Array[] = []
+  private cachedBytes = 0
   /** Small appends are copied into `block`; [blockStart, blockUsed) is the open region,
    * logically after every part in `pending` (materialized as a view only when needed). */
   private block: Buffer | undefined
@@ -217,31 +279,56 @@ export class FileLog implements StreamLog {
     this.pendingBytes = length - this.flushed
   }
 
-  read(from: number, to: number): MaybePromise<Uint8Array> {
+  read(from: number, to: number, keep = false): MaybePromise<Uint8Array[]> {
     if (from >= this.flushed) return this.readPending(from, to)
+    if (from >= this.flushed - this.cachedBytes) {
+      this.files.touchCache(this, 0)
+      return this.readMemory(from, to)
+    }
     const fileTo = Math.min(to, this.flushed)
-    const fromFile = this.files.use(this.streamId, async (file) => {
-      const buffer = Buffer.allocUnsafe(fileTo - from)
-      const read = await this.files.io.read(file, buffer, from)
-      if (read !== buffer.length) throw new Error(`data file of stream ${this.streamId} is shorter than expected`)
-      return buffer
+    // Staged bytes are taken now: a flush finishing during the file read moves them.
+    const rest = to <= this.flushed ? [] : this.readPending(this.flushed, to)
+    return this.files.use(this.streamId, async (file) => {
+      const pooled = keep ? Buffer.allocUnsafe(fileTo - from) : this.files.takeReadBuffer(fileTo - from)
+      const buffer = pooled.subarray(0, fileTo - from)
+      try {
+        const read = await this.files.io.read(file, buffer, from)
+        if (read !== buffer.length) throw new Error(`data file of stream ${this.streamId} is shorter than expected`)
+      } finally {
+        if (!keep) this.files.returnReadBuffer(pooled)
+      }
+      return rest.length === 0 ? [buffer] : [buffer, ...rest]
     })
-    if (to <= this.flushed) return fromFile
-    const rest = this.readPending(this.flushed, to)
-    return fromFile.then((head) => Buffer.concat([head, rest]))
   }
 
-  private readPending(from: number, to: number): Uint8Array {
+  private readPending(from: number, to: number): Uint8Array[] {
     this.closeRegion()
     const parts: Uint8Array[] = []
-    let at = this.flushed
-    for (const part of this.pending) {
-      const end = at + part.length
-      if (end > from && at < to) parts.push(part.subarray(Math.max(0, from - at), Math.min(part.length, to - at)))
-      at = end
-      if (at >= to) break
-    }
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+    slice(this.pending, this.flushed, from, to, parts)
+    return parts
+  }
+
+  /** [from, to) from the cache and the staged bytes after it. */
+  private readMemory(from: number, to: number): Uint8Array[] {
+    this.closeRegion()
+    const parts: Uint8Array[] = []
+    const end = slice(this.cached, this.flushed - this.cachedBytes, from, to, parts)
+    if (end < to) slice(this.pending, this.flushed, from, to, parts)
+    return parts
+  }
+
+  get cachedLength(): number {
+    return this.cachedBytes
+  }
+
+  /** Drops at least `bytes` of the oldest cached bytes (whole parts); returns how many. */
+  dropCached(bytes: number): number {
+    let dropped = 0
+    let index = 0
+    while (index < this.cached.length && dropped < bytes) dropped += this.cached[index++]!.length
+    this.cached.splice(0, index)
+    this.cachedBytes -= dropped
+    return dropped
   }
 
   /** Writes committed, unwritten bytes to the data file. Flushes run one after another. */
@@ -277,8 +364,10 @@ export class FileLog implements StreamLog {
       const head = this.pending[index]!
       if (head.length <= drop) {
         drop -= head.length
+        this.cached.push(head)
         index++
       } else {
+        this.cached.push(head.subarray(0, drop))
         this.pending[index] = head.subarray(drop)
         drop = 0
       }
@@ -286,6 +375,8 @@ export class FileLog implements StreamLog {
     this.pending.splice(0, index)
     this.pendingBytes -= bytes
     this.flushed += bytes
+    this.cachedBytes += bytes
+    this.files.touchCache(this, bytes)
     if (this.pendingBytes === 0 && this.block !== undefined) {
       // Idle streams keep no block; one that was busy starts its next one smaller.
       this.block = undefined
@@ -311,6 +402,20 @@ export class FileLog implements StreamLog {
     this.pending = []
     this.pendingBytes = 0
     this.block = undefined
+    this.files.forgetCache(this)
     this.files.released.add(this.streamId)
   }
+}
+
+/** Appends to `out` the views of [from, to) found in `parts`, which start at `start`;
+ * returns where `parts` end. */
+function slice(parts: readonly Uint8Array[], start: number, from: number, to: number, out: Uint8Array[]): number {
+  let at = start
+  for (const part of parts) {
+    const end = at + part.length
+    if (end > from && at < to) out.push(part.subarray(Math.max(0, from - at), Math.min(part.length, to - at)))
+    at = end
+    if (at >= to) break
+  }
+  return at
 }

@@ -30,9 +30,9 @@ export class MemoryLog implements StreamLog {
     this.used = length
   }
 
-  read(from: number, to: number): Uint8Array {
+  read(from: number, to: number): Uint8Array[] {
     if (from < 0 || to > this.used || from > to) throw new Error(`read [${from}, ${to}) outside log of ${this.used} bytes`)
-    return this.buffer.subarray(from, to)
+    return [this.buffer.subarray(from, to)]
   }
 
   release(): void {

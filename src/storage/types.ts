@@ -15,8 +15,12 @@ export interface StreamLog {
   commit(length: number): void
   /** Drops staged bytes beyond `length` (rollback of a failed commit). */
   truncate(length: number): void
-  /** Bytes [from, to), all committed; without copying where the backend allows. */
-  read(from: number, to: number): MaybePromise<Uint8Array>
+  /** Bytes [from, to), all committed, as views in order; without copying where the
+   * backend allows (the caller joins them only if it must). A disk log reuses the buffer a
+   * file read landed in once the event loop's current turn ends: send or copy the views
+   * before then (every caller does so as soon as the read resolves), or pass `keep` when
+   * the views must outlive it (a fork's read waits for its parent's read too). */
+  read(from: number, to: number, keep?: boolean): MaybePromise<Uint8Array[]>
   /** Frees the log's storage; the log must not be used afterwards. */
   release(): void
 }

@@ -121,9 +121,12 @@ export class Stream {
 
   /** Bytes [from, to) as parts, stitched across the fork chain; no copies. */
   read(from: number, to: number): MaybePromise<Uint8Array[]> {
-    const parts: MaybePromise<Uint8Array>[] = []
-    this.collect(from, to, parts)
-    return all(parts)
+    const parts: MaybePromise<Uint8Array[]>[] = []
+    // Reads of several logs (a fork and its ancestors) resolve at different times: each
+    // must keep its bytes until the last is in (see StreamLog.read).
+    this.collect(from, to, parts, from < this.base)
+    if (parts.length === 1) return parts[0]!
+    return andThen(all(parts), (lists) => lists.flat())
   }
 
   /** One contiguous copy of [from, to). */
@@ -131,11 +134,11 @@ export class Stream {
     return andThen(this.read(from, to), (parts) => (parts.length === 1 ? Uint8Array.from(parts[0]!) : Buffer.concat(parts)))
   }
 
-  private collect(from: number, to: number, parts: MaybePromise<Uint8Array>[]): void {
+  private collect(from: number, to: number, parts: MaybePromise<Uint8Array[]>[], keep: boolean): void {
     if (from >= to) return
-    if (from < this.base) this.parent!.collect(from, Math.min(to, this.base), parts)
+    if (from < this.base) this.parent!.collect(from, Math.min(to, this.base), parts, keep)
     const ownFrom = Math.max(from, this.base)
-    if (ownFrom < to) parts.push(this.log.read(ownFrom - this.base, to - this.base))
+    if (ownFrom < to) parts.push(this.log.read(ownFrom - this.base, to - this.base, keep))
   }
 
   /** True when `position` starts a JSON message (or is any position of a byte stream). */

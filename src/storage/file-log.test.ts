@@ -1,0 +1,139 @@
+// The read cache of storage/file-log.ts on the simulated disk: which reads reach the data
+// file, that bytes are right on both sides of the cache boundary, and that the budget is
+// shared by every stream (least recently used first).
+
+import { describe, expect, test } from 'vitest'
+import { SimIo } from '../io/sim.js'
+import type { IoFile } from '../io/types.js'
+import { DataFiles, FileLog } from './file-log.js'
+
+/** SimIo that counts the reads that reach a file. */
+class CountingIo extends SimIo {
+  reads = 0
+
+  override read(file: IoFile, buffer: Uint8Array, position: number): Promise<number> {
+    this.reads++
+    return super.read(file, buffer, position)
+  }
+}
+
+async function setup(readCacheBytes: number): Promise<{ io: CountingIo; files: DataFiles }> {
+  const io = new CountingIo()
+  await io.mkdirp('/d')
+  return { io, files: new DataFiles(io, (id) => `/d/${id}`, 16, readCacheBytes) }
+}
+
+/** Appends `chunks` (each its own commit), then writes them to the data file. */
+async function fill(log: FileLog, chunks: string[]): Promise<void> {
+  for (const chunk of chunks) {
+    log.append(Buffer.from(chunk))
+    log.commit(log.length)
+  }
+  await log.flush()
+}
+
+async function readText(log: FileLog, from: number, to: number): Promise<string> {
+  return Buffer.concat(await log.read(from, to)).toString()
+}
+
+const chunks = (prefix: string, count: number): string[] => Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(3, '0')};`)
+
+describe('FileLog read cache', () => {
+  test('written bytes are read back from memory, without a file read', async () => {
+    const { io, files } = await setup(1024 * 1024)
+    const log = new FileLog(files, 1, 0)
+    const data = chunks('a', 50)
+    await fill(log, data)
+    expect(log.flushedLength).toBe(data.join('').length)
+    expect(await readText(log, 0, log.length)).toBe(data.join(''))
+    expect(await readText(log, 7, 93)).toBe(data.join('').slice(7, 93))
+    expect(io.reads).toBe(0)
+    expect(files.readCacheUsed).toBe(log.length)
+  })
+
+  test('with no budget every read of written bytes goes to the file', async () => {
+    const { io, files } = await setup(0)
+    const log = new FileLog(files, 1, 0)
+    const data = chunks('b', 20)
+    await fill(log, data)
+    expect(await readText(log, 0, log.length)).toBe(data.join(''))
+    expect(io.reads).toBe(1)
+    expect(files.readCacheUsed).toBe(0)
+  })
+
+  // Appends over 4 KiB are kept as parts of their own, so the cache trims them one by one.
+  const big = (prefix: string, count: number): string[] => Array.from({ length: count }, (_, i) => `${prefix}${i}`.padEnd(5000, '.'))
+
+  test('the budget is shared: the least recently used stream gives up its oldest bytes first', async () => {
+    const { io, files } = await setup(30_000)
+    const a = new FileLog(files, 1, 0)
+    const b = new FileLog(files, 2, 0)
+    const aData = big('a', 4).join('')
+    await fill(a, big('a', 4))
+    await fill(b, big('b', 2))
+    expect(files.readCacheUsed).toBe(30_000)
+    await fill(b, big('B', 2))
+    // 40,000 written, 30,000 allowed: a (least recently used) gave up its two oldest parts.
+    expect(files.readCacheUsed).toBe(30_000)
+    expect(await readText(b, 0, 20_000)).toBe([...big('b', 2), ...big('B', 2)].join(''))
+    expect(await readText(a, 10_000, 20_000)).toBe(aData.slice(10_000))
+    expect(io.reads).toBe(0)
+    expect(await readText(a, 5000, 20_000)).toBe(aData.slice(5000))
+    expect(io.reads).toBe(1)
+    // a was just read, so b is now the least recently used: b gives up its oldest part.
+    await fill(a, big('A', 1))
+    expect(await readText(b, 5000, 20_000)).toBe([...big('b', 2), ...big('B', 2)].join('').slice(5000))
+    expect(await readText(a, 10_000, 25_000)).toBe((aData + big('A', 1).join('')).slice(10_000))
+    expect(io.reads).toBe(1)
+    expect(await readText(b, 0, 5000)).toBe(big('b', 1).join(''))
+    expect(io.reads).toBe(2)
+    // One stream alone over the budget trims its own oldest parts.
+    await fill(a, big('z', 6))
+    expect(files.readCacheUsed).toBe(30_000)
+    expect(await readText(a, 25_000, 55_000)).toBe(big('z', 6).join(''))
+    expect(io.reads).toBe(2)
+  })
+
+  test('reads spanning file, cached and staged bytes join them in order', async () => {
+    const { io, files } = await setup(10_000)
+    const log = new FileLog(files, 1, 0)
+    await fill(log, big('c', 3)) // 15,000 written, the newest 10,000 cached
+    log.append(Buffer.from('staged;'))
+    const all = big('c', 3).join('') + 'staged;'
+    expect(await readText(log, 5000, all.length)).toBe(all.slice(5000))
+    expect(io.reads).toBe(0)
+    expect(await readText(log, 4000, all.length)).toBe(all.slice(4000))
+    expect(io.reads).toBe(1)
+  })
+
+  test('a released log gives its cached bytes back to the budget', async () => {
+    const { files } = await setup(1024)
+    const log = new FileLog(files, 1, 0)
+    await fill(log, chunks('d', 10))
+    expect(files.readCacheUsed).toBe(50)
+    log.release()
+    expect(files.readCacheUsed).toBe(0)
+  })
+
+  test('file reads land in pooled buffers lent for one turn; `keep` reads get their own', async () => {
+    const { io, files } = await setup(0)
+    const a = new FileLog(files, 1, 0)
+    const b = new FileLog(files, 2, 0)
+    await fill(a, chunks('a', 10))
+    await fill(b, chunks('b', 10))
+    const [lent] = await a.read(0, 50)
+    expect(Buffer.from(lent!).toString()).toBe(chunks('a', 10).join(''))
+    await new Promise((resolve) => setImmediate(resolve))
+    // Next turn: the buffer went back to the pool and b's read reuses it.
+    const [next] = await b.read(0, 50)
+    expect(next!.buffer).toBe(lent!.buffer)
+    expect(next!.byteOffset).toBe(lent!.byteOffset)
+    expect(Buffer.from(lent!).toString()).toBe(chunks('b', 10).join(''))
+    const [kept] = await a.read(0, 50, true)
+    await new Promise((resolve) => setImmediate(resolve))
+    await b.read(0, 50)
+    expect(kept!.buffer === next!.buffer && kept!.byteOffset === next!.byteOffset).toBe(false)
+    expect(Buffer.from(kept!).toString()).toBe(chunks('a', 10).join(''))
+    expect(io.reads).toBe(4)
+  })
+})
