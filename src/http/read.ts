@@ -106,8 +106,9 @@ function sendRead(x: Exchange, ctx: HttpContext, stream: Stream, read: ReadResul
     return x.send(200, headers, ctx.joinForSend(parts))
   }
   headers.push(['Content-Encoding', 'gzip'], ['Vary', 'Accept-Encoding'])
-  // Compressed later: needs bytes of its own, not the shared send buffer.
-  return gzipAsync(parts.length === 1 ? parts[0]! : Buffer.concat(parts)).then((zipped) => x.send(200, headers, zipped))
+  // zlib reads its input on the thread pool, after this turn: it needs bytes of its own,
+  // neither the shared send buffer nor a pooled file-read buffer (see StreamLog.read).
+  return gzipAsync(Buffer.concat(parts)).then((zipped) => x.send(200, headers, zipped))
 }
 
 function ifNoneMatch(header: string, etag: string): boolean {

@@ -111,4 +111,30 @@ describe('catch-up reads joined from several parts', () => {
       ;[...contents.values()].forEach((expected, i) => expect(bodies[i]!.equals(expected)).toBe(true))
     }
   })
+
+  test('gzipped responses of file reads are compressed from bytes of their own', async () => {
+    // zlib compresses on the thread pool, after the pooled read buffer went back to the pool.
+    const server = await start(0)
+    const names = ['g0', 'g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7']
+    const contents = new Map<string, string>()
+    for (const name of names) {
+      const url = `${server.url}/v1/stream/${name}`
+      expect((await fetch(url, { method: 'PUT', headers: { 'Content-Type': 'text/plain' } })).status).toBe(201)
+      const body = Array.from({ length: 4000 }, (_, i) => `${name}-${i};`).join('')
+      expect((await fetch(url, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body })).status).toBe(204)
+      contents.set(name, body)
+    }
+    await server.checkpoint()
+    const read = (name: string, gzip: boolean): Promise<Response> => fetch(`${server.url}/v1/stream/${name}?offset=-1`, { headers: { 'Accept-Encoding': gzip ? 'gzip' : 'identity' } })
+    for (let round = 0; round < 10; round++) {
+      // Gzipped reads of half the streams while plain reads of the others keep reusing the pool.
+      const zipped = names.slice(0, 4).map((name) => read(name, true))
+      const plain = Array.from({ length: 40 }, (_, i) => read(names[4 + (i % 4)]!, false))
+      for (const [i, res] of (await Promise.all(zipped)).entries()) {
+        expect(res.headers.get('content-encoding')).toBe('gzip')
+        expect(await res.text()).toBe(contents.get(names[i]!))
+      }
+      for (const [i, res] of (await Promise.all(plain)).entries()) expect(await res.text()).toBe(contents.get(names[4 + (i % 4)]!))
+    }
+  })
 })
