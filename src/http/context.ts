@@ -88,10 +88,8 @@ export class HttpContext {
   /** The parts as one buffer, valid only until the next call: for bodies handed to uWS at
    * once (uWS sends what it can and copies the rest, keeping no reference). A fresh buffer
    * per catch-up response cost page faults and a copy of every byte. */
-  joinForSend(parts: readonly Uint8Array[]): Uint8Array {
+  joinForSend(parts: readonly Uint8Array[], length: number): Uint8Array {
     if (parts.length === 1) return parts[0]!
-    let length = 0
-    for (const part of parts) length += part.length
     if (this.scratch.length < length) this.scratch = Buffer.allocUnsafe(Math.max(length, this.scratch.length * 2))
     let at = 0
     for (const part of parts) {

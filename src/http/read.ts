@@ -103,7 +103,7 @@ function sendRead(x: Exchange, ctx: HttpContext, stream: Stream, read: ReadResul
   let length = 0
   for (const part of parts) length += part.length
   if (length < ctx.config.gzipMinBytes || !acceptsGzip(x) || !COMPRESSIBLE.test(stream.config.contentType.essence)) {
-    return x.send(200, headers, ctx.joinForSend(parts))
+    return x.send(200, headers, ctx.joinForSend(parts, length))
   }
   headers.push(['Content-Encoding', 'gzip'], ['Vary', 'Accept-Encoding'])
   // zlib reads its input on the thread pool, after this turn: it needs bytes of its own,

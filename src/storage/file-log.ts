@@ -280,14 +280,14 @@ export class FileLog implements StreamLog {
   }
 
   read(from: number, to: number, keep = false): MaybePromise<Uint8Array[]> {
-    if (from >= this.flushed) return this.readPending(from, to)
+    if (from >= this.flushed) return this.readMemory(from, to)
     if (from >= this.flushed - this.cachedBytes) {
       this.files.touchCache(this, 0)
       return this.readMemory(from, to)
     }
     const fileTo = Math.min(to, this.flushed)
     // Staged bytes are taken now: a flush finishing during the file read moves them.
-    const rest = to <= this.flushed ? [] : this.readPending(this.flushed, to)
+    const rest = to <= this.flushed ? [] : this.readMemory(this.flushed, to)
     return this.files.use(this.streamId, async (file) => {
       const pooled = keep ? Buffer.allocUnsafe(fileTo - from) : this.files.takeReadBuffer(fileTo - from)
       const buffer = pooled.subarray(0, fileTo - from)
@@ -301,19 +301,13 @@ export class FileLog implements StreamLog {
     })
   }
 
-  private readPending(from: number, to: number): Uint8Array[] {
-    this.closeRegion()
-    const parts: Uint8Array[] = []
-    slice(this.pending, this.flushed, from, to, parts)
-    return parts
-  }
-
-  /** [from, to) from the cache and the staged bytes after it. */
+  /** [from, to) from the cache and the staged bytes after it; reads at the tail skip the
+   * cache's parts. */
   private readMemory(from: number, to: number): Uint8Array[] {
     this.closeRegion()
     const parts: Uint8Array[] = []
-    const end = slice(this.cached, this.flushed - this.cachedBytes, from, to, parts)
-    if (end < to) slice(this.pending, this.flushed, from, to, parts)
+    if (from < this.flushed) slice(this.cached, this.flushed - this.cachedBytes, from, to, parts)
+    if (to > this.flushed) slice(this.pending, this.flushed, from, to, parts)
     return parts
   }
 
@@ -407,9 +401,8 @@ export class FileLog implements StreamLog {
   }
 }
 
-/** Appends to `out` the views of [from, to) found in `parts`, which start at `start`;
- * returns where `parts` end. */
-function slice(parts: readonly Uint8Array[], start: number, from: number, to: number, out: Uint8Array[]): number {
+/** Appends to `out` the views of [from, to) found in `parts`, which start at `start`. */
+function slice(parts: readonly Uint8Array[], start: number, from: number, to: number, out: Uint8Array[]): void {
   let at = start
   for (const part of parts) {
     const end = at + part.length
@@ -417,5 +410,4 @@ function slice(parts: readonly Uint8Array[], start: number, from: number, to: nu
     at = end
     if (at >= to) break
   }
-  return at
 }
