@@ -75,11 +75,13 @@ export class DurableStorage implements Storage {
     if (checkpoint !== undefined) target.load(checkpoint.state)
     const fromLsn = checkpoint?.lsn ?? 0
     let records = 0
+    this.files.holdWrites()
     const tail = await replayWal(io, this.paths, fromLsn, this.options.salvage, (record) => {
       target.apply(record)
       records++
     })
-    await Promise.all([...this.logs.values()].map((log) => log.flush()))
+    // Replayed bytes are readable from memory and in the WAL: written after ready.
+    this.files.resumeWrites()
     const segment =
       tail === undefined
         ? { file: await preallocate(io, this.paths.walSegment(fromLsn), this.options.walSegmentBytes), baseLsn: fromLsn, capacity: this.options.walSegmentBytes, position: 0 }

@@ -1,19 +1,25 @@
 // The read cache of storage/file-log.ts on the simulated disk: which reads reach the data
 // file, that bytes are right on both sides of the cache boundary, and that the budget is
-// shared by every stream (least recently used first).
+// shared by every stream (least recently used first). Also the writes replay holds back.
 
 import { describe, expect, test } from 'vitest'
 import { SimIo } from '../io/sim.js'
 import type { IoFile } from '../io/types.js'
 import { DataFiles, FileLog } from './file-log.js'
 
-/** SimIo that counts the reads that reach a file. */
+/** SimIo that counts the reads and writes that reach a file. */
 class CountingIo extends SimIo {
   reads = 0
+  writes = 0
 
   override read(file: IoFile, buffer: Uint8Array, position: number): Promise<number> {
     this.reads++
     return super.read(file, buffer, position)
+  }
+
+  override writev(file: IoFile, buffers: readonly Uint8Array[], position: number, datasync: boolean): Promise<void> {
+    this.writes++
+    return super.writev(file, buffers, position, datasync)
   }
 }
 
@@ -38,6 +44,9 @@ async function readText(log: FileLog, from: number, to: number): Promise<string>
 
 const chunks = (prefix: string, count: number): string[] => Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(3, '0')};`)
 
+// Appends over 4 KiB are kept as parts of their own, so the cache trims them one by one.
+const big = (prefix: string, count: number): string[] => Array.from({ length: count }, (_, i) => `${prefix}${i}`.padEnd(5000, '.'))
+
 describe('FileLog read cache', () => {
   test('written bytes are read back from memory, without a file read', async () => {
     const { io, files } = await setup(1024 * 1024)
@@ -60,9 +69,6 @@ describe('FileLog read cache', () => {
     expect(io.reads).toBe(1)
     expect(files.readCacheUsed).toBe(0)
   })
-
-  // Appends over 4 KiB are kept as parts of their own, so the cache trims them one by one.
-  const big = (prefix: string, count: number): string[] => Array.from({ length: count }, (_, i) => `${prefix}${i}`.padEnd(5000, '.'))
 
   test('the budget is shared: the least recently used stream gives up its oldest bytes first', async () => {
     const { io, files } = await setup(30_000)
@@ -135,5 +141,51 @@ describe('FileLog read cache', () => {
     expect(kept!.buffer === next!.buffer && kept!.byteOffset === next!.byteOffset).toBe(false)
     expect(Buffer.from(kept!).toString()).toBe(chunks('a', 10).join(''))
     expect(io.reads).toBe(4)
+  })
+})
+
+describe('FileLog writes held during replay', () => {
+  const turns = async (count: number): Promise<void> => {
+    for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve))
+  }
+
+  test('committed bytes wait in memory, readable, until writes resume', async () => {
+    const { io, files } = await setup(1024 * 1024)
+    files.holdWrites()
+    const logs = [1, 2, 3].map((id) => new FileLog(files, id, 0))
+    // 40 KiB per stream: past FLUSH_BYTES, which would otherwise write on the next turn.
+    const data = big('h', 8)
+    for (const log of logs) for (const chunk of data) {
+      log.append(Buffer.from(chunk))
+      log.commit(log.length)
+    }
+    await turns(5)
+    expect(io.writes).toBe(0)
+    for (const log of logs) expect(await readText(log, 0, log.length)).toBe(data.join(''))
+    files.resumeWrites()
+    await Promise.all(logs.map((log) => log.flush()))
+    expect(io.writes).toBe(3)
+    for (const [index, log] of logs.entries()) {
+      expect(log.flushedLength).toBe(log.length)
+      expect(Buffer.from(io.contents(`/d/${index + 1}`)!).toString()).toBe(data.join(''))
+    }
+  })
+
+  test('past the budget (at least 16 MiB) held bytes are written during replay', async () => {
+    const { io, files } = await setup(0)
+    files.holdWrites()
+    const log = new FileLog(files, 1, 0)
+    const part = Buffer.alloc(64 * 1024, 7)
+    for (let i = 0; i < 16 * 16; i++) {
+      log.append(part)
+      log.commit(log.length)
+    }
+    await turns(5)
+    expect(io.writes).toBe(0)
+    log.append(part)
+    log.commit(log.length)
+    await turns(5)
+    expect(io.writes).toBe(1)
+    expect(log.flushedLength).toBe(log.length)
   })
 })

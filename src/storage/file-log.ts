@@ -34,6 +34,11 @@ export class DataFiles {
   /** Logs holding cached bytes, least recently used first. */
   private readonly cached = new Set<FileLog>()
   private cachedBytes = 0
+  /** While replay runs, committed bytes wait in memory (they are in the WAL) up to this
+   * many: replay then reads and decodes without interleaved data-file writes, and the
+   * server is ready before they are written. Undefined when not replaying. */
+  private holdBytesMax: number | undefined
+  private heldBytes = 0
 
   constructor(
     readonly io: Io,
@@ -102,6 +107,31 @@ export class DataFiles {
     } finally {
       entry.users--
     }
+  }
+
+  /** Until resumeWrites(), data-file writes wait unless more than the read cache's budget
+   * (at least REPLAY_HELD_BYTES_MIN) waits: afterwards these bytes sit in the cache anyway. */
+  holdWrites(): void {
+    this.holdBytesMax = Math.max(this.readCacheBytes, REPLAY_HELD_BYTES_MIN)
+  }
+
+  /** Starts writing what was held, in the background like any sweep. */
+  resumeWrites(): void {
+    this.holdBytesMax = undefined
+    this.heldBytes = 0
+    this.sweep()
+  }
+
+  /** `log` committed `bytes` more; true when they are held rather than written. */
+  hold(log: FileLog, bytes: number): boolean {
+    if (this.holdBytesMax === undefined) return false
+    this.unswept.add(log)
+    this.heldBytes += bytes
+    if (this.heldBytes > this.holdBytesMax) {
+      this.heldBytes = 0
+      this.sweep()
+    }
+    return true
   }
 
   /** Writes `log` within FLUSH_DELAY_MS. */
@@ -176,6 +206,8 @@ const BLOCK_BYTES_MAX = 64 * 1024
  * 1 MiB by default), and this many are kept for reuse. */
 const READ_BUFFER_BYTES_MIN = 1024 * 1024
 const READ_BUFFERS_SPARE_MAX = 8
+/** Replay holds at least this many committed bytes before writing any (see holdWrites). */
+const REPLAY_HELD_BYTES_MIN = 16 * 1024 * 1024
 /** A log writes to its data file as soon as it holds this many committed bytes. */
 const FLUSH_BYTES = 16 * 1024
 /** Longest a committed byte waits (in memory, and in the WAL) before its data-file write. */
@@ -247,11 +279,12 @@ export class FileLog implements StreamLog {
   }
 
   /** Records what is durable. A full FLUSH_BYTES is written on the next turn of the event
-   * loop (one write however many appends filled it; replay commits a million); less waits
-   * for the sweep. */
+   * loop (one write however many appends filled it); less waits for the sweep; during
+   * replay, writes are held (DataFiles.holdWrites). */
   commit(length: number): void {
-    if (length > this.committed) this.committed = length
-    if (this.flushScheduled) return
+    const added = Math.max(0, length - this.committed)
+    this.committed += added
+    if (this.flushScheduled || this.files.hold(this, added)) return
     if (this.committed - this.flushed < FLUSH_BYTES) {
       this.files.deferFlush(this)
       return
@@ -386,7 +419,7 @@ export class FileLog implements StreamLog {
     await this.files.use(this.streamId, (file) => this.files.io.datasync(file))
   }
 
-  /** Committed bytes that reached the data file and were synced. */
+  /** Committed bytes that reached the data file. */
   get flushedLength(): number {
     return this.flushed
   }

@@ -6,7 +6,7 @@
 
 import type { Io, IoFile } from '../io/types.js'
 import { type DataPaths, segmentBase } from './paths.js'
-import { FRAME_HEADER_BYTES, type WalRecord, checkFrame, forEachRecord } from './wal-record.js'
+import { FRAME_HEADER_BYTES, type FrameCheck, type WalRecord, checkFrame, forEachRecord } from './wal-record.js'
 
 export class WalCorruptionError extends Error {
   constructor(message: string) {
@@ -30,13 +30,74 @@ interface Segment {
   readonly path: string
 }
 
-async function readWhole(io: Io, file: IoFile): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(await io.size(file))
-  const read = await io.read(file, buffer, 0)
-  return buffer.subarray(0, read)
+/** WAL bytes are read this many at a time; a bigger frame gets a buffer of its own size. */
+const READ_CHUNK_BYTES = 4 * 1024 * 1024
+
+/**
+ * Whole frames of one segment, read chunk by chunk from a start position. Only the written
+ * part is read: a preallocated segment's zeros after the end marker are never touched, nor
+ * what precedes a checkpoint. Every read lands in a fresh buffer, because replayed payloads
+ * may be kept as views into it (storage/file-log.ts copies only small ones).
+ */
+class SegmentWindow {
+  buffer: Buffer = Buffer.alloc(0)
+  /** Segment position of buffer[0]. */
+  start: number
+  /** Valid bytes in `buffer`. */
+  length = 0
+
+  constructor(
+    private readonly io: Io,
+    private readonly file: IoFile,
+    /** Segment size; reads stop there. */
+    public size: number,
+    start: number,
+    private readonly chunkBytes: number,
+  ) {
+    this.start = start
+  }
+
+  /** Makes [position, position + bytes) readable, or as much of it as the segment holds. */
+  async fill(position: number, bytes: number): Promise<void> {
+    const end = this.start + this.length
+    if (position + bytes <= end || end >= this.size) return
+    const kept = end - position
+    const next = Buffer.allocUnsafe(Math.min(this.size - position, Math.max(bytes, this.chunkBytes)))
+    this.buffer.copy(next, 0, position - this.start, this.length)
+    const read = await this.io.read(this.file, next.subarray(kept), end)
+    // A file shorter than its size said ends here.
+    if (kept + read < next.length) this.size = end + read
+    this.buffer = next
+    this.start = position
+    this.length = kept + read
+  }
+
+  /** The frame at segment position `at`, or undefined when more must be read first (more()). */
+  frameAt(at: number): FrameCheck | undefined {
+    const offset = at - this.start
+    const end = this.start + this.length
+    if (end < this.size) {
+      if (offset + FRAME_HEADER_BYTES > this.length) return undefined
+      if (offset + FRAME_HEADER_BYTES + this.buffer.readUInt32LE(offset + 4) > this.length) return undefined
+    }
+    return checkFrame(this.buffer, offset, this.length)
+  }
+
+  /** Reads enough that frameAt(at) has an answer. */
+  async more(at: number): Promise<void> {
+    await this.fill(at, FRAME_HEADER_BYTES)
+    const offset = at - this.start
+    if (offset + FRAME_HEADER_BYTES <= this.length) await this.fill(at, FRAME_HEADER_BYTES + this.buffer.readUInt32LE(offset + 4))
+  }
+
+  /** Every byte from `from` to the end of the segment (error path only). */
+  async rest(from: number): Promise<Buffer> {
+    await this.fill(from, this.size - from)
+    return this.buffer.subarray(from - this.start, this.length)
+  }
 }
 
-/** True when any valid frame starts at or after `from` (byte by byte; error path only). */
+/** True when any valid frame starts in `buffer` at or after `from` (byte by byte; error path only). */
 function hasValidFrameAfter(buffer: Buffer, from: number): boolean {
   for (let at = from; at + FRAME_HEADER_BYTES <= buffer.length; at++) {
     if (checkFrame(buffer, at, buffer.length).kind === 'ok') return true
@@ -54,6 +115,7 @@ export async function replayWal(
   fromLsn: number,
   salvage: boolean,
   apply: (record: WalRecord) => void,
+  chunkBytes = READ_CHUNK_BYTES,
 ): Promise<WalTail | undefined> {
   const segments: Segment[] = []
   for (const name of await io.list(paths.walDir)) {
@@ -67,22 +129,26 @@ export async function replayWal(
     const next = segments[i + 1]
     if (next !== undefined && next.base <= fromLsn) continue
     const file = await io.open(segment.path, false)
-    const buffer = await readWhole(io, file)
     let at = Math.max(0, fromLsn - segment.base)
+    const window = new SegmentWindow(io, file, await io.size(file), at, chunkBytes)
     let damaged: string | undefined
     for (;;) {
-      const frame = checkFrame(buffer, at, buffer.length)
+      let frame = window.frameAt(at)
+      if (frame === undefined) {
+        await window.more(at)
+        frame = window.frameAt(at)!
+      }
       if (frame.kind === 'end') break
       if (frame.kind === 'bad') {
         damaged = frame.reason
         break
       }
-      forEachRecord(buffer, at, frame.bodyLength, apply)
+      forEachRecord(window.buffer, at - window.start, frame.bodyLength, apply)
       at += FRAME_HEADER_BYTES + frame.bodyLength
     }
-    const laterSegmentsHaveData = segments.slice(i + 1).length > 0
+    const size = window.size
     if (damaged !== undefined) {
-      const middle = laterSegmentsHaveData || hasValidFrameAfter(buffer, at + 1)
+      const middle = next !== undefined || hasValidFrameAfter(await window.rest(at), 1)
       if (middle && !salvage) {
         await io.close(file)
         throw new WalCorruptionError(`${damaged} at LSN ${segment.base + at} in ${segment.path}`)
@@ -91,8 +157,8 @@ export async function replayWal(
       await io.truncate(file, at)
       await io.datasync(file)
       for (const later of segments.slice(i + 1)) await io.unlink(later.path)
-      if (segments.length > i + 1) await io.syncDir(paths.walDir)
-      return { file, baseLsn: segment.base, capacity: at, position: at, droppedBytes: buffer.length - at }
+      if (next !== undefined) await io.syncDir(paths.walDir)
+      return { file, baseLsn: segment.base, capacity: at, position: at, droppedBytes: size - at }
     }
     if (next !== undefined && next.base !== segment.base + at) {
       if (!salvage) {
@@ -101,7 +167,7 @@ export async function replayWal(
       }
     }
     if (tail !== undefined) await io.close(tail.file)
-    tail = { file, baseLsn: segment.base, capacity: buffer.length, position: at, droppedBytes: 0 }
+    tail = { file, baseLsn: segment.base, capacity: size, position: at, droppedBytes: 0 }
   }
   return tail
 }

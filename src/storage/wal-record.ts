@@ -143,15 +143,26 @@ export function batchHeader(records: readonly Uint8Array[], recordsLength: numbe
   return header
 }
 
+/** Reads the fields of one record at a time; one reader serves a whole batch. */
 class Reader {
-  at: number
+  private readonly view: DataView
+  /** The buffer's memory, looked up once: `buffer.buffer` is a call into the runtime. */
+  private readonly memory: ArrayBufferLike
+  private readonly memoryOffset: number
+  at = 0
+  end = 0
 
-  constructor(
-    private readonly buffer: Buffer,
-    start: number,
-    private readonly end: number,
-  ) {
+  constructor(private readonly buffer: Buffer) {
+    this.memory = buffer.buffer
+    this.memoryOffset = buffer.byteOffset
+    this.view = new DataView(this.memory, this.memoryOffset, buffer.length)
+  }
+
+  /** Starts reading the record body [start, end). */
+  record(start: number, end: number): this {
     this.at = start
+    this.end = end
+    return this
   }
 
   private need(bytes: number): void {
@@ -160,26 +171,26 @@ class Reader {
 
   u8(): number {
     this.need(1)
-    return this.buffer.readUInt8(this.at++)
+    return this.buffer[this.at++]!
   }
 
   u16(): number {
     this.need(2)
-    const value = this.buffer.readUInt16LE(this.at)
+    const value = this.view.getUint16(this.at, true)
     this.at += 2
     return value
   }
 
   u32(): number {
     this.need(4)
-    const value = this.buffer.readUInt32LE(this.at)
+    const value = this.view.getUint32(this.at, true)
     this.at += 4
     return value
   }
 
   f64(): number {
     this.need(8)
-    const value = this.buffer.readDoubleLE(this.at)
+    const value = this.view.getFloat64(this.at, true)
     this.at += 8
     return value
   }
@@ -192,9 +203,10 @@ class Reader {
     return value
   }
 
-  bytes(length: number): Buffer {
+  /** A view of the next `length` bytes (a plain Uint8Array: cheaper to make than a Buffer). */
+  bytes(length: number): Uint8Array {
     this.need(length)
-    const value = this.buffer.subarray(this.at, this.at + length)
+    const value = new Uint8Array(this.memory, this.memoryOffset + this.at, length)
     this.at += length
     return value
   }
@@ -228,18 +240,18 @@ export function checkFrame(buffer: Buffer, position: number, limit: number): Fra
 /** Calls `visit` for each record of a batch that checkFrame accepted. */
 export function forEachRecord(buffer: Buffer, position: number, recordsLength: number, visit: (record: WalRecord) => void): void {
   const end = position + FRAME_HEADER_BYTES + recordsLength
+  const reader = new Reader(buffer)
   let at = position + FRAME_HEADER_BYTES
   while (at < end) {
-    const bodyLength = buffer.readUInt32LE(at)
+    const bodyLength = reader.record(at, end).u32()
     if (at + RECORD_HEADER_BYTES + bodyLength > end) throw new RangeError('WAL record runs past the end of its batch')
-    visit(decodeRecord(buffer, at + RECORD_HEADER_BYTES, bodyLength))
+    visit(decodeRecord(reader.record(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + bodyLength)))
     at += RECORD_HEADER_BYTES + bodyLength
   }
 }
 
-/** Decodes one record body. Byte payloads are views into `buffer`. */
-function decodeRecord(buffer: Buffer, start: number, bodyLength: number): WalRecord {
-  const reader = new Reader(buffer, start, start + bodyLength)
+/** Decodes the record body `reader` is at. Byte payloads are views into its buffer. */
+function decodeRecord(reader: Reader): WalRecord {
   const type = reader.u8()
   const timeMs = reader.f64()
   const streamId = reader.u32()

@@ -77,13 +77,13 @@ export function recoveryTarget(engine: Engine): RecoveryTarget {
         stream.commitBytes(tail + change.chunk.bytes.length)
       }
       if (change.streamSeq !== undefined) stream.lastStreamSeq = stream.staged.lastStreamSeq = change.streamSeq
-      if (change.producer !== undefined) {
-        const state = { epoch: change.producer.epoch, lastSeq: change.producer.seq }
-        ;(stream.producers ??= new Map()).set(change.producer.id, state)
-        ;(stream.staged.producers ??= new Map()).set(change.producer.id, { ...state })
+      const producer = change.producer
+      if (producer !== undefined) {
+        ;(stream.producers ??= new Map()).set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq })
+        ;(stream.staged.producers ??= new Map()).set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq })
       }
       if (change.close) stream.closed = stream.staged.closed = true
-      stream.lastAccessMs = Math.max(stream.lastAccessMs, timeMs)
+      if (timeMs > stream.lastAccessMs) stream.lastAccessMs = timeMs
     },
 
     snapshot(): EngineSnapshot {
