@@ -9,6 +9,13 @@ import { label, unavailable } from './servers.mjs'
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
+/** [server id, summary] for every point of a scenario's summary, ordered by `key` (stable). */
+function rowsBy(byServer, key) {
+  const rows = []
+  for (const [id, byPoint] of Object.entries(byServer)) for (const s of Object.values(byPoint)) rows.push([id, s])
+  return rows.sort((a, b) => a[1][key] - b[1][key])
+}
+
 export function markdown(result) {
   const { machine, summary: sum, targets: tgt, recovery } = result
   const L = []
@@ -53,10 +60,7 @@ export function markdown(result) {
   L.push('')
   L.push('| server | S | appends/s | p50 | p99 | p999 | vs null | vs ref mem | vs ref file | server CPU | loadgen CPU | other CPU | RSS p50 / peak MiB | verified | status |')
   L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-  const writeRows = []
-  for (const [id, byS] of [...Object.entries(sum.write), ...Object.entries(sum.control)]) for (const s of Object.values(byS)) writeRows.push([id, s])
-  writeRows.sort((a, b) => a[1].streams - b[1].streams)
-  for (const [id, s] of writeRows) {
+  for (const [id, s] of rowsBy({ ...sum.write, ...sum.control }, 'streams')) {
     const dead = s.status === 'unavailable'
     L.push(`| ${label(id)} | ${s.streams} | ${dead ? '–' : fmtInt(s.appendsPerSecond)} | ${fmtMs(s.p50Us)} | ${fmtMs(s.p99Us)} | ${fmtMs(s.p999Us)} | ${fmtPct(s.vsNull)} | ${fmtX(s.vsRefMemory)} | ${fmtX(s.vsRefFile)} | ${fmtCpu(s.serverCpu)} | ${fmtCpu(s.loadgenCpu)} | ${fmtCpu(s.otherCpu)} | ${s.rssP50MiB ?? '–'} / ${s.rssPeakMiB ?? '–'} | ${s.verified === null ? '(null)' : s.verified ? 'yes' : 'NO'} | ${fmtStatus(s)} |`)
   }
@@ -79,10 +83,7 @@ export function markdown(result) {
     L.push('')
     L.push('| server | K | events sent / planned | p50 ms | p99 ms | p999 ms | max ms | all delivered | server CPU | loadgen CPU | other CPU | RSS peak MiB | status |')
     L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-    const rows = []
-    for (const [id, byK] of Object.entries(sum.fanout)) for (const s of Object.values(byK)) rows.push([id, s])
-    rows.sort((a, b) => a[1].subscribers - b[1].subscribers)
-    for (const [id, s] of rows) {
+    for (const [id, s] of rowsBy(sum.fanout, 'subscribers')) {
       L.push(`| ${label(id)} | ${s.subscribers} | ${s.eventsSent ?? '–'} / ${s.eventsPlanned ?? '–'} | ${fmtMs(s.p50Us)} | ${fmtMs(s.p99Us)} | ${fmtMs(s.p999Us)} | ${fmtMs(s.maxUs)} | ${s.status === 'unavailable' ? '–' : s.allDelivered ? 'yes' : `NO (${s.missing} missing, ${s.duplicates} dup)`} | ${fmtCpu(s.serverCpu)} | ${fmtCpu(s.loadgenCpu)} | ${fmtCpu(s.otherCpu)} | ${s.rssPeakMiB ?? '–'} | ${fmtStatus(s)} |`)
     }
     L.push('')
@@ -96,10 +97,7 @@ export function markdown(result) {
     L.push('')
     L.push('| server | E | MiB read | MiB/s | vs ref mem | per-reader p50 ms | p99 ms | requests | server CPU | loadgen CPU | other CPU | RSS peak MiB | fill appends/s | status |')
     L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-    const rows = []
-    for (const [id, byE] of Object.entries(sum.catchup)) for (const s of Object.values(byE)) rows.push([id, s])
-    rows.sort((a, b) => a[1].events - b[1].events)
-    for (const [id, s] of rows) {
+    for (const [id, s] of rowsBy(sum.catchup, 'events')) {
       L.push(`| ${label(id)} | ${s.events} | ${s.totalMiB?.toFixed(0) ?? '–'} | ${s.mibPerSecond?.toFixed(0) ?? '–'} | ${fmtX(s.vsRefMemory)} | ${fmtMs(s.perReaderP50Us)} | ${fmtMs(s.perReaderP99Us)} | ${s.requests ?? '–'} | ${fmtCpu(s.serverCpu)} | ${fmtCpu(s.loadgenCpu)} | ${fmtCpu(s.otherCpu)} | ${s.rssPeakMiB ?? '–'} | ${fmtInt(s.fillAppendsPerSecond)} | ${fmtStatus(s)} |`)
     }
     L.push('')
