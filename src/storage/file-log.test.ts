@@ -1,11 +1,13 @@
 // The read cache of storage/file-log.ts on the simulated disk: which reads reach the data
 // file, that bytes are right on both sides of the cache boundary, and that the budget is
-// shared by every stream (least recently used first). Also the writes replay holds back.
+// shared by every stream (least recently used first), and the pooled buffers file reads
+// land in. Also the writes replay holds back.
 
 import { describe, expect, test } from 'vitest'
 import { SimIo } from '../io/sim.js'
 import type { IoFile } from '../io/types.js'
 import { DataFiles, FileLog } from './file-log.js'
+import { READ_BUFFERS_MAX } from './read-buffers.js'
 
 /** SimIo that counts the reads and writes that reach a file. */
 class CountingIo extends SimIo {
@@ -141,6 +143,18 @@ describe('FileLog read cache', () => {
     expect(kept!.buffer === next!.buffer && kept!.byteOffset === next!.byteOffset).toBe(false)
     expect(Buffer.from(kept!).toString()).toBe(chunks('a', 10).join(''))
     expect(io.reads).toBe(4)
+  })
+
+  test('more concurrent file reads than pooled buffers: the rest wait, and each gets its own bytes', async () => {
+    const { io, files } = await setup(0)
+    const count = READ_BUFFERS_MAX * 3
+    const logs = Array.from({ length: count }, (_, i) => new FileLog(files, i + 1, 0))
+    for (const [i, log] of logs.entries()) await fill(log, chunks(`s${i}-`, 20))
+    // Each reader copies its bytes out as soon as its read resolves, as a response does.
+    const texts = await Promise.all(logs.map((log) => Promise.resolve(log.read(0, log.length)).then((parts) => Buffer.concat(parts).toString())))
+    expect(texts).toEqual(logs.map((_, i) => chunks(`s${i}-`, 20).join('')))
+    expect(io.reads).toBe(count)
+    expect(files.readBuffers.size).toBe(READ_BUFFERS_MAX)
   })
 })
 

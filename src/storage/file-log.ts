@@ -8,11 +8,13 @@
 // Written bytes stay in memory as a read cache, within one byte budget shared by every
 // stream (least recently used streams give theirs up first): catch-up readers of recent
 // data get views, as in memory mode, instead of a file read into a fresh buffer each.
-// Older bytes are read into pooled buffers, lent to the reader for one event-loop turn.
+// Older bytes are read into pooled buffers (read-buffers.ts), lent to the reader for one
+// event-loop turn.
 
 import type { Io, IoFile } from '../io/types.js'
 import type { StreamLog } from './types.js'
-import type { MaybePromise } from '../util/maybe.js'
+import { type MaybePromise, andThen } from '../util/maybe.js'
+import { ReadBuffers } from './read-buffers.js'
 
 interface CachedFile {
   readonly file: Promise<IoFile>
@@ -28,9 +30,7 @@ export class DataFiles {
   private readonly unswept = new Set<FileLog>()
   private sweepTimer: NodeJS.Timeout | undefined
 
-  /** File-read buffers free for reuse, and those lent to readers this turn. */
-  private readonly spareReadBuffers: Buffer[] = []
-  private lentReadBuffers: Buffer[] = []
+  readonly readBuffers = new ReadBuffers()
   /** Logs holding cached bytes, least recently used first. */
   private readonly cached = new Set<FileLog>()
   private cachedBytes = 0
@@ -63,26 +63,6 @@ export class DataFiles {
       this.cachedBytes -= oldest.dropCached(this.cachedBytes - this.readCacheBytes)
       if (oldest.cachedLength === 0) this.cached.delete(oldest)
     }
-  }
-
-  /** A buffer of at least `bytes` for a file read. A fresh 1 MiB buffer per catch-up read
-   * cost a page fault per 4 KiB (the kernel zeroes each page) and garbage-collector work. */
-  takeReadBuffer(bytes: number): Buffer {
-    const index = this.spareReadBuffers.findIndex((buffer) => buffer.length >= bytes)
-    if (index < 0) return Buffer.allocUnsafeSlow(Math.max(bytes, READ_BUFFER_BYTES_MIN))
-    const [buffer] = this.spareReadBuffers.splice(index, 1)
-    return buffer!
-  }
-
-  /** `buffer` is free again once this turn's microtasks (the reader's) have run. */
-  returnReadBuffer(buffer: Buffer): void {
-    if (this.lentReadBuffers.length === 0) {
-      setImmediate(() => {
-        for (const lent of this.lentReadBuffers) if (this.spareReadBuffers.length < READ_BUFFERS_SPARE_MAX) this.spareReadBuffers.push(lent)
-        this.lentReadBuffers = []
-      })
-    }
-    this.lentReadBuffers.push(buffer)
   }
 
   forgetCache(log: FileLog): void {
@@ -202,10 +182,6 @@ const COALESCE_BYTES_MAX = 4096
  * quiet streams hold a few hundred bytes, carved from Node's shared buffer pool. */
 const BLOCK_BYTES_MIN = 256
 const BLOCK_BYTES_MAX = 64 * 1024
-/** File-read buffers are at least this big (a catch-up response is at most readBytesMax,
- * 1 MiB by default), and this many are kept for reuse. */
-const READ_BUFFER_BYTES_MIN = 1024 * 1024
-const READ_BUFFERS_SPARE_MAX = 8
 /** Replay holds at least this many committed bytes before writing any (see holdWrites). */
 const REPLAY_HELD_BYTES_MIN = 16 * 1024 * 1024
 /** A log writes to its data file as soon as it holds this many committed bytes. */
@@ -321,17 +297,20 @@ export class FileLog implements StreamLog {
     const fileTo = Math.min(to, this.flushed)
     // Staged bytes are taken now: a flush finishing during the file read moves them.
     const rest = to <= this.flushed ? [] : this.readMemory(this.flushed, to)
-    return this.files.use(this.streamId, async (file) => {
-      const pooled = keep ? Buffer.allocUnsafe(fileTo - from) : this.files.takeReadBuffer(fileTo - from)
-      const buffer = pooled.subarray(0, fileTo - from)
-      try {
-        const read = await this.files.io.read(file, buffer, from)
-        if (read !== buffer.length) throw new Error(`data file of stream ${this.streamId} is shorter than expected`)
-      } finally {
-        if (!keep) this.files.returnReadBuffer(pooled)
-      }
-      return rest.length === 0 ? [buffer] : [buffer, ...rest]
-    })
+    const { readBuffers } = this.files
+    const target = keep ? Buffer.allocUnsafe(fileTo - from) : readBuffers.take(fileTo - from)
+    return andThen(target, (pooled) =>
+      this.files.use(this.streamId, async (file) => {
+        const buffer = pooled.subarray(0, fileTo - from)
+        try {
+          const read = await this.files.io.read(file, buffer, from)
+          if (read !== buffer.length) throw new Error(`data file of stream ${this.streamId} is shorter than expected`)
+        } finally {
+          if (!keep) readBuffers.give(pooled)
+        }
+        return rest.length === 0 ? [buffer] : [buffer, ...rest]
+      }),
+    )
   }
 
   /** [from, to) from the cache and the staged bytes after it; reads at the tail skip the
