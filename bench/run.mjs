@@ -14,7 +14,7 @@
  *   fanout   one stream, K SSE subscribers from offset=now, one writer at 50 events/s carrying
  *            their send time; delivery latency and an exactly-once check.
  *   catchup  M=200 streams pre-filled with E 1-KiB events, M readers at once from offset=-1 to
- *            the tail; MiB/s and per-reader latency.
+ *            the tail; MiB/s and per-reader latency. Servers run side by side, passes interleaved.
  *   recovery bench/recovery.mjs results (run in full with --recovery, else read from
  *            bench/results/recovery.json).
  *   memory   server RSS (VmRSS every 100 ms) during every run: p50 and peak.
@@ -101,12 +101,7 @@ async function main() {
     }
   }
   if (scenarios.has('catchup')) {
-    const servers = selectServers('catchup')
-    for (const id of servers) {
-      const t = Date.now()
-      await runCatchup(id, 1)
-      for (const r of runs) if (r.scenario === 'catchup' && r.server === id && r.elapsedMs === undefined) r.elapsedMs = Date.now() - t
-    }
+    await runCatchup(selectServers('catchup'))
   }
   const recovery = scenarios.has('recovery') ? await recoveryResults() : undefined
 

@@ -138,92 +138,120 @@ export async function measure(fn) {
   return record
 }
 
-export async function runCatchup(serverId, rep) {
-  const records = []
-  let server
+/**
+ * Catch-up for every server in `serverIds`, interleaved: all of them run at once (idle
+ * while another is measured), each is filled to E, then the timed passes go round the
+ * servers (A B C A B C …), so a change in this shared VM's speed hits every server alike.
+ */
+export async function runCatchup(serverIds) {
   const M = opts.catchupStreams
+  const t = Date.now()
+  const entries = []
+  const records = []
+  const fail = (entry, record, error) => {
+    record.status = error instanceof Unavailable ? 'unavailable' : 'failed'
+    record.error = error.message ?? String(error)
+    entry.failed = true
+  }
   try {
-    const quiet = await waitQuiet()
-    server = await startServer(serverId)
-    const rss = startRssSampler(server.pid)
-    let filled = 0
+    for (const id of serverIds) {
+      const entry = { id, server: undefined, rss: undefined, records: [], filled: 0, failed: false }
+      entries.push(entry)
+      try {
+        entry.server = await startServer(id)
+        entry.rss = startRssSampler(entry.server.pid)
+      } catch (error) {
+        for (const E of opts.catchupEvents) {
+          const record = baseRecord('catchup', id, { streams: M, events: E }, 1)
+          fail(entry, record, error)
+          entry.records.push(record)
+        }
+      }
+    }
     for (const E of opts.catchupEvents) {
-      const record = baseRecord('catchup', serverId, { streams: M, events: E }, rep)
-      record.quiet = quiet
-      record.serverLine = server.listenLine
-      records.push(record)
-      // Fill every stream up to E events (1 KiB each, one append per event).
-      const fillStart = Date.now()
-      const fill = await runLoadgen([
-        '--mode', 'fill', '--port', String(server.port), '--prefix', '/v1/stream/bench-',
-        '--streams', String(M), '--conns', String(opts.conns), '--body', String(opts.catchupBody),
-        '--count', String(E - filled), '--seq-start', String(filled), ...(filled > 0 ? ['--no-create'] : []),
-        '--no-verify', '--timeout-ms', '10000', '--phase-timeout-ms', '600000', '--server-pid', String(server.pid),
-      ])
-      record.fill = { ms: Date.now() - fillStart, appendsPerSecond: fill.appendsPerSecond, errors: fill.errors, failed: fill.failed, failReason: fill.failReason }
-      if (fill.failed) {
-        record.status = 'failed'
-        record.error = `fill: ${fill.failReason}`
-        break
+      for (const entry of entries) {
+        if (entry.failed) continue
+        const record = baseRecord('catchup', entry.id, { streams: M, events: E }, 1)
+        record.serverLine = entry.server.listenLine
+        record.passes = []
+        entry.records.push(record)
+        entry.current = record
+        await fillAndCheck(entry, record, E).catch((error) => fail(entry, record, error))
       }
-      filled = E
-      // Pass 0 checks every byte (its MiB/s is not used: at GB/s the check itself would make
-      // the load generator the bottleneck); the timed passes check lengths only.
-      const passes = []
-      for (let pass = 0; pass <= opts.catchupPasses; pass++) {
-        const r = await runLoadgen([
-          '--mode', 'catchup', '--port', String(server.port), '--prefix', '/v1/stream/bench-',
-          '--streams', String(M), '--body', String(opts.catchupBody), '--count', String(E),
-          '--timeout-ms', '30000', '--phase-timeout-ms', '120000', '--server-pid', String(server.pid),
-          ...(pass === 0 ? [] : ['--no-content-check']),
-        ])
-        if (pass === 0) {
-          record.contentPass = r
+      const quiet = await waitQuiet()
+      for (let pass = 1; pass <= opts.catchupPasses; pass++) {
+        for (const entry of entries) {
+          if (entry.failed) continue
+          const record = entry.current
+          record.quiet ??= quiet
+          const r = await runLoadgen(catchupArgs(entry.server, E, true)).catch((error) => fail(entry, record, error))
+          if (r === undefined) continue
+          record.passes.push(r)
           if (r.failed || r.verify?.lengthMismatches || r.verify?.contentMismatches) {
-            record.status = 'failed'
-            record.error = r.failReason || `verification: ${r.verify.lengthMismatches} length mismatches, ${r.verify.contentMismatches} content mismatches; ${r.verify.example}`
-            break
+            fail(entry, record, new Error(r.failReason || `verification: ${r.verify.lengthMismatches} length mismatches, ${r.verify.contentMismatches} content mismatches; ${r.verify.example}`))
           }
-          continue
-        }
-        passes.push(r)
-        if (r.failed || r.verify?.lengthMismatches || r.verify?.contentMismatches) {
-          record.status = 'failed'
-          record.error = r.failReason || `verification: ${r.verify.lengthMismatches} length mismatches, ${r.verify.contentMismatches} content mismatches; ${r.verify.example}`
-          break
         }
       }
-      record.passes = passes
-      // The pass with the median MiB/s represents this run.
-      const ok = passes.filter((p) => !p.failed)
-      const sorted = [...ok].sort((a, b) => a.mibPerSecond - b.mibPerSecond)
-      record.loadgen = sorted[Math.floor((sorted.length - 1) / 2)] ?? passes[passes.length - 1]
-      if (record.status !== 'ok') break
-    }
-    const rssStats = rss.stop()
-    for (const r of records) r.rss = rssStats
-    if (await exitedEarly(server)) {
-      for (const r of records) {
-        r.status = 'failed'
-        r.error = [r.error, `server died: ${lastLines(server.output(), 3).join(' | ')}`].filter(Boolean).join('; ')
+      for (const entry of entries) {
+        const record = entry.current
+        if (record === undefined || record.events !== E) continue
+        // The pass with the median MiB/s represents this run.
+        const sorted = record.passes.filter((p) => !p.failed).sort((a, b) => a.mibPerSecond - b.mibPerSecond)
+        record.loadgen = sorted[Math.floor((sorted.length - 1) / 2)] ?? record.passes[record.passes.length - 1]
       }
     }
-  } catch (error) {
-    const status = error instanceof Unavailable ? 'unavailable' : 'failed'
-    if (!records.length) for (const E of opts.catchupEvents) records.push(baseRecord('catchup', serverId, { streams: M, events: E }, rep))
-    for (const r of records) {
-      if (r.status === 'ok') {
-        r.status = status
-        r.error = error.message
+    for (const entry of entries) {
+      if (entry.rss === undefined) continue
+      const rssStats = entry.rss.stop()
+      for (const r of entry.records) r.rss = rssStats
+      if (await exitedEarly(entry.server)) {
+        for (const r of entry.records) {
+          r.status = 'failed'
+          r.error = [r.error, `server died: ${lastLines(entry.server.output(), 3).join(' | ')}`].filter(Boolean).join('; ')
+        }
       }
     }
   } finally {
-    await stopServer(server)
+    for (const entry of entries) await stopServer(entry.server)
   }
+  const elapsedMs = Date.now() - t
+  for (const entry of entries) records.push(...entry.records)
   for (const r of records) {
+    r.elapsedMs = elapsedMs / serverIds.length
     runs.push(r)
     printRun(r)
   }
+}
+
+/** Tops the server's streams up to E events (1 KiB each, one append per event), then reads
+ * everything back once checking every byte. That pass is not timed: at GB/s the check itself
+ * would make the load generator the bottleneck; the timed passes check lengths only. */
+async function fillAndCheck(entry, record, E) {
+  const { server } = entry
+  const fillStart = Date.now()
+  const fill = await runLoadgen([
+    '--mode', 'fill', '--port', String(server.port), '--prefix', '/v1/stream/bench-',
+    '--streams', String(opts.catchupStreams), '--conns', String(opts.conns), '--body', String(opts.catchupBody),
+    '--count', String(E - entry.filled), '--seq-start', String(entry.filled), ...(entry.filled > 0 ? ['--no-create'] : []),
+    '--no-verify', '--timeout-ms', '10000', '--phase-timeout-ms', '600000', '--server-pid', String(server.pid),
+  ])
+  record.fill = { ms: Date.now() - fillStart, appendsPerSecond: fill.appendsPerSecond, errors: fill.errors, failed: fill.failed, failReason: fill.failReason }
+  if (fill.failed) throw new Error(`fill: ${fill.failReason}`)
+  entry.filled = E
+  const r = await runLoadgen(catchupArgs(server, E, false))
+  record.contentPass = r
+  if (r.failed || r.verify?.lengthMismatches || r.verify?.contentMismatches) {
+    throw new Error(r.failReason || `verification: ${r.verify.lengthMismatches} length mismatches, ${r.verify.contentMismatches} content mismatches; ${r.verify.example}`)
+  }
+}
+
+function catchupArgs(server, E, lengthsOnly) {
+  return [
+    '--mode', 'catchup', '--port', String(server.port), '--prefix', '/v1/stream/bench-',
+    '--streams', String(opts.catchupStreams), '--body', String(opts.catchupBody), '--count', String(E),
+    '--timeout-ms', '30000', '--phase-timeout-ms', '120000', '--server-pid', String(server.pid),
+    ...(lengthsOnly ? ['--no-content-check'] : []),
+  ]
 }
 
 export function printRun(r) {
