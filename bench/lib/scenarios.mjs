@@ -187,9 +187,8 @@ export async function runCatchup(serverIds) {
           const r = await runLoadgen(catchupArgs(entry.server, E, true)).catch((error) => fail(entry, record, error))
           if (r === undefined) continue
           record.passes.push(r)
-          if (r.failed || r.verify?.lengthMismatches || r.verify?.contentMismatches) {
-            fail(entry, record, new Error(r.failReason || `verification: ${r.verify.lengthMismatches} length mismatches, ${r.verify.contentMismatches} content mismatches; ${r.verify.example}`))
-          }
+          const problem = passProblem(r)
+          if (problem !== undefined) fail(entry, record, new Error(problem))
         }
       }
       for (const entry of entries) {
@@ -240,9 +239,14 @@ async function fillAndCheck(entry, record, E) {
   entry.filled = E
   const r = await runLoadgen(catchupArgs(server, E, false))
   record.contentPass = r
-  if (r.failed || r.verify?.lengthMismatches || r.verify?.contentMismatches) {
-    throw new Error(r.failReason || `verification: ${r.verify.lengthMismatches} length mismatches, ${r.verify.contentMismatches} content mismatches; ${r.verify.example}`)
-  }
+  const problem = passProblem(r)
+  if (problem !== undefined) throw new Error(problem)
+}
+
+/** Why a catch-up pass failed, or undefined when it read every stream in full. */
+function passProblem(r) {
+  if (!r.failed && !r.verify?.lengthMismatches && !r.verify?.contentMismatches) return undefined
+  return r.failReason || `verification: ${r.verify.lengthMismatches} length mismatches, ${r.verify.contentMismatches} content mismatches; ${r.verify.example}`
 }
 
 function catchupArgs(server, E, lengthsOnly) {
