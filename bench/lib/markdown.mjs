@@ -104,14 +104,16 @@ export function markdown(result) {
   }
   L.push('## Memory (server RSS, sampled every 100 ms)')
   L.push('')
-  L.push('| scenario | server | point | RSS p50 MiB | RSS peak MiB |')
-  L.push('| --- | --- | --- | --- | --- |')
+  L.push('"at start" is the first sample, taken once the server reported ready and before any load: the idle floor of its runtime.')
+  L.push('')
+  L.push('| scenario | server | point | RSS at start MiB | RSS p50 MiB | RSS peak MiB |')
+  L.push('| --- | --- | --- | --- | --- | --- |')
   for (const [scen, byServer] of Object.entries(sum)) {
     for (const [id, byPoint] of Object.entries(byServer)) {
       for (const s of Object.values(byPoint)) {
         if (s.rssPeakMiB === null) continue
         const point = s.subscribers !== undefined ? `K=${s.subscribers}` : s.events !== undefined ? `E=${s.events}` : `S=${s.streams}`
-        L.push(`| ${scen} | ${label(id)} | ${point} | ${s.rssP50MiB} | ${s.rssPeakMiB} |`)
+        L.push(`| ${scen} | ${label(id)} | ${point} | ${s.rssStartMiB ?? '–'} | ${s.rssP50MiB} | ${s.rssPeakMiB} |`)
       }
     }
   }

@@ -163,6 +163,8 @@ export function startRssSampler(pid) {
       const sorted = [...samples].sort((a, b) => a - b)
       return {
         samples: samples.length,
+        /** Right after the server reported ready, before any load: the idle floor. */
+        startMiB: samples.length ? round(samples[0] / 1024, 1) : null,
         p50MiB: sorted.length ? round(sorted[Math.floor((sorted.length - 1) / 2)] / 1024, 1) : null,
         peakMiB: sorted.length ? round(sorted[sorted.length - 1] / 1024, 1) : null,
         lastMiB: samples.length ? round(samples[samples.length - 1] / 1024, 1) : null,

@@ -32,6 +32,7 @@ export function summarize() {
       status,
       repeats: list.length,
       errors: list.filter((r) => r.error).map((r) => `rep ${r.rep}: ${r.error}`),
+      rssStartMiB: round(median(ok.map((r) => r.rss?.startMiB)), 1),
       rssP50MiB: round(median(ok.map((r) => r.rss?.p50MiB)), 1),
       rssPeakMiB: round(median(ok.map((r) => r.rss?.peakMiB)), 1),
       rssPeakMaxMiB: ok.length ? Math.max(...ok.map((r) => r.rss?.peakMiB ?? 0)) : null,
@@ -144,11 +145,15 @@ export function targets(sum, recovery) {
       add(`catchup E=${E} ≥ 2× reference in-memory MiB/s`, id, c.vsRefMemory === null ? 'no reference run' : `${fmtX(c.vsRefMemory)} (${c.mibPerSecond?.toFixed(0)} vs ${sum.catchup['ref-memory']?.[E]?.mibPerSecond?.toFixed(0)} MiB/s)`, c.vsRefMemory === null ? null : c.vsRefMemory >= 2)
     }
   }
-  const refPeak = w('ref-memory', 1000)?.rssPeakMiB
+  const ref = w('ref-memory', 1000)
+  const refPeak = ref?.rssPeakMiB
+  const nullPeak = sum.control?.null?.[1000]?.rssPeakMiB
+  const floor = nullPeak ? `; the null uWS handler peaks at ${nullPeak} MiB` : ''
   for (const id of fsyncConfigs.concat(['rs-memory-fs'])) {
     const s = w(id, 1000)
     if (!usable(s)) continue
-    add('peak RSS during write S=1000 ≤ ¼ of reference (in-memory)', id, refPeak ? `${s.rssPeakMiB} MiB vs ${refPeak} MiB (${fmtPct(s.rssPeakMiB / refPeak)})` : 'no reference run', refPeak ? s.rssPeakMiB <= refPeak / 4 : null, 'the reference keeps every append in its heap, so its RSS grows with the appends it accepted')
+    const measured = `${s.rssPeakMiB} MiB (${s.rssStartMiB ?? '–'} at start) vs ${refPeak} MiB (${ref.rssStartMiB ?? '–'} at start), ${fmtPct(s.rssPeakMiB / refPeak)}${floor}`
+    add('peak RSS during write S=1000 ≤ ¼ of reference (in-memory)', id, refPeak ? measured : 'no reference run', refPeak ? s.rssPeakMiB <= refPeak / 4 : null, 'the reference keeps every append in its heap, so its RSS grows with the appends it accepted')
   }
   if (recovery?.serverRecoveryMsMedian !== undefined && recovery?.serverRecoveryMsMedian !== null) {
     add('recovery 1M records < 1 s', 'rs-fsync-fs', `${recovery.serverRecoveryMsMedian} ms median server recovery (${fmtInt(recovery.records)} records, ${recovery.ranNow ? 'measured in this run' : `from ${recovery.source}, ${recovery.measuredAt}`})`, recovery.records >= 1_000_000 ? recovery.serverRecoveryMsMedian < 1000 : null)
