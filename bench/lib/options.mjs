@@ -77,7 +77,8 @@ export const opts = {
   // Under the repository, not /tmp: on a /tmp where test runs keep deleting thousands of
   // files, ext4 spends ~0.4 ms per new inode skipping recently deleted ones (measured).
   tmpBase: argv['tmp-base'] ?? path.join(HERE, '.data'),
-  outDir: path.resolve(argv['out-dir'] ?? path.join(HERE, 'results')),
+  // A quick run never replaces the committed full run: it writes beside it, ignored by git.
+  outDir: path.resolve(argv['out-dir'] ?? path.join(HERE, 'results', ...(quick ? ['quick'] : []))),
   runRecovery: argv.recovery === true,
   retryNoisy: argv['no-retry-noisy'] !== true,
   noisyCpu: 0.25,
