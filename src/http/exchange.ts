@@ -28,10 +28,12 @@ const CAPTURED = {
   OPTIONS: [],
 } as const satisfies Record<string, readonly string[]>
 
-const CAPTURED_SETS: Record<string, ReadonlySet<string>> = Object.fromEntries(
-  Object.entries(CAPTURED).map(([method, names]) => [method, new Set<string>(names)]),
+/** Each method's captured names, also as bytes: uWS converts a string argument to UTF-8 in a
+ * fresh allocation on every call, a byte view it reads in place. */
+const CAPTURED_BYTES: Record<string, readonly Uint8Array[]> = Object.fromEntries(
+  Object.entries(CAPTURED).map(([method, names]) => [method, names.map((name) => Buffer.from(name, 'latin1'))]),
 )
-const NOTHING_CAPTURED: ReadonlySet<string> = new Set()
+const NOTHING_CAPTURED: readonly RequestHeader[] = []
 
 export type RequestHeader = (typeof CAPTURED)[keyof typeof CAPTURED][number]
 
@@ -58,8 +60,9 @@ export class Exchange {
   readonly method: string
   readonly url: string
   readonly query: string
-  private readonly headers = new Map<RequestHeader, string>()
-  private readonly captured: ReadonlySet<string>
+  /** The names this method captures and their values ('' when absent), index for index. */
+  private readonly names: readonly RequestHeader[]
+  private readonly values: string[] = []
   aborted = false
   private finished = false
   private abortHandlers: Array<() => void> = []
@@ -68,14 +71,13 @@ export class Exchange {
     readonly res: HttpResponse,
     req: HttpRequest,
   ) {
-    this.method = req.getCaseSensitiveMethod().toUpperCase()
+    const method = req.getCaseSensitiveMethod()
+    this.method = KNOWN_METHODS.has(method) ? method : method.toUpperCase()
     this.url = req.getUrl()
     this.query = req.getQuery() ?? ''
-    this.captured = CAPTURED_SETS[this.method] ?? NOTHING_CAPTURED
-    for (const name of this.captured) {
-      const value = req.getHeader(name)
-      if (value !== '') this.headers.set(name as RequestHeader, value)
-    }
+    this.names = (CAPTURED as Record<string, readonly RequestHeader[]>)[this.method] ?? NOTHING_CAPTURED
+    const keys = CAPTURED_BYTES[this.method]
+    for (let i = 0; i < this.names.length; i++) this.values.push(req.getHeader(keys![i]!))
     res.onAborted(() => {
       this.aborted = true
       for (const handler of this.abortHandlers) handler()
@@ -84,18 +86,18 @@ export class Exchange {
   }
 
   header(name: RequestHeader): string {
-    this.assertCaptured(name)
-    return this.headers.get(name) ?? ''
+    return this.values[this.indexOf(name)]!
   }
 
   hasHeader(name: RequestHeader): boolean {
-    this.assertCaptured(name)
-    return this.headers.has(name)
+    return this.values[this.indexOf(name)] !== ''
   }
 
   /** A handler reading a header its method does not capture is a bug, not a missing header. */
-  private assertCaptured(name: RequestHeader): void {
-    if (!this.captured.has(name)) throw new Error(`${this.method} handler reads ${name}, which CAPTURED does not list for ${this.method}`)
+  private indexOf(name: RequestHeader): number {
+    const index = this.names.indexOf(name)
+    if (index < 0) throw new Error(`${this.method} handler reads ${name}, which CAPTURED does not list for ${this.method}`)
+    return index
   }
 
   get done(): boolean {
@@ -108,8 +110,8 @@ export class Exchange {
 
   /** Reads the whole body; rejects with PAYLOAD_TOO_LARGE past `bytesMax`. */
   readBody(bytesMax: number): Promise<Buffer> {
-    const declared = this.headers.get('content-length')
-    const length = declared === undefined ? -1 : Number(declared)
+    const declared = this.header('content-length')
+    const length = declared === '' ? -1 : Number(declared)
     if (length > bytesMax) return Promise.reject(tooLarge(bytesMax))
     return new Promise((resolve, reject) => {
       const exact = length >= 0 ? Buffer.allocUnsafe(length) : undefined
@@ -138,9 +140,9 @@ export class Exchange {
     this.finished = true
     const res = this.res
     res.cork(() => {
-      res.writeStatus(STATUS_TEXT[status] ?? String(status))
+      res.writeStatus(statusLine(status))
       this.writeCommonHeaders()
-      for (const [name, value] of headers) res.writeHeader(name, value)
+      writeHeaders(res, headers)
       if (status === 204 || status === 304 || this.method === 'HEAD') {
         // uWS writes a bogus Content-Length when given an explicit undefined length.
         if (closeConnection) res.endWithoutBody(0, true)
@@ -163,9 +165,9 @@ export class Exchange {
   startStream(status: number, headers: Array<[string, string]>): void {
     const res = this.res
     res.cork(() => {
-      res.writeStatus(STATUS_TEXT[status] ?? String(status))
+      res.writeStatus(statusLine(status))
       this.writeCommonHeaders()
-      for (const [name, value] of headers) res.writeHeader(name, value)
+      writeHeaders(res, headers)
     })
   }
 
@@ -181,9 +183,42 @@ export class Exchange {
   }
 }
 
-/** The headers every response carries, encoded once and written in one uWS call: uWS writes
- * `name: value\r\n` verbatim, so the constant value carries the other three lines. */
-const COMMON_HEADERS_NAME = 'X-Content-Type-Options'
+const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'])
+
+/** Status lines as bytes, made once each (see CAPTURED_BYTES). */
+const STATUS_LINES = new Map<number, Uint8Array>()
+
+function statusLine(status: number): Uint8Array {
+  let line = STATUS_LINES.get(status)
+  if (line === undefined) {
+    line = Buffer.from(STATUS_TEXT[status] ?? String(status), 'latin1')
+    STATUS_LINES.set(status, line)
+  }
+  return line
+}
+
+/** Header names as bytes, made once each; names are the handlers' constants. */
+const HEADER_NAMES = new Map<string, Uint8Array>()
+
+/** Writes a response's own headers in one uWS call: uWS writes `name: value\r\n` verbatim,
+ * so the first header's value carries the other lines, and only that one joined string is
+ * converted (not every name and value on its own). */
+function writeHeaders(res: HttpResponse, headers: ReadonlyArray<readonly [string, string]>): void {
+  if (headers.length === 0) return
+  const first = headers[0]![0]
+  let name = HEADER_NAMES.get(first)
+  if (name === undefined) {
+    name = Buffer.from(first, 'latin1')
+    HEADER_NAMES.set(first, name)
+  }
+  let value = headers[0]![1]
+  for (let i = 1; i < headers.length; i++) value += `\r\n${headers[i]![0]}: ${headers[i]![1]}`
+  res.writeHeader(name, value)
+}
+
+/** The headers every response carries, encoded once and written in one uWS call (see
+ * writeHeaders). */
+const COMMON_HEADERS_NAME = Buffer.from('X-Content-Type-Options', 'latin1')
 const COMMON_HEADERS_REST = Buffer.from(
   [
     'nosniff',

@@ -75,6 +75,27 @@ describe('parseDecimal', () => {
   })
 })
 
+describe('parseDecimal agrees with the rule as a pattern', () => {
+  test('on strings of digits, signs, dots and spaces', () => {
+    const rule = /^(0|[1-9]\d*)$/
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('0', '1', '9', '-', '+', '.', ' ', 'e', '٣'), { maxLength: 8 }), (parts) => {
+        const raw = parts.join('')
+        const accepted = (() => {
+          try {
+            parseDecimal(raw, 'X')
+            return true
+          } catch {
+            return false
+          }
+        })()
+        expect(accepted).toBe(rule.test(raw) && Number.isSafeInteger(Number(raw)))
+      }),
+      { numRuns: 3000 },
+    )
+  })
+})
+
 describe('parseContentType', () => {
   test('lower-cases the media type and keeps the parameters as sent', () => {
     expect(parseContentType('Text/Plain; Charset=UTF-8')).toEqual({

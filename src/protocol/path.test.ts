@@ -148,3 +148,36 @@ describe('isReservedPath', () => {
     expect(isReservedPath(decodeStreamPath('__ds%2Fstats', MAX))).toBe(true)
   })
 })
+
+describe('validateStreamPath: the one-pass check agrees with the rules spelled out', () => {
+  /** The rules as separate checks, in the order their errors are reported. */
+  function expected(path: string, bytesMax: number): string | undefined {
+    if (path.length === 0) return 'empty'
+    if (Buffer.byteLength(path) > bytesMax) return 'longer'
+    if (/[\u0000-\u001f\u007f-\u009f]/.test(path)) return 'control'
+    if (path.includes('\\')) return 'backslash'
+    if (path.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) return 'segment'
+    return undefined
+  }
+  function actual(path: string, bytesMax: number): string | undefined {
+    try {
+      validateStreamPath(path, bytesMax)
+      return undefined
+    } catch (error) {
+      const message = (error as Error).message
+      const words: Array<[string, string]> = [['is empty', 'empty'], ['longer than', 'longer'], ['control', 'control'], ['backslash', 'backslash'], ['segment', 'segment']]
+      return words.find(([phrase]) => message.includes(phrase))?.[1] ?? message
+    }
+  }
+  const pieces = ['a', 'é', '😀', '/', '.', '..', '\\', '\u0000', '\u001f', '\u007f', '\u009f', '\u00a0', '%', ' ']
+
+  test('on paths built from the characters that matter', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 12 }), fc.integer({ min: 1, max: 24 }), (parts, bytesMax) => {
+        const path = parts.join('')
+        expect(actual(path, bytesMax)).toBe(expected(path, bytesMax))
+      }),
+      { numRuns: 5000 },
+    )
+  })
+})
