@@ -27,7 +27,7 @@ export interface SharedFrame {
   readonly frame: Buffer
   /** The frame followed by a control event, for the sessions that send that same control
    * event (most do: same position, and the same cursor unless they echoed a current one). */
-  withControl?: { readonly key: string; readonly bytes: Buffer }
+  withControl?: { readonly cursor: string; readonly upToDate: boolean; readonly closed: boolean; readonly bytes: Buffer }
 }
 
 export class HttpContext {

@@ -132,11 +132,10 @@ class SseSession implements Waiter, Closable, Ticking, Deferred {
     const closedAtEnd = upToDate && stream.closed
     this.position = shared.end
     const cursor = closedAtEnd ? '' : this.ctx.cursor(this.clientCursor)
-    const key = `${cursor}${upToDate ? '+' : '-'}${closedAtEnd ? 'c' : ''}`
     let combined = shared.withControl
-    if (combined?.key !== key) {
+    if (combined === undefined || combined.cursor !== cursor || combined.upToDate !== upToDate || combined.closed !== closedAtEnd) {
       const control: ControlEvent = closedAtEnd ? { streamNextOffset: formatOffset(shared.end), streamClosed: true } : this.control(upToDate, cursor)
-      combined = { key, bytes: Buffer.concat([shared.frame, controlFrame(control)]) }
+      combined = { cursor, upToDate, closed: closedAtEnd, bytes: Buffer.concat([shared.frame, controlFrame(control)]) }
       shared.withControl = combined
     }
     this.sentUpToDate = upToDate

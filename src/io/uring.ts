@@ -115,7 +115,6 @@ function fdOf(file: IoFile, syscall: string): number {
   return open.fd
 }
 
-
 export class UringIo implements Io {
   readonly name = 'uring'
   private readonly ring: UringRing
