@@ -65,9 +65,10 @@ export function handleGet(x: Exchange, ctx: HttpContext, path: string): MaybePro
     return sendNow(x, ctx, stream)
   }
   const position = query.offset.kind === 'at' ? query.offset.position : 0
-  ctx.engine.checkReadPosition(stream, position)
-  if (query.live === 'long-poll') return longPoll(x, ctx, stream, position, query.cursor)
-  return sendFrom(x, ctx, stream, position, query.cursor, true)
+  return andThen(ctx.engine.checkReadPosition(stream, position), () => {
+    if (query.live === 'long-poll') return longPoll(x, ctx, stream, position, query.cursor)
+    return sendFrom(x, ctx, stream, position, query.cursor, true)
+  })
 }
 
 /** Reads one chunk from `position` and sends it (catch-up, or a long-poll with data). */

@@ -10,17 +10,19 @@ import { formatOffset } from '../protocol/offset.js'
 import type { Stream, Waiter } from '../streams/stream.js'
 import type { ReadResult } from '../streams/engine.js'
 import { addWaiter, removeWaiter } from '../streams/waiters.js'
-import { isPromise } from '../util/maybe.js'
+import { type MaybePromise, andThen, isPromise } from '../util/maybe.js'
 import type { Closable, Deferred, HttpContext, SharedFrame, Ticking } from './context.js'
 import type { Exchange } from './exchange.js'
 import type { ReadQuery } from './read.js'
 
-export function startSse(x: Exchange, ctx: HttpContext, stream: Stream, query: ReadQuery): void {
-  let position = stream.tail
-  if (query.offset.kind !== 'now') {
-    position = query.offset.kind === 'at' ? query.offset.position : 0
-    ctx.engine.checkReadPosition(stream, position)
-  }
+export function startSse(x: Exchange, ctx: HttpContext, stream: Stream, query: ReadQuery): MaybePromise<void> {
+  if (query.offset.kind === 'now') return openSse(x, ctx, stream, query, stream.tail)
+  const position = query.offset.kind === 'at' ? query.offset.position : 0
+  return andThen(ctx.engine.checkReadPosition(stream, position), () => openSse(x, ctx, stream, query, position))
+}
+
+function openSse(x: Exchange, ctx: HttpContext, stream: Stream, query: ReadQuery, position: number): void {
+  if (x.done) return
   const base64 = !isSseTextContentType(stream.config.contentType)
   const headers: Array<[string, string]> = [
     ['Content-Type', 'text/event-stream'],

@@ -12,7 +12,9 @@ import type { EngineSnapshot } from './types.js'
 import { WalCorruptionError } from './wal-reader.js'
 
 const FORMAT = 'ringstream-checkpoint'
-const VERSION = 1
+/** Version 2: index entry counts instead of version 1's per-append arrays (whose index
+ * files do not exist); a version 1 checkpoint is refused with a message naming both. */
+const VERSION = 2
 
 export interface Checkpoint {
   readonly lsn: number
@@ -47,6 +49,11 @@ export async function readCheckpoint(io: Io, paths: DataPaths): Promise<Checkpoi
     const text = buffer.toString('utf8')
     const stateStart = text.indexOf('"state":')
     const parsed = JSON.parse(text) as { format?: string; version?: number; lsn?: number; crc32?: number; state?: EngineSnapshot }
+    if (parsed.format === FORMAT && parsed.version === 1) {
+      throw new WalCorruptionError(
+        `${paths.checkpoint} is a version 1 checkpoint (ringstream 0.1, boundary arrays in the checkpoint); this ringstream reads version ${VERSION} (index files beside the data files). Start ringstream 0.1 on this directory and export its streams, or start this version on a new --data-dir`,
+      )
+    }
     if (parsed.format !== FORMAT || parsed.version !== VERSION || typeof parsed.lsn !== 'number' || parsed.state === undefined) {
       throw new WalCorruptionError(`${paths.checkpoint} is not a version ${VERSION} checkpoint`)
     }

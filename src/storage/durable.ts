@@ -10,7 +10,7 @@ import { readCheckpoint, writeCheckpoint } from './checkpoint.js'
 import { DataFiles, FileLog } from './file-log.js'
 import { MemoryLog } from './memory.js'
 import { type DataPaths, dataPaths, segmentBase } from './paths.js'
-import type { Change, EngineSnapshot, Storage, StreamLog } from './types.js'
+import type { Change, EngineSnapshot, LogShape, Storage, StreamLog } from './types.js'
 import { preallocate, WalWriter } from './wal.js'
 import { replayWal } from './wal-reader.js'
 import { type WalRecord, encodeRecord } from './wal-record.js'
@@ -53,12 +53,12 @@ export class DurableStorage implements Storage {
 
   constructor(private readonly options: DurableOptions) {
     this.paths = dataPaths(options.dataDir)
-    this.files = new DataFiles(options.io, (id) => this.paths.streamData(id), options.openFilesMax, options.readCacheBytes)
+    this.files = new DataFiles(options.io, (id, kind) => this.paths.streamFile(id, kind), options.openFilesMax, options.readCacheBytes)
   }
 
-  createLog(streamId: number, durability: Durability, length = 0): StreamLog {
-    if (durability === 'memory') return new MemoryLog()
-    const log = new FileLog(this.files, streamId, length)
+  createLog(streamId: number, durability: Durability, shape: LogShape): StreamLog {
+    if (durability === 'memory') return new MemoryLog(shape.messages !== undefined)
+    const log = new FileLog(this.files, streamId, shape)
     this.logs.set(streamId, log)
     return log
   }

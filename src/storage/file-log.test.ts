@@ -9,18 +9,20 @@ import type { IoFile } from '../io/types.js'
 import { DataFiles, FileLog } from './file-log.js'
 import { READ_BUFFERS_MAX } from './read-buffers.js'
 
-/** SimIo that counts the reads and writes that reach a file. */
+const EMPTY = { length: 0, appends: 0, messages: undefined }
+
+/** SimIo that counts the reads and writes that reach a data file (index files aside). */
 class CountingIo extends SimIo {
   reads = 0
   writes = 0
 
   override read(file: IoFile, buffer: Uint8Array, position: number): Promise<number> {
-    this.reads++
+    if (file.path.endsWith('.data')) this.reads++
     return super.read(file, buffer, position)
   }
 
   override writev(file: IoFile, buffers: readonly Uint8Array[], position: number, datasync: boolean): Promise<void> {
-    this.writes++
+    if (file.path.endsWith('.data')) this.writes++
     return super.writev(file, buffers, position, datasync)
   }
 }
@@ -28,7 +30,7 @@ class CountingIo extends SimIo {
 async function setup(readCacheBytes: number): Promise<{ io: CountingIo; files: DataFiles }> {
   const io = new CountingIo()
   await io.mkdirp('/d')
-  return { io, files: new DataFiles(io, (id) => `/d/${id}`, 16, readCacheBytes) }
+  return { io, files: new DataFiles(io, (id, kind) => `/d/${id}.${kind}`, 16, readCacheBytes) }
 }
 
 /** Appends `chunks` (each its own commit), then writes them to the data file. */
@@ -52,7 +54,7 @@ const big = (prefix: string, count: number): string[] => Array.from({ length: co
 describe('FileLog read cache', () => {
   test('written bytes are read back from memory, without a file read', async () => {
     const { io, files } = await setup(1024 * 1024)
-    const log = new FileLog(files, 1, 0)
+    const log = new FileLog(files, 1, EMPTY)
     const data = chunks('a', 50)
     await fill(log, data)
     expect(log.flushedLength).toBe(data.join('').length)
@@ -64,7 +66,7 @@ describe('FileLog read cache', () => {
 
   test('with no budget every read of written bytes goes to the file', async () => {
     const { io, files } = await setup(0)
-    const log = new FileLog(files, 1, 0)
+    const log = new FileLog(files, 1, EMPTY)
     const data = chunks('b', 20)
     await fill(log, data)
     expect(await readText(log, 0, log.length)).toBe(data.join(''))
@@ -74,8 +76,8 @@ describe('FileLog read cache', () => {
 
   test('the budget is shared: the least recently used stream gives up its oldest bytes first', async () => {
     const { io, files } = await setup(30_000)
-    const a = new FileLog(files, 1, 0)
-    const b = new FileLog(files, 2, 0)
+    const a = new FileLog(files, 1, EMPTY)
+    const b = new FileLog(files, 2, EMPTY)
     const aData = big('a', 4).join('')
     await fill(a, big('a', 4))
     await fill(b, big('b', 2))
@@ -104,7 +106,7 @@ describe('FileLog read cache', () => {
 
   test('reads spanning file, cached and staged bytes join them in order', async () => {
     const { io, files } = await setup(10_000)
-    const log = new FileLog(files, 1, 0)
+    const log = new FileLog(files, 1, EMPTY)
     await fill(log, big('c', 3)) // 15,000 written, the newest 10,000 cached
     log.append(Buffer.from('staged;'))
     const all = big('c', 3).join('') + 'staged;'
@@ -116,7 +118,7 @@ describe('FileLog read cache', () => {
 
   test('a released log gives its cached bytes back to the budget', async () => {
     const { files } = await setup(1024)
-    const log = new FileLog(files, 1, 0)
+    const log = new FileLog(files, 1, EMPTY)
     await fill(log, chunks('d', 10))
     expect(files.readCacheUsed).toBe(50)
     log.release()
@@ -125,8 +127,8 @@ describe('FileLog read cache', () => {
 
   test('file reads land in pooled buffers lent for one turn; `keep` reads get their own', async () => {
     const { io, files } = await setup(0)
-    const a = new FileLog(files, 1, 0)
-    const b = new FileLog(files, 2, 0)
+    const a = new FileLog(files, 1, EMPTY)
+    const b = new FileLog(files, 2, EMPTY)
     await fill(a, chunks('a', 10))
     await fill(b, chunks('b', 10))
     const [lent] = await a.read(0, 50)
@@ -148,7 +150,7 @@ describe('FileLog read cache', () => {
   test('more concurrent file reads than pooled buffers: the rest wait, and each gets its own bytes', async () => {
     const { io, files } = await setup(0)
     const count = READ_BUFFERS_MAX * 3
-    const logs = Array.from({ length: count }, (_, i) => new FileLog(files, i + 1, 0))
+    const logs = Array.from({ length: count }, (_, i) => new FileLog(files, i + 1, EMPTY))
     for (const [i, log] of logs.entries()) await fill(log, chunks(`s${i}-`, 20))
     // Each reader copies its bytes out as soon as its read resolves, as a response does.
     const texts = await Promise.all(logs.map((log) => Promise.resolve(log.read(0, log.length)).then((parts) => Buffer.concat(parts).toString())))
@@ -166,7 +168,7 @@ describe('FileLog writes held during replay', () => {
   test('committed bytes wait in memory, readable, until writes resume', async () => {
     const { io, files } = await setup(1024 * 1024)
     files.holdWrites()
-    const logs = [1, 2, 3].map((id) => new FileLog(files, id, 0))
+    const logs = [1, 2, 3].map((id) => new FileLog(files, id, EMPTY))
     // 40 KiB per stream: past FLUSH_BYTES, which would otherwise write on the next turn.
     const data = big('h', 8)
     for (const log of logs) for (const chunk of data) {
@@ -181,14 +183,14 @@ describe('FileLog writes held during replay', () => {
     expect(io.writes).toBe(3)
     for (const [index, log] of logs.entries()) {
       expect(log.flushedLength).toBe(log.length)
-      expect(Buffer.from(io.contents(`/d/${index + 1}`)!).toString()).toBe(data.join(''))
+      expect(Buffer.from(io.contents(`/d/${index + 1}.data`)!).toString()).toBe(data.join(''))
     }
   })
 
   test('past the budget (at least 16 MiB) held bytes are written during replay', async () => {
     const { io, files } = await setup(0)
     files.holdWrites()
-    const log = new FileLog(files, 1, 0)
+    const log = new FileLog(files, 1, EMPTY)
     const part = Buffer.alloc(64 * 1024, 7)
     for (let i = 0; i < 16 * 16; i++) {
       log.append(part)

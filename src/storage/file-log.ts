@@ -12,9 +12,17 @@
 // event-loop turn.
 
 import type { Io, IoFile } from '../io/types.js'
-import type { StreamLog } from './types.js'
+import type { LogShape, StreamLog } from './types.js'
 import { type MaybePromise, andThen } from '../util/maybe.js'
+import { BoundaryIndex, type IndexFile, IndexPages } from './boundary-index.js'
 import { ReadBuffers } from './read-buffers.js'
+
+/** The files of one stream: its bytes, and the indexes of its append and message ends. */
+export type FileKind = 'data' | 'appends' | 'messages'
+const KIND_CODES: Record<FileKind, number> = { data: 0, appends: 1, messages: 2 }
+const KINDS: readonly FileKind[] = ['data', 'appends', 'messages']
+/** Index pages kept in memory across all streams (4 KiB each): 4 MiB. */
+const INDEX_PAGES_MAX = 1024
 
 interface CachedFile {
   readonly file: Promise<IoFile>
@@ -23,6 +31,7 @@ interface CachedFile {
 
 /** Open data files, least recently used first; only unused files are closed. */
 export class DataFiles {
+  /** Keyed by streamId · 4 + kind code. */
   private readonly open = new Map<number, CachedFile>()
   /** Streams whose logs were released; their files go once a checkpoint no longer lists them. */
   readonly released = new Set<number>()
@@ -31,6 +40,7 @@ export class DataFiles {
   private sweepTimer: NodeJS.Timeout | undefined
 
   readonly readBuffers = new ReadBuffers()
+  readonly indexPages = new IndexPages(INDEX_PAGES_MAX)
   /** Logs holding cached bytes, least recently used first. */
   private readonly cached = new Set<FileLog>()
   private cachedBytes = 0
@@ -42,7 +52,7 @@ export class DataFiles {
 
   constructor(
     readonly io: Io,
-    private readonly pathOf: (streamId: number) => string,
+    private readonly pathOf: (streamId: number, kind: FileKind) => string,
     private readonly openFilesMax: number,
     private readonly readCacheBytes: number,
   ) {}
@@ -70,16 +80,17 @@ export class DataFiles {
     this.cachedBytes -= log.dropCached(Infinity)
   }
 
-  async use<T>(streamId: number, action: (file: IoFile) => Promise<T>): Promise<T> {
-    let entry = this.open.get(streamId)
+  async use<T>(streamId: number, action: (file: IoFile) => Promise<T>, kind: FileKind = 'data'): Promise<T> {
+    const key = streamId * 4 + KIND_CODES[kind]
+    let entry = this.open.get(key)
     if (entry === undefined) {
       // In use before evicting, so the new entry can never be the one closed.
-      entry = { file: this.io.open(this.pathOf(streamId), true), users: 1 }
-      this.open.set(streamId, entry)
+      entry = { file: this.io.open(this.pathOf(streamId, kind), true), users: 1 }
+      this.open.set(key, entry)
       this.evict()
     } else {
-      this.open.delete(streamId)
-      this.open.set(streamId, entry)
+      this.open.delete(key)
+      this.open.set(key, entry)
       entry.users++
     }
     try {
@@ -139,19 +150,32 @@ export class DataFiles {
   }
 
   private evict(): void {
-    for (const [streamId, entry] of this.open) {
+    for (const [key, entry] of this.open) {
       if (this.open.size <= this.openFilesMax) return
       if (entry.users > 0) continue
-      this.open.delete(streamId)
+      this.open.delete(key)
       entry.file.then((file) => this.io.close(file)).catch(() => {})
     }
   }
 
+  /** The index file `kind` of a stream, as BoundaryIndex reads and writes it. */
+  indexFile(streamId: number, kind: FileKind): IndexFile {
+    return {
+      cacheKey: `${streamId}.${kind}`,
+      read: (buffer, position) => this.use(streamId, (file) => this.io.read(file, buffer, position), kind),
+      write: (buffer, position) => this.use(streamId, (file) => this.io.writev(file, [buffer], position, false), kind),
+    }
+  }
+
+  /** Closes and deletes every file of a stream. */
   async remove(streamId: number): Promise<void> {
-    const entry = this.open.get(streamId)
-    this.open.delete(streamId)
-    if (entry !== undefined) await this.io.close(await entry.file).catch(() => {})
-    await this.io.unlink(this.pathOf(streamId)).catch(() => {})
+    for (const kind of KINDS) {
+      const key = streamId * 4 + KIND_CODES[kind]
+      const entry = this.open.get(key)
+      this.open.delete(key)
+      if (entry !== undefined) await this.io.close(await entry.file).catch(() => {})
+      await this.io.unlink(this.pathOf(streamId, kind)).catch(() => {})
+    }
   }
 
   async closeAll(): Promise<void> {
@@ -210,25 +234,32 @@ export class FileLog implements StreamLog {
   private blockStart = 0
   private blockBytes = BLOCK_BYTES_MIN
   private flushing: Promise<void> = Promise.resolve()
-  /** Data file has writes not yet datasync'd. */
+  /** Data or index files have writes not yet datasync'd. */
   dirty = false
   private released = false
+  readonly appends: BoundaryIndex
+  readonly messages: BoundaryIndex | undefined
 
   constructor(
     private readonly files: DataFiles,
     readonly streamId: number,
-    length: number,
+    shape: LogShape,
   ) {
-    this.flushed = length
-    this.committed = length
+    this.flushed = shape.length
+    this.committed = shape.length
+    this.appends = new BoundaryIndex(files.indexFile(streamId, 'appends'), files.indexPages, shape.appends)
+    this.messages = shape.messages === undefined ? undefined : new BoundaryIndex(files.indexFile(streamId, 'messages'), files.indexPages, shape.messages)
   }
 
   get length(): number {
     return this.flushed + this.pendingBytes
   }
 
-  append(bytes: Uint8Array): void {
+  append(bytes: Uint8Array, messageEnds?: readonly number[]): void {
     if (bytes.length === 0) return
+    const start = this.length
+    if (this.messages !== undefined && messageEnds !== undefined) for (const end of messageEnds) this.messages.add(start + end)
+    this.appends.add(start + bytes.length)
     this.pendingBytes += bytes.length
     if (bytes.length > COALESCE_BYTES_MAX) {
       this.closeRegion()
@@ -286,6 +317,8 @@ export class FileLog implements StreamLog {
     }
     this.pending = kept
     this.pendingBytes = length - this.flushed
+    this.appends.truncate(length)
+    this.messages?.truncate(length)
   }
 
   read(from: number, to: number, keep = false): MaybePromise<Uint8Array[]> {
@@ -345,6 +378,16 @@ export class FileLog implements StreamLog {
   }
 
   private async writeCommitted(): Promise<void> {
+    await this.writeData()
+    if (this.released) return
+    // Index entries follow the data they index: an entry in the file never points past it.
+    const before = this.appends.writtenCount + (this.messages?.writtenCount ?? 0)
+    await this.appends.writeUpTo(this.flushed)
+    await this.messages?.writeUpTo(this.flushed)
+    if (this.appends.writtenCount + (this.messages?.writtenCount ?? 0) !== before) this.dirty = true
+  }
+
+  private async writeData(): Promise<void> {
     if (this.released) return
     const bytes = this.committed - this.flushed
     if (bytes <= 0) return
@@ -395,7 +438,15 @@ export class FileLog implements StreamLog {
     await this.flush()
     if (!this.dirty || this.released) return
     this.dirty = false
-    await this.files.use(this.streamId, (file) => this.files.io.datasync(file))
+    const { io } = this.files
+    try {
+      await this.files.use(this.streamId, (file) => io.datasync(file))
+      if (this.appends.writtenCount > 0) await this.files.use(this.streamId, (file) => io.datasync(file), 'appends')
+      if ((this.messages?.writtenCount ?? 0) > 0) await this.files.use(this.streamId, (file) => io.datasync(file), 'messages')
+    } catch (error) {
+      this.dirty = true
+      throw error
+    }
   }
 
   /** Committed bytes that reached the data file. */

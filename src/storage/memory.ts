@@ -2,19 +2,29 @@
 // commits are immediate. Reads are zero-copy views; growth reallocates, but earlier views
 // stay valid because bytes below a log's length are never rewritten in place.
 
-import type { Storage, StreamLog } from './types.js'
+import { BoundaryIndex } from './boundary-index.js'
+import type { LogShape, Storage, StreamLog } from './types.js'
 
 const INITIAL_CAPACITY_BYTES = 256
 
 export class MemoryLog implements StreamLog {
   private buffer: Buffer = Buffer.alloc(0)
   private used = 0
+  readonly appends = new BoundaryIndex(undefined, undefined)
+  readonly messages: BoundaryIndex | undefined
+
+  constructor(json: boolean) {
+    this.messages = json ? new BoundaryIndex(undefined, undefined) : undefined
+  }
 
   get length(): number {
     return this.used
   }
 
-  append(bytes: Uint8Array): void {
+  append(bytes: Uint8Array, messageEnds?: readonly number[]): void {
+    if (bytes.length === 0) return
+    if (this.messages !== undefined && messageEnds !== undefined) for (const end of messageEnds) this.messages.add(this.used + end)
+    this.appends.add(this.used + bytes.length)
     const needed = this.used + bytes.length
     if (needed > this.buffer.length) this.grow(needed)
     this.buffer.set(bytes, this.used)
@@ -28,6 +38,8 @@ export class MemoryLog implements StreamLog {
     // Views handed out earlier must keep their bytes: copy instead of rewriting in place.
     this.buffer = Buffer.from(this.buffer.subarray(0, length))
     this.used = length
+    this.appends.truncate(length)
+    this.messages?.truncate(length)
   }
 
   read(from: number, to: number): Uint8Array[] {
@@ -52,8 +64,8 @@ export class MemoryLog implements StreamLog {
 export class MemoryStorage implements Storage {
   readonly kind = 'memory'
 
-  createLog(): StreamLog {
-    return new MemoryLog()
+  createLog(_streamId: number, _durability: unknown, shape: LogShape): StreamLog {
+    return new MemoryLog(shape.messages !== undefined)
   }
 
   commit(): undefined {

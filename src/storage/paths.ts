@@ -12,7 +12,8 @@ export interface DataPaths {
   /** A preallocated segment waiting to become the next one. */
   readonly walSpare: string
   walSegment(baseLsn: number): string
-  streamData(streamId: number): string
+  /** A stream's data file (`data`) or one of its index files. */
+  streamFile(streamId: number, kind: 'data' | 'appends' | 'messages'): string
 }
 
 export const WAL_SEGMENT_SUFFIX = '.wal'
@@ -27,7 +28,7 @@ export function dataPaths(root: string): DataPaths {
     checkpointTmp: `${clean}/checkpoint.json.tmp`,
     walSpare: `${clean}/wal/spare.tmp`,
     walSegment: (baseLsn) => `${clean}/wal/${pad(baseLsn, 20)}${WAL_SEGMENT_SUFFIX}`,
-    streamData: (streamId) => `${clean}/streams/${pad(streamId, 12)}.data`,
+    streamFile: (streamId, kind) => `${clean}/streams/${pad(streamId, 12)}.${kind}`,
   }
 }
 

@@ -5,15 +5,21 @@
 
 import type { Durability, ProducerHeaders } from '../protocol/headers.js'
 import type { MaybePromise } from '../util/maybe.js'
+import type { BoundaryIndex } from './boundary-index.js'
 
 export interface StreamLog {
   /** Bytes staged in this log (committed or not). */
   readonly length: number
-  /** Stages bytes at the end. */
-  append(bytes: Uint8Array): void
+  /** Stages bytes at the end as one append; `messageEnds` (JSON logs) are relative to `bytes`. */
+  append(bytes: Uint8Array, messageEnds?: readonly number[]): void
+  /** Where appends end (log-relative, staged ones included): every append but the last
+   * starts where one of these is. */
+  readonly appends: BoundaryIndex
+  /** JSON logs: where messages end (after the ','). */
+  readonly messages: BoundaryIndex | undefined
   /** Bytes up to `length` are durable (their change committed); a disk log may now write them out. */
   commit(length: number): void
-  /** Drops staged bytes beyond `length` (rollback of a failed commit). */
+  /** Drops staged bytes (and index entries) beyond `length` (rollback of a failed commit). */
   truncate(length: number): void
   /** Bytes [from, to), all committed, as views in order; without copying where the
    * backend allows (the caller joins them only if it must). A disk log reuses the buffer a
@@ -68,11 +74,18 @@ export interface DeleteChange {
 
 export type Change = CreateChange | AppendChange | DeleteChange
 
+/** How much a log holds: its bytes and the entries of its indexes (messages: JSON only). */
+export interface LogShape {
+  readonly length: number
+  readonly appends: number
+  readonly messages: number | undefined
+}
+
 export interface Storage {
   /** Name logged at startup, e.g. "memory" or "wal". */
   readonly kind: string
-  /** A log for a new (or, with `length`, recovered) stream of the given class. */
-  createLog(streamId: number, durability: Durability, length?: number): StreamLog
+  /** A log for a new (empty) or recovered stream of the given class. */
+  createLog(streamId: number, durability: Durability, shape: LogShape): StreamLog
   /** Persists a change; resolves (with nothing the caller uses) when it is durable for its
    * class. Undefined: already done. */
   commit(change: Change, durability: Durability, timeMs: number): Promise<unknown> | undefined
@@ -89,8 +102,10 @@ export interface StreamSnapshot extends StreamDefinition {
   readonly lastAccessMs: number
   readonly lastStreamSeq: string | undefined
   readonly producers: ReadonlyArray<readonly [string, number, number]>
-  readonly appendStarts: readonly number[]
-  readonly messageEnds: readonly number[] | undefined
+  /** Committed entries of the log's append-end index (the index file holds at least these). */
+  readonly appendCount: number
+  /** …and of its message-end index (JSON streams). */
+  readonly messageCount: number | undefined
 }
 
 /** What the engine gives storage for a checkpoint, and gets back at recovery. */

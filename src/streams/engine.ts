@@ -10,7 +10,7 @@ import { frameJsonAppend } from '../protocol/json.js'
 import { formatOffset } from '../protocol/offset.js'
 import { decideProducer } from '../protocol/producer.js'
 import { isIoError } from '../io/types.js'
-import type { AppendChange, AppendChunk, Change, Storage } from '../storage/types.js'
+import type { AppendChange, AppendChunk, Change, LogShape, Storage } from '../storage/types.js'
 import { type MaybePromise, andThen } from '../util/maybe.js'
 import { type ForkRequest, type PreparedFork, forkSource, prepareFork } from './fork.js'
 import { Registry } from './registry.js'
@@ -166,9 +166,10 @@ export class Engine {
   }
 
   /** Builds a stream object with a fresh log; used by creates and by recovery. */
-  newStream(id: number, path: string, config: StreamConfig, parent: Stream | undefined, base: number, length = 0): Stream {
+  newStream(id: number, path: string, config: StreamConfig, parent: Stream | undefined, base: number, shape?: LogShape): Stream {
     this.nextId = Math.max(this.nextId, id + 1)
-    return new Stream(id, path, config, this.options.storage.createLog(id, config.durability, length), parent, base, this.now())
+    const log = this.options.storage.createLog(id, config.durability, shape ?? { length: 0, appends: 0, messages: config.json ? 0 : undefined })
+    return new Stream(id, path, config, log, parent, base, this.now())
   }
 
   /** POST: append and/or close, applying producer then closure then Stream-Seq rules. */
@@ -297,16 +298,20 @@ export class Engine {
   }
 
   /** Validates a client-supplied read position against the stream. */
-  checkReadPosition(stream: Stream, position: number): void {
+  checkReadPosition(stream: Stream, position: number): MaybePromise<void> {
     if (position > stream.tail) throw new StreamError('INVALID_OFFSET', 'offset is beyond the end of the stream')
-    if (!stream.isBoundary(position)) throw new StreamError('INVALID_OFFSET', 'offset is not at a message boundary')
+    return andThen(stream.isBoundary(position), (boundary) => {
+      if (!boundary) throw new StreamError('INVALID_OFFSET', 'offset is not at a message boundary')
+    })
   }
 
   read(stream: Stream, from: number): MaybePromise<ReadResult> {
-    const end = stream.readEnd(from, this.options.readBytesMax)
-    const upToDate = end === stream.tail
-    const closedAtEnd = upToDate && stream.closed
-    return andThen(stream.read(from, end), (parts) => ({ parts, start: from, end, upToDate, closedAtEnd }))
+    return andThen(stream.readEnd(from, this.options.readBytesMax), (end) => {
+      // The tail may have moved while an index lookup was reading: judge against it now.
+      const upToDate = end === stream.tail
+      const closedAtEnd = upToDate && stream.closed
+      return andThen(stream.read(from, end), (parts) => ({ parts, start: from, end, upToDate, closedAtEnd }))
+    })
   }
 
   async close(): Promise<void> {

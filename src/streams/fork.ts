@@ -43,24 +43,24 @@ export function prepareFork(registry: Registry, fork: ForkRequest, requested: Co
   }
   const base = fork.position ?? source.tail
   if (base > source.tail) throw badRequest('Stream-Fork-Offset is beyond the end of the source stream')
-  if (!source.isBoundary(base)) throw badRequest('Stream-Fork-Offset is not at a message boundary')
-  if (fork.subOffset === 0) return { source, base, contentType, slice: undefined }
-  return andThen(subOffsetSlice(source, base, fork.subOffset), (slice) => ({ source, base, contentType, slice }))
+  return andThen(source.isBoundary(base), (boundary) => {
+    if (!boundary) throw badRequest('Stream-Fork-Offset is not at a message boundary')
+    if (fork.subOffset === 0) return { source, base, contentType, slice: undefined }
+    return andThen(subOffsetSlice(source, base, fork.subOffset), (slice) => ({ source, base, contentType, slice }))
+  })
 }
 
 function subOffsetSlice(source: Stream, position: number, subOffset: number): MaybePromise<AppendChunk> {
-  const span = source.appendAt(position)
-  if (span === undefined) throw badRequest('Stream-Fork-Sub-Offset needs an append starting at Stream-Fork-Offset')
-  let end: number
-  let messageEnds: number[] | undefined
-  if (source.config.json) {
-    const ends = source.messageEndsWithin(span.start, span.end)
-    if (subOffset > ends.length) throw badRequest(`Stream-Fork-Sub-Offset exceeds the ${ends.length} messages of that append`)
-    end = ends[subOffset - 1]!
-    messageEnds = ends.slice(0, subOffset).map((at) => at - position)
-  } else {
-    if (subOffset > span.end - span.start) throw badRequest(`Stream-Fork-Sub-Offset exceeds the ${span.end - span.start} bytes of that append`)
-    end = position + subOffset
-  }
-  return andThen(source.readCopy(position, end), (bytes) => ({ bytes, messageEnds }))
+  return andThen(source.appendAt(position), (span) => {
+    if (span === undefined) throw badRequest('Stream-Fork-Sub-Offset needs an append starting at Stream-Fork-Offset')
+    if (!source.config.json) {
+      if (subOffset > span.end - span.start) throw badRequest(`Stream-Fork-Sub-Offset exceeds the ${span.end - span.start} bytes of that append`)
+      return andThen(source.readCopy(position, position + subOffset), (bytes) => ({ bytes, messageEnds: undefined }))
+    }
+    return andThen(source.messagesWithin(span.start, span.end, subOffset), ({ count, ends }) => {
+      if (subOffset > count) throw badRequest(`Stream-Fork-Sub-Offset exceeds the ${count} messages of that append`)
+      const messageEnds = ends.map((at) => at - position)
+      return andThen(source.readCopy(position, ends[subOffset - 1]!), (bytes) => ({ bytes, messageEnds }))
+    })
+  })
 }

@@ -33,12 +33,13 @@ export function recoveryTarget(engine: Engine): RecoveryTarget {
   }
   return {
     load(state: EngineSnapshot): void {
-      const streams = [...state.streams].sort((a, b) => a.id - b.id)
+      const streams = state.streams.slice().sort((a, b) => a.id - b.id)
       for (const saved of streams) {
-        const stream = engine.newStream(saved.id, saved.path, configOf(saved), parentOf(saved.parentId, saved.id), saved.base, saved.length)
+        const config = configOf(saved)
+        if ((saved.messageCount !== undefined) !== config.json) throw new RecoveryCorruptionError(`stream ${saved.id}: message index does not match its content type`)
+        const shape = { length: saved.length, appends: saved.appendCount, messages: saved.messageCount }
+        const stream = engine.newStream(saved.id, saved.path, config, parentOf(saved.parentId, saved.id), saved.base, shape)
         stream.committedLength = saved.length
-        stream.appendStarts.push(...saved.appendStarts)
-        if (saved.messageEnds !== undefined) stream.messageEnds?.push(...saved.messageEnds)
         stream.closed = stream.staged.closed = saved.closed
         stream.lastStreamSeq = stream.staged.lastStreamSeq = saved.lastStreamSeq
         if (saved.producers.length > 0) {
@@ -98,7 +99,6 @@ export function recoveryTarget(engine: Engine): RecoveryTarget {
 }
 
 function snapshotOf(stream: Stream): StreamSnapshot {
-  const tail = stream.tail
   return {
     id: stream.id,
     path: stream.path,
@@ -115,7 +115,7 @@ function snapshotOf(stream: Stream): StreamSnapshot {
     lastAccessMs: stream.lastAccessMs,
     lastStreamSeq: stream.lastStreamSeq,
     producers: stream.producers === undefined ? [] : [...stream.producers].map(([id, state]) => [id, state.epoch, state.lastSeq] as const),
-    appendStarts: stream.appendStarts.filter((start) => start < tail),
-    messageEnds: stream.messageEnds?.filter((end) => end <= tail),
+    appendCount: stream.log.appends.countAtMost(stream.committedLength),
+    messageCount: stream.log.messages?.countAtMost(stream.committedLength),
   }
 }

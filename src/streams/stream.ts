@@ -1,8 +1,9 @@
 // streams/stream.ts — one stream's state and its position arithmetic.
 // Positions are byte positions in the stream's wire bytes. A fork inherits positions
 // [0, base) from its parent (read through, never copied) and stores its own bytes from
-// `base` on. Boundary indexes (append starts; JSON message ends) make sub-offset forks,
-// JSON-aligned chunking and offset validation binary searches instead of scans.
+// `base` on. The log's boundary indexes (append ends; JSON message ends, on disk for
+// durable logs) answer sub-offset forks, JSON-aligned chunking and offset validation;
+// lookups of recent positions answer at once, older ones may read an index page.
 // State comes in two layers: `staged` (validated, ordered, maybe not yet durable — what
 // new requests are checked against) and committed (durable, visible to readers).
 
@@ -10,6 +11,7 @@ import type { ContentType, Durability } from '../protocol/headers.js'
 import type { ProducerState } from '../protocol/producer.js'
 import type { StreamLog } from '../storage/types.js'
 import { type MaybePromise, all, andThen } from '../util/maybe.js'
+import type { BoundaryIndex } from '../storage/boundary-index.js'
 
 export interface Waiter {
   /** Called after the stream gained data, closed, or was deleted/expired. */
@@ -31,16 +33,10 @@ export interface AppendSpan {
   readonly end: number
 }
 
-/** Index of the first element > value in a sorted array. */
-function upperBound(sorted: number[], value: number): number {
-  let lo = 0
-  let hi = sorted.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (sorted[mid]! <= value) lo = mid + 1
-    else hi = mid
-  }
-  return lo
+/** The JSON messages ending inside an append: how many, and the first few ends. */
+export interface MessagesWithin {
+  readonly count: number
+  readonly ends: number[]
 }
 
 /** What requests are validated against: includes changes not yet durable. */
@@ -51,9 +47,6 @@ export interface StagedState {
 }
 
 export class Stream {
-  readonly appendStarts: number[] = []
-  /** JSON streams: absolute end position (after the ',') of every own message. */
-  readonly messageEnds: number[] | undefined
   lastAccessMs: number
   /** Own bytes that are durable and readable (the log may hold more, staged). */
   committedLength = 0
@@ -77,7 +70,6 @@ export class Stream {
     readonly base: number,
     nowMs: number,
   ) {
-    this.messageEnds = config.json ? [] : undefined
     this.lastAccessMs = nowMs
   }
 
@@ -93,12 +85,7 @@ export class Stream {
 
   /** Stages bytes as one append. `messageEnds` are relative to `bytes` (JSON only). */
   appendBytes(bytes: Uint8Array, messageEnds?: readonly number[]): void {
-    const start = this.stagedTail
-    this.appendStarts.push(start)
-    this.log.append(bytes)
-    if (this.messageEnds !== undefined && messageEnds !== undefined) {
-      for (const end of messageEnds) this.messageEnds.push(start + end)
-    }
+    this.log.append(bytes, this.config.json ? messageEnds : undefined)
   }
 
   /** Makes staged bytes up to `stagedEnd` (absolute) readable. */
@@ -110,10 +97,6 @@ export class Stream {
   /** Drops everything staged and not committed (a failed commit). */
   rollback(): void {
     this.log.truncate(this.committedLength)
-    const tail = this.tail
-    while (this.appendStarts.length > 0 && this.appendStarts[this.appendStarts.length - 1]! >= tail) this.appendStarts.pop()
-    const ends = this.messageEnds
-    while (ends !== undefined && ends.length > 0 && ends[ends.length - 1]! > tail) ends.pop()
     this.staged.closed = this.closed
     this.staged.producers = this.producers === undefined ? undefined : new Map(this.producers)
     this.staged.lastStreamSeq = this.lastStreamSeq
@@ -141,62 +124,60 @@ export class Stream {
     if (ownFrom < to) parts.push(this.log.read(ownFrom - this.base, to - this.base, keep))
   }
 
+  private get messages(): BoundaryIndex {
+    return this.log.messages!
+  }
+
   /** True when `position` starts a JSON message (or is any position of a byte stream). */
-  isBoundary(position: number): boolean {
-    if (this.messageEnds === undefined || position === 0 || position === this.base) return true
+  isBoundary(position: number): MaybePromise<boolean> {
+    if (!this.config.json || position === 0 || position === this.base) return true
     if (position < this.base) return this.parent!.isBoundary(position)
-    const i = upperBound(this.messageEnds, position) - 1
-    return i >= 0 && this.messageEnds[i] === position
+    return this.messages.has(position - this.base)
   }
 
   /** Largest message boundary ≤ limit (JSON streams). */
-  floorBoundary(limit: number): number {
+  floorBoundary(limit: number): MaybePromise<number> {
     if (limit < this.base) return this.parent!.floorBoundary(limit)
-    const ends = this.messageEnds!
-    const i = upperBound(ends, limit) - 1
-    return i >= 0 ? ends[i]! : this.base
+    return andThen(this.messages.floor(limit - this.base), (floor) => this.base + (floor ?? 0))
   }
 
   /** Smallest message boundary > position (JSON streams); position < tail. */
-  ceilBoundary(position: number): number {
-    if (position < this.base) return Math.min(this.parent!.ceilBoundary(position), this.base)
-    const ends = this.messageEnds!
-    const i = upperBound(ends, position)
-    return i < ends.length ? ends[i]! : this.tail
+  ceilBoundary(position: number): MaybePromise<number> {
+    if (position < this.base) return andThen(this.parent!.ceilBoundary(position), (ceil) => Math.min(ceil, this.base))
+    return andThen(this.messages.ceil(position - this.base), (ceil) => (ceil === undefined ? this.tail : this.base + ceil))
   }
 
   /** End of a read starting at `from` holding at most ~maxBytes, message-aligned for JSON. */
-  readEnd(from: number, maxBytes: number): number {
+  readEnd(from: number, maxBytes: number): MaybePromise<number> {
     const tail = this.tail
     const limit = from + maxBytes
     if (limit >= tail) return tail
-    if (this.messageEnds === undefined) return limit
-    const floor = this.floorBoundary(limit)
-    return floor > from ? floor : this.ceilBoundary(from)
+    if (!this.config.json) return limit
+    return andThen(this.floorBoundary(limit), (floor) => (floor > from ? floor : this.ceilBoundary(from)))
   }
 
   /** The append that starts exactly at `position`, clipped to what this stream holds. */
-  appendAt(position: number): AppendSpan | undefined {
+  appendAt(position: number): MaybePromise<AppendSpan | undefined> {
     if (position < this.base) {
-      const span = this.parent!.appendAt(position)
-      return span === undefined ? undefined : { start: span.start, end: Math.min(span.end, this.base) }
+      return andThen(this.parent!.appendAt(position), (span) => (span === undefined ? undefined : { start: span.start, end: Math.min(span.end, this.base) }))
     }
     if (position >= this.tail) return undefined
-    const i = upperBound(this.appendStarts, position) - 1
-    if (i < 0 || this.appendStarts[i] !== position) return undefined
-    const end = Math.min(i + 1 < this.appendStarts.length ? this.appendStarts[i + 1]! : this.tail, this.tail)
-    return { start: position, end }
+    const own = position - this.base
+    const appends = this.log.appends
+    // Appends start at the log's start and where earlier appends end.
+    return andThen(own === 0 ? true : appends.has(own), (starts) =>
+      starts ? andThen(appends.ceil(own), (end) => ({ start: position, end: Math.min(end === undefined ? this.tail : this.base + end, this.tail) })) : undefined,
+    )
   }
 
-  /** End positions of the JSON messages inside [start, end), across the fork chain. */
-  messageEndsWithin(start: number, end: number): number[] {
-    const found: number[] = []
-    let at = start
-    while (at < end) {
-      at = this.ceilBoundary(at)
-      if (at > end) break
-      found.push(at)
-    }
-    return found
+  /** The JSON messages ending in (start, end], the span of one append: their count and
+   * the first `max` end positions. */
+  messagesWithin(start: number, end: number, max: number): MaybePromise<MessagesWithin> {
+    if (start < this.base) return this.parent!.messagesWithin(start, Math.min(end, this.base), max)
+    const messages = this.messages
+    return andThen(all([messages.rank(start - this.base), messages.rank(end - this.base)]), ([first, last]) => {
+      const count = last! - first!
+      return andThen(messages.range(first!, Math.min(count, max)), (ends) => ({ count, ends: ends.map((at) => at + this.base) }))
+    })
   }
 }
