@@ -46,8 +46,15 @@ export interface ServerConfig {
   /** Recently written stream bytes kept in memory for reads, across all streams; catch-up
    * of recent data is then a view, not a file read. Bounds the memory it may take. */
   readCacheBytes: number
-  /** Start despite WAL corruption in the middle, dropping everything from the damage on. */
+  /** Start despite WAL corruption in the middle, dropping everything from the damage on
+   * (and treat damaged registry entries as absent). */
   salvage: boolean
+  /** Streams kept in memory when idle; the rest wait in the registry store (~1–2 KiB each
+   * in memory, microseconds to load again). */
+  residentStreamsMax: number
+  /** Checkpoint as soon as this many streams changed: a burst of creates must not hold a
+   * million unstored streams in memory until the next timed checkpoint. */
+  checkpointChangedStreams: number
 }
 
 export const DEFAULTS: Readonly<ServerConfig> = {
@@ -71,6 +78,8 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   openFilesMax: defaultOpenFilesMax(),
   readCacheBytes: 64 * 1024 * 1024,
   salvage: false,
+  residentStreamsMax: 10_000,
+  checkpointChangedStreams: 20_000,
 }
 
 /** Half the process's descriptor limit (the rest is for connections), within [256, 16384]:
@@ -104,4 +113,6 @@ export function validateConfig(config: ServerConfig): void {
   if (config.walSegmentBytes < config.appendBytesMax) fail('a WAL segment must hold the largest append')
   if (config.openFilesMax < 1) fail('openFilesMax must be at least 1')
   if (config.checkpointIntervalMs < 100) fail('checkpoint interval must be at least 100 ms')
+  if (config.residentStreamsMax < 1) fail('residentStreamsMax must be at least 1')
+  if (config.checkpointChangedStreams < 1) fail('checkpointChangedStreams must be at least 1')
 }

@@ -10,6 +10,8 @@ import type { Io } from './io/types.js'
 import { DurableStorage, type RecoveryReport } from './storage/durable.js'
 import { DataDirLock } from './data-dir-lock.js'
 import { MemoryStorage } from './storage/memory.js'
+import { LmdbRegistry } from './storage/registry-lmdb.js'
+import { IoRegistry } from './storage/registry-store.js'
 import { Engine } from './streams/engine.js'
 import { recoveryTarget } from './streams/recovery.js'
 
@@ -57,6 +59,13 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
           openFilesMax: config.openFilesMax,
           readCacheBytes: config.readCacheBytes,
           salvage: config.salvage,
+          checkpointChangedStreams: config.checkpointChangedStreams,
+          // lmdb writes real files; the simulator's world needs a store that goes through it.
+          openRegistry: async (dir) => {
+            if (dependencies.io === undefined) return LmdbRegistry.open(dir)
+            await dependencies.io.mkdirp(dir)
+            return IoRegistry.open(dependencies.io, dir)
+          },
         })
   const storage = durable ?? new MemoryStorage()
   const engine = new Engine({
@@ -97,9 +106,8 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
         // The simulator is its own world; only real directories need the process lock.
         if (dependencies.io === undefined) lock = DataDirLock.acquire(config.dataDir)
         engine.registry.expiryEnabled = false
-        recovery = await durable.recover(recoveryTarget(engine))
+        recovery = await durable.recover(recoveryTarget(engine, config.residentStreamsMax))
         engine.registry.expiryEnabled = true
-        engine.registry.collectOrphans()
         engine.registry.sweep()
       }
       app = buildApp(uws, ctx)

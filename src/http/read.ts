@@ -157,6 +157,7 @@ class LongPollWait implements Waiter, Closable {
   start(): void {
     addWaiter(this.stream, this)
     this.ctx.live.add(this)
+    this.stream.pins++
     this.timer = setTimeout(() => this.finish(), this.ctx.config.longPollTimeoutMs)
     this.x.onAbort(() => this.cleanup())
   }
@@ -187,6 +188,7 @@ class LongPollWait implements Waiter, Closable {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
     removeWaiter(this.stream, this)
-    this.ctx.live.delete(this)
+    // Pinned while live: the stream object must stay the one the registry serves.
+    if (this.ctx.live.delete(this)) this.stream.pins--
   }
 }

@@ -56,6 +56,7 @@ class SseSession implements Waiter, Closable, Ticking, Deferred {
 
   start(): void {
     this.ctx.live.add(this)
+    this.stream.pins++
     this.x.onAbort(() => this.cleanup())
     this.x.res.onWritable(() => {
       if (this.paused) {
@@ -178,6 +179,7 @@ class SseSession implements Waiter, Closable, Ticking, Deferred {
   private cleanup(): void {
     this.ctx.stopTicking(this)
     removeWaiter(this.stream, this)
-    this.ctx.live.delete(this)
+    // Pinned while live: the stream object must stay the one the registry serves.
+    if (this.ctx.live.delete(this)) this.stream.pins--
   }
 }

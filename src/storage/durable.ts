@@ -1,18 +1,20 @@
 // storage/durable.ts — the durable storage engine: every change is a WAL record (group
 // commit; fsync-class changes are acknowledged after datasync, buffered-class after the
-// write), stream bytes go to per-stream data files after their record commits, and
-// periodic checkpoints persist the registry, sync data files and retire covered WAL
-// segments. Startup = load the checkpoint + replay the WAL tail (storage/wal-reader.ts).
+// write), stream bytes go to per-stream data and index files after their record commits,
+// and periodic checkpoints sync the files of the streams that changed, store those
+// streams in the registry store (registry-store.ts) with the WAL position, and retire
+// covered WAL segments. Startup = open the store + replay the WAL after its position
+// (storage/wal-reader.ts); streams are loaded from the store when first used.
 
 import type { Io } from '../io/types.js'
 import type { Durability } from '../protocol/headers.js'
-import { readCheckpoint, writeCheckpoint } from './checkpoint.js'
 import { DataFiles, FileLog } from './file-log.js'
 import { MemoryLog } from './memory.js'
 import { type DataPaths, dataPaths, segmentBase } from './paths.js'
+import type { RegistryStore } from './registry-store.js'
 import type { Change, EngineSnapshot, LogShape, Storage, StreamLog } from './types.js'
 import { preallocate, WalWriter } from './wal.js'
-import { replayWal } from './wal-reader.js'
+import { WalCorruptionError, replayWal } from './wal-reader.js'
 import { type WalRecord, encodeRecord } from './wal-record.js'
 
 export interface DurableOptions {
@@ -24,13 +26,23 @@ export interface DurableOptions {
   readonly openFilesMax: number
   readonly readCacheBytes: number
   readonly salvage: boolean
+  /** Checkpoint as soon as this many streams changed (bounds the streams held in memory
+   * because their state is not stored yet). */
+  readonly checkpointChangedStreams: number
+  /** Opens the registry store in this directory (lmdb; the simulator's own in tests). */
+  openRegistry(dir: string): Promise<RegistryStore>
 }
 
 /** The engine side of recovery and checkpoints (streams/recovery.ts). */
 export interface RecoveryTarget {
-  load(state: EngineSnapshot): void
+  /** Streams not in memory are looked up in `store` from now on. */
+  attach(store: RegistryStore, salvage: boolean): void
   apply(record: WalRecord): void
+  /** What changed since the last snapshot (synchronous: it matches the WAL's position). */
   snapshot(): EngineSnapshot
+  changedCount(): number
+  /** After a stored checkpoint: lets idle streams leave memory. */
+  evict(): void
 }
 
 export interface RecoveryReport {
@@ -44,7 +56,7 @@ export class DurableStorage implements Storage {
   readonly kind = 'wal'
   private readonly paths: DataPaths
   private readonly files: DataFiles
-  private readonly logs = new Map<number, FileLog>()
+  private store: RegistryStore | undefined
   private wal: WalWriter | undefined
   private target: RecoveryTarget | undefined
   private lastCheckpointLsn = 0
@@ -58,9 +70,7 @@ export class DurableStorage implements Storage {
 
   createLog(streamId: number, durability: Durability, shape: LogShape): StreamLog {
     if (durability === 'memory') return new MemoryLog(shape.messages !== undefined)
-    const log = new FileLog(this.files, streamId, shape)
-    this.logs.set(streamId, log)
-    return log
+    return new FileLog(this.files, streamId, shape)
   }
 
   /** Loads the checkpoint, replays the WAL, and readies the writer. Call once, first. */
@@ -71,9 +81,15 @@ export class DurableStorage implements Storage {
     await io.mkdirp(this.paths.walDir)
     await io.mkdirp(this.paths.streamsDir)
     await io.syncDir(this.paths.root)
-    const checkpoint = await readCheckpoint(io, this.paths)
-    if (checkpoint !== undefined) target.load(checkpoint.state)
-    const fromLsn = checkpoint?.lsn ?? 0
+    if ((await io.list(this.paths.root)).includes('checkpoint.json')) {
+      throw new WalCorruptionError(
+        `${this.paths.root} was written by ringstream 0.1 (checkpoint.json, checkpoint format 1); this ringstream keeps its registry in ${this.paths.registry} (registry format 1) and does not convert: start ringstream 0.1 on it and copy the streams out, or use a new --data-dir`,
+      )
+    }
+    const store = await this.options.openRegistry(this.paths.registry)
+    this.store = store
+    target.attach(store, this.options.salvage)
+    const fromLsn = store.meta?.lsn ?? 0
     let records = 0
     this.files.holdWrites()
     const tail = await replayWal(io, this.paths, fromLsn, this.options.salvage, (record) => {
@@ -91,7 +107,10 @@ export class DurableStorage implements Storage {
     this.wal.prepareSpare()
     this.lastCheckpointLsn = fromLsn
     this.wal.onBatch = (lsn) => {
-      if (lsn - this.lastCheckpointLsn >= this.options.checkpointWalBytes) setImmediate(() => void this.checkpoint().catch(reportCheckpointError))
+      if (this.checkpointing !== undefined) return
+      if (lsn - this.lastCheckpointLsn >= this.options.checkpointWalBytes || target.changedCount() >= this.options.checkpointChangedStreams) {
+        setImmediate(() => void this.checkpoint().catch(reportCheckpointError))
+      }
     }
     this.timer = setInterval(() => {
       if (this.wal !== undefined && this.wal.lsn > this.lastCheckpointLsn) void this.checkpoint().catch(reportCheckpointError)
@@ -116,26 +135,29 @@ export class DurableStorage implements Storage {
 
   private async runCheckpoint(): Promise<void> {
     const { io } = this.options
-    const wal = this.wal
-    const target = this.target
-    if (wal === undefined || target === undefined) return
-    // Taken together, synchronously: the state reflects exactly the records up to lsn.
+    const { wal, target, store } = this
+    if (wal === undefined || target === undefined || store === undefined) return
+    // Taken together, synchronously: the changes reflect exactly the records up to lsn.
     const lsn = wal.lsn
     const state = target.snapshot()
     const released = [...this.files.released]
-    const live = state.streams.map((stream) => this.logs.get(stream.id)).filter((log): log is FileLog => log !== undefined)
-    for (const log of live) await log.flush()
-    for (const log of live) await log.sync()
-    // Data files created since the last checkpoint need their directory entries durable too.
-    await io.syncDir(this.paths.streamsDir)
-    await writeCheckpoint(io, this.paths, { lsn, state })
+    try {
+      for (const log of state.logs) if (log instanceof FileLog) await log.sync()
+      // Data files created since the last checkpoint need their directory entries durable too.
+      await io.syncDir(this.paths.streamsDir)
+      await store.commit(state.streams, state.removed, { lsn, nextStreamId: state.nextStreamId })
+    } catch (error) {
+      state.restore()
+      throw error
+    }
+    state.stored()
     this.lastCheckpointLsn = lsn
     await this.retireSegments(lsn, wal.currentSegmentBase)
     for (const id of released) {
       this.files.released.delete(id)
-      this.logs.delete(id)
       await this.files.remove(id)
     }
+    target.evict()
   }
 
   private async retireSegments(lsn: number, currentBase: number): Promise<void> {
@@ -160,6 +182,7 @@ export class DurableStorage implements Storage {
     await this.wal.close().catch(() => {})
     await this.checkpoint().catch(reportCheckpointError)
     await this.files.closeAll()
+    await this.store?.close()
     this.wal = undefined
   }
 }

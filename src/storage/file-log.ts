@@ -454,6 +454,14 @@ export class FileLog implements StreamLog {
     return this.flushed
   }
 
+  get idle(): boolean {
+    return this.pendingBytes === 0 && this.committed === this.flushed && !this.flushScheduled && !this.dirty && this.appends.count === this.appends.writtenCount && (this.messages === undefined || this.messages.count === this.messages.writtenCount)
+  }
+
+  unload(): void {
+    this.files.forgetCache(this)
+  }
+
   release(): void {
     this.released = true
     this.pending = []

@@ -52,6 +52,15 @@ export class MemoryLog implements StreamLog {
     this.used = 0
   }
 
+  /** Memory-class streams never leave memory: their bytes live nowhere else. */
+  get idle(): boolean {
+    return false
+  }
+
+  unload(): void {
+    throw new Error('a memory log cannot be unloaded')
+  }
+
   private grow(needed: number): void {
     let capacity = Math.max(INITIAL_CAPACITY_BYTES, this.buffer.length * 2)
     while (capacity < needed) capacity *= 2

@@ -7,8 +7,8 @@ export interface DataPaths {
   readonly root: string
   readonly walDir: string
   readonly streamsDir: string
-  readonly checkpoint: string
-  readonly checkpointTmp: string
+  /** The registry store's directory (lmdb environment). */
+  readonly registry: string
   /** A preallocated segment waiting to become the next one. */
   readonly walSpare: string
   walSegment(baseLsn: number): string
@@ -24,8 +24,7 @@ export function dataPaths(root: string): DataPaths {
     root: clean,
     walDir: `${clean}/wal`,
     streamsDir: `${clean}/streams`,
-    checkpoint: `${clean}/checkpoint.json`,
-    checkpointTmp: `${clean}/checkpoint.json.tmp`,
+    registry: `${clean}/registry`,
     walSpare: `${clean}/wal/spare.tmp`,
     walSegment: (baseLsn) => `${clean}/wal/${pad(baseLsn, 20)}${WAL_SEGMENT_SUFFIX}`,
     streamFile: (streamId, kind) => `${clean}/streams/${pad(streamId, 12)}.${kind}`,

@@ -6,6 +6,7 @@
 import type { Durability, ProducerHeaders } from '../protocol/headers.js'
 import type { MaybePromise } from '../util/maybe.js'
 import type { BoundaryIndex } from './boundary-index.js'
+import type { RemovedStream } from './registry-store.js'
 
 export interface StreamLog {
   /** Bytes staged in this log (committed or not). */
@@ -29,6 +30,10 @@ export interface StreamLog {
   read(from: number, to: number, keep?: boolean): MaybePromise<Uint8Array[]>
   /** Frees the log's storage; the log must not be used afterwards. */
   release(): void
+  /** Nothing staged or waiting to be written: the stream may leave memory. */
+  readonly idle: boolean
+  /** The stream leaves memory (its files stay); drops what the log caches. */
+  unload(): void
 }
 
 /** One append as stored: bytes plus, for JSON streams, message end offsets within them. */
@@ -102,14 +107,25 @@ export interface StreamSnapshot extends StreamDefinition {
   readonly lastAccessMs: number
   readonly lastStreamSeq: string | undefined
   readonly producers: ReadonlyArray<readonly [string, number, number]>
+  /** Durable forks reading through this stream. */
+  readonly forkRefs: number
   /** Committed entries of the log's append-end index (the index file holds at least these). */
   readonly appendCount: number
   /** …and of its message-end index (JSON streams). */
   readonly messageCount: number | undefined
 }
 
-/** What the engine gives storage for a checkpoint, and gets back at recovery. */
+/** What the engine gives storage for a checkpoint: what changed since the last one. */
 export interface EngineSnapshot {
   readonly nextStreamId: number
+  /** Streams changed since the last checkpoint, as committed now. */
   readonly streams: readonly StreamSnapshot[]
+  /** Their logs, to be flushed and synced before the snapshot is stored. */
+  readonly logs: readonly StreamLog[]
+  /** Streams gone since the last checkpoint. */
+  readonly removed: readonly RemovedStream[]
+  /** The checkpoint failed: these changes are still to be written. */
+  restore(): void
+  /** The checkpoint stored them. */
+  stored(): void
 }

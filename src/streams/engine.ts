@@ -133,6 +133,7 @@ export class Engine {
     const stream = this.newStream(this.nextId++, request.path, config, fork?.source, fork?.base ?? 0)
     for (const chunk of chunks) if (chunk.bytes.length > 0) stream.appendBytes(chunk.bytes, chunk.messageEnds)
     stream.staged.closed = request.closed
+    stream.creating = true
     this.registry.add(stream)
     const change: Change = {
       kind: 'create',
@@ -151,6 +152,7 @@ export class Engine {
     const onCommit = (): void => {
       stream.commitBytes(stream.stagedTail)
       stream.closed = request.closed
+      stream.creating = false
     }
     const onFail = (): void => this.registry.discard(stream)
     return this.commit(stream, change, onCommit, onFail, (): [Stream, boolean] => [stream, true])
@@ -161,7 +163,7 @@ export class Engine {
     if (existing.config.requestKey !== requestKey || existing.staged.closed !== request.closed) {
       throw new StreamError('CONFIG_MISMATCH', 'stream exists with a different configuration')
     }
-    existing.lastAccessMs = this.now()
+    this.touch(existing)
     return this.afterInflight(existing, (): [Stream, boolean] => [existing, false])
   }
 
@@ -175,7 +177,7 @@ export class Engine {
   /** POST: append and/or close, applying producer then closure then Stream-Seq rules. */
   append(request: AppendRequest): MaybePromise<AppendResult> {
     const stream = this.registry.get(request.path)
-    stream.lastAccessMs = this.now()
+    this.touch(stream)
     const hasBody = request.body.length > 0
     if (!hasBody && !request.close) throw badRequest('append body is empty (send Stream-Closed: true to close)')
     const chunk = hasBody ? this.frameBody(stream, request) : undefined
@@ -199,6 +201,7 @@ export class Engine {
     if (request.close) staged.closed = true
     const end = stream.stagedTail
     const onCommit = (): void => {
+      this.registry.markChanged(stream)
       stream.commitBytes(end)
       if (streamSeq !== undefined) stream.lastStreamSeq = streamSeq
       if (producer !== undefined) (stream.producers ??= new Map()).set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq })
@@ -293,8 +296,14 @@ export class Engine {
   /** Lookup for a read: renews a sliding TTL. */
   openForRead(path: string): Stream {
     const stream = this.registry.get(path)
-    stream.lastAccessMs = this.now()
+    this.touch(stream)
     return stream
+  }
+
+  /** Renews a sliding TTL; checkpoints keep the renewal (only TTL streams need it kept). */
+  private touch(stream: Stream): void {
+    stream.lastAccessMs = this.now()
+    if (stream.config.ttlSeconds !== undefined) this.registry.markChanged(stream)
   }
 
   /** Validates a client-supplied read position against the stream. */

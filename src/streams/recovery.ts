@@ -1,8 +1,11 @@
-// streams/recovery.ts — rebuilding engine state at startup and describing it for checkpoints.
-// load() takes a checkpoint snapshot, apply() replays one WAL record without re-validating
-// it (it was validated when first accepted), snapshot() captures committed state only.
+// streams/recovery.ts — the engine side of durable storage: streams built from the
+// registry store on first access (attach), WAL records replayed without re-validation
+// (apply: they were validated when first accepted), and a checkpoint's changes taken as
+// committed state (snapshot), then idle streams let go of (evict).
 
+import { StreamError } from '../protocol/errors.js'
 import { parseContentType, isJsonContentType } from '../protocol/headers.js'
+import { RegistryCorruptionError, type RegistryStore } from '../storage/registry-store.js'
 import type { EngineSnapshot, StreamDefinition, StreamSnapshot } from '../storage/types.js'
 import type { WalRecord } from '../storage/wal-record.js'
 import type { RecoveryTarget } from '../storage/durable.js'
@@ -23,7 +26,7 @@ function configOf(record: StreamDefinition): StreamConfig {
   }
 }
 
-export function recoveryTarget(engine: Engine): RecoveryTarget {
+export function recoveryTarget(engine: Engine, residentStreamsMax: number): RecoveryTarget {
   const registry = engine.registry
   const parentOf = (parentId: number | undefined, childId: number): Stream | undefined => {
     if (parentId === undefined) return undefined
@@ -31,30 +34,61 @@ export function recoveryTarget(engine: Engine): RecoveryTarget {
     if (parent === undefined) throw new RecoveryCorruptionError(`stream ${childId} forks missing stream ${parentId}`)
     return parent
   }
+
+  /** A stored stream as an engine stream (not registered yet). */
+  const build = (saved: StreamSnapshot): Stream => {
+    const config = configOf(saved)
+    if ((saved.messageCount !== undefined) !== config.json) throw new RegistryCorruptionError(`registry entry of stream ${saved.id}: message index does not match its content type`)
+    const shape = { length: saved.length, appends: saved.appendCount, messages: saved.messageCount }
+    const stream = engine.newStream(saved.id, saved.path, config, parentOf(saved.parentId, saved.id), saved.base, shape)
+    stream.committedLength = saved.length
+    stream.closed = stream.staged.closed = saved.closed
+    stream.lastStreamSeq = stream.staged.lastStreamSeq = saved.lastStreamSeq
+    if (saved.producers.length > 0) {
+      stream.producers = new Map(saved.producers.map(([id, epoch, lastSeq]) => [id, { epoch, lastSeq }]))
+      stream.staged.producers = new Map(stream.producers)
+    }
+    stream.lastAccessMs = saved.lastAccessMs
+    stream.softDeleted = saved.softDeleted
+    stream.forkRefs = stream.durableForkRefs = saved.forkRefs
+    return stream
+  }
+
   return {
-    load(state: EngineSnapshot): void {
-      const streams = state.streams.slice().sort((a, b) => a.id - b.id)
-      for (const saved of streams) {
-        const config = configOf(saved)
-        if ((saved.messageCount !== undefined) !== config.json) throw new RecoveryCorruptionError(`stream ${saved.id}: message index does not match its content type`)
-        const shape = { length: saved.length, appends: saved.appendCount, messages: saved.messageCount }
-        const stream = engine.newStream(saved.id, saved.path, config, parentOf(saved.parentId, saved.id), saved.base, shape)
-        stream.committedLength = saved.length
-        stream.closed = stream.staged.closed = saved.closed
-        stream.lastStreamSeq = stream.staged.lastStreamSeq = saved.lastStreamSeq
-        if (saved.producers.length > 0) {
-          stream.producers = new Map(saved.producers.map(([id, epoch, lastSeq]) => [id, { epoch, lastSeq }]))
-          stream.staged.producers = new Map(stream.producers)
+    attach(store: RegistryStore, salvage: boolean): void {
+      const meta = store.meta
+      if (meta !== undefined) engine.reserveStreamIds(meta.nextStreamId)
+      const read = (id: number): StreamSnapshot | undefined => {
+        try {
+          return store.get(id)
+        } catch (error) {
+          if (!(error instanceof RegistryCorruptionError)) throw error
+          if (salvage) {
+            console.error(`ringstream: ${error.message}; --salvage: treating stream ${id} as absent`)
+            return undefined
+          }
+          console.error(`ringstream: ${error.message}; start with --salvage to drop it`)
+          throw new StreamError('IO_ERROR', `${error.message} (the server must be restarted with --salvage to drop it)`)
         }
-        stream.lastAccessMs = saved.lastAccessMs
-        registry.add(stream)
-        stream.softDeleted = saved.softDeleted
       }
-      engine.reserveStreamIds(state.nextStreamId)
+      const loadId = (id: number): Stream | undefined => {
+        const saved = read(id)
+        return saved === undefined ? undefined : build(saved)
+      }
+      registry.backing = {
+        loadId,
+        loadPath: (path) => {
+          const id = store.idOf(path)
+          return id === undefined ? undefined : loadId(id)
+        },
+        stored: (id) => store.get(id),
+        idsAfter: (after, limit) => store.idsAfter(after, limit),
+      }
     },
 
     apply({ change, timeMs }: WalRecord): void {
       if (change.kind === 'create') {
+        if (registry.findById(change.streamId) !== undefined) return // already in the store
         const previous = registry.find(change.path)
         if (previous !== undefined && !previous.softDeleted) registry.retire(previous)
         const stream = engine.newStream(change.streamId, change.path, configOf(change), parentOf(change.parentId, change.streamId), change.base)
@@ -85,16 +119,24 @@ export function recoveryTarget(engine: Engine): RecoveryTarget {
       }
       if (change.close) stream.closed = stream.staged.closed = true
       if (timeMs > stream.lastAccessMs) stream.lastAccessMs = timeMs
+      registry.markChanged(stream)
     },
 
     snapshot(): EngineSnapshot {
-      const streams: StreamSnapshot[] = []
-      for (const stream of registry.all()) {
-        if (stream.config.durability === 'memory') continue
-        streams.push(snapshotOf(stream))
+      const changes = registry.takeChanges()
+      return {
+        nextStreamId: engine.nextStreamId,
+        streams: changes.streams.map(snapshotOf),
+        logs: changes.streams.map((stream) => stream.log),
+        removed: changes.removed,
+        restore: () => registry.restoreChanges(changes),
+        stored: () => registry.committedChanges(changes),
       }
-      return { nextStreamId: engine.nextStreamId, streams }
     },
+
+    changedCount: () => registry.changedCount,
+
+    evict: () => registry.evict(residentStreamsMax),
   }
 }
 
@@ -115,6 +157,7 @@ function snapshotOf(stream: Stream): StreamSnapshot {
     lastAccessMs: stream.lastAccessMs,
     lastStreamSeq: stream.lastStreamSeq,
     producers: stream.producers === undefined ? [] : [...stream.producers].map(([id, state]) => [id, state.epoch, state.lastSeq] as const),
+    forkRefs: stream.durableForkRefs,
     appendCount: stream.log.appends.countAtMost(stream.committedLength),
     messageCount: stream.log.messages?.countAtMost(stream.committedLength),
   }

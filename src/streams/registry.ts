@@ -1,26 +1,64 @@
 // streams/registry.ts — the map from path to stream, expiry (TTL / Expires-At), deletion
 // with soft delete for streams that forks still read through, and cascade cleanup.
-// No timer per stream: expiry is checked on access and by one sweep over the streams
-// that have an expiry at all.
+// With durable storage the registry holds only the streams in use: the others are in the
+// registry store (storage/registry-store.ts) and are loaded on first access through a
+// RegistryBacking; the registry records which streams changed or went since the last
+// checkpoint, and after a checkpoint lets idle, unchanged streams go from memory again.
+// No timer per stream: expiry is checked on access, by a sweep over the streams in memory
+// that have an expiry, and by a slower walk over the stored ones.
 
 import { StreamError } from '../protocol/errors.js'
+import type { RemovedStream } from '../storage/registry-store.js'
+import type { StreamSnapshot } from '../storage/types.js'
 import type { Stream } from './stream.js'
+
+/** Streams not in memory: built from the registry store on demand. */
+export interface RegistryBacking {
+  /** The stored stream with this path / id, built but not registered; undefined if none. */
+  loadPath(path: string): Stream | undefined
+  loadId(id: number): Stream | undefined
+  /** What is stored for `id`, without building a stream (expiry walks). */
+  stored(id: number): StreamSnapshot | undefined
+  idsAfter(after: number, limit: number): number[]
+}
+
+/** What a checkpoint persists: streams changed since the last one, and those removed. */
+export interface RegistryChanges {
+  readonly streams: readonly Stream[]
+  readonly removed: readonly RemovedStream[]
+}
+
+/** Stored streams whose expiry one sweep examines. */
+const STORED_SWEEP_BATCH = 1000
 
 export class Registry {
   private readonly streams = new Map<string, Stream>()
   private readonly byId = new Map<number, Stream>()
   private readonly expiring = new Set<Stream>()
+  private changed = new Set<Stream>()
+  private removed: RemovedStream[] = []
+  /** Removed streams the store may still hold (until a checkpoint commits the removal):
+   * never loaded again. */
+  private readonly gone = new Set<number>()
+  private storedSweepAfter = 0
   private sweepTimer: NodeJS.Timeout | undefined
   /** Off while recovery replays history: expiry must not be judged by today's clock mid-replay. */
   expiryEnabled = true
+  backing: RegistryBacking | undefined
 
   constructor(
     private readonly now: () => number,
     private readonly onRetired: (stream: Stream) => void,
   ) {}
 
+  /** Streams in memory now. */
   get size(): number {
-    return this.streams.size
+    return this.byId.size
+  }
+
+  /** Streams changed since the last checkpoint took its changes. */
+  get changedCount(): number {
+    return this.changed.size
   }
 
   startSweeping(intervalMs: number): void {
@@ -35,7 +73,7 @@ export class Registry {
 
   /** The registered stream (live or soft-deleted) after applying expiry; undefined if none. */
   find(path: string): Stream | undefined {
-    const stream = this.streams.get(path)
+    const stream = this.streams.get(path) ?? this.admit(this.backing?.loadPath(path))
     if (stream === undefined || stream.softDeleted || !this.expiryEnabled) return stream
     if (this.isExpired(stream, this.now())) {
       this.retire(stream)
@@ -60,22 +98,97 @@ export class Registry {
 
   /** A registered stream (live or soft-deleted) by id; recovery resolves records with it. */
   findById(id: number): Stream | undefined {
-    return this.byId.get(id)
+    return this.byId.get(id) ?? this.admit(this.backing?.loadId(id))
   }
 
+  /** Registers a new stream (its fork source gains a reference). */
   add(stream: Stream): void {
+    this.admit(stream)
+    const parent = stream.parent
+    if (parent !== undefined) {
+      parent.forkRefs++
+      if (stream.config.durability !== 'memory') parent.durableForkRefs++
+      this.markChanged(parent)
+    }
+    this.markChanged(stream)
+  }
+
+  /** Makes a stream resident: found by path and id, swept for expiry, pinning its source. */
+  private admit(stream: Stream | undefined): Stream | undefined {
+    if (stream === undefined) return undefined
+    if (this.gone.has(stream.id)) {
+      stream.log.unload()
+      return undefined
+    }
     this.streams.set(stream.path, stream)
     this.byId.set(stream.id, stream)
-    if (stream.parent !== undefined) stream.parent.forkRefs++
+    if (stream.parent !== undefined) stream.parent.residentForks++
     if (stream.config.ttlSeconds !== undefined || stream.config.expiresAtMs !== undefined) this.expiring.add(stream)
+    // Soft-deleted and read by no fork any more (its forks were memory-class and did not
+    // survive a restart): nothing can reach it.
+    if (stream.softDeleted && stream.forkRefs === 0) {
+      this.remove(stream)
+      return undefined
+    }
+    return stream
   }
 
-  /** Frees soft-deleted streams no fork reads any more (after recovery: forks of memory
-   * class do not survive a restart, so their sources may be unreferenced now). */
-  collectOrphans(): void {
-    for (const stream of [...this.streams.values()]) {
-      if (stream.softDeleted && stream.forkRefs === 0) this.remove(stream)
+  /** The stream's persisted state changed; the next checkpoint writes it. */
+  markChanged(stream: Stream): void {
+    if (stream.config.durability !== 'memory') this.changed.add(stream)
+  }
+
+  /** Hands the changes since the last call to a checkpoint. Streams whose creation is not
+   * durable yet stay for the next one. */
+  takeChanges(): RegistryChanges {
+    const streams: Stream[] = []
+    const later = new Set<Stream>()
+    for (const stream of this.changed) {
+      if (stream.creating) later.add(stream)
+      else streams.push(stream)
     }
+    const removed = this.removed
+    this.changed = later
+    this.removed = []
+    return { streams, removed }
+  }
+
+  /** A checkpoint stored these changes: removed streams are out of the store now. */
+  committedChanges(changes: RegistryChanges): void {
+    for (const { id } of changes.removed) this.gone.delete(id)
+  }
+
+  /** A checkpoint failed: its changes are still to be written. */
+  restoreChanges(changes: RegistryChanges): void {
+    for (const stream of changes.streams) if (this.byId.get(stream.id) === stream) this.changed.add(stream)
+    this.removed = changes.removed.concat(this.removed)
+  }
+
+  /** Lets streams nobody uses leave memory until at most `max` remain (after a checkpoint:
+   * what they hold is in the store, their bytes in their files). */
+  evict(max: number): void {
+    if (this.byId.size <= max) return
+    for (const stream of this.byId.values()) {
+      if (this.byId.size <= max) return
+      if (!this.evictable(stream)) continue
+      this.streams.delete(stream.path)
+      this.byId.delete(stream.id)
+      this.expiring.delete(stream)
+      if (stream.parent !== undefined) stream.parent.residentForks--
+      stream.log.unload()
+    }
+  }
+
+  private evictable(stream: Stream): boolean {
+    return (
+      stream.config.durability !== 'memory' &&
+      !this.changed.has(stream) &&
+      stream.pins === 0 &&
+      stream.residentForks === 0 &&
+      stream.waiters === undefined &&
+      stream.lastCommit === undefined &&
+      stream.log.idle
+    )
   }
 
   /** Forgets a stream whose creation failed to commit. */
@@ -90,15 +203,8 @@ export class Registry {
     this.retire(this.get(path))
   }
 
-  /** Every registered stream, for shutdown and diagnostics. */
-  all(): IterableIterator<Stream> {
-    return this.streams.values()
-  }
-
   private isExpired(stream: Stream, nowMs: number): boolean {
-    const { ttlSeconds, expiresAtMs } = stream.config
-    if (expiresAtMs !== undefined && nowMs >= expiresAtMs) return true
-    return ttlSeconds !== undefined && nowMs - stream.lastAccessMs >= ttlSeconds * 1000
+    return isExpired(stream.config, stream.lastAccessMs, nowMs)
   }
 
   /** Deletes or expires a stream: soft while forks read through it, otherwise removed. */
@@ -106,6 +212,7 @@ export class Registry {
     this.expiring.delete(stream)
     if (stream.forkRefs > 0) {
       stream.softDeleted = true
+      this.markChanged(stream)
     } else {
       this.remove(stream)
     }
@@ -119,10 +226,18 @@ export class Registry {
       if (this.streams.get(current.path) === current) this.streams.delete(current.path)
       this.byId.delete(current.id)
       this.expiring.delete(current)
+      this.changed.delete(current)
+      if (current.config.durability !== 'memory') {
+        this.removed.push({ id: current.id, path: current.path })
+        this.gone.add(current.id)
+      }
       current.log.release()
       const parent: Stream | undefined = current.parent
       if (parent === undefined) return
       parent.forkRefs--
+      parent.residentForks--
+      if (current.config.durability !== 'memory') parent.durableForkRefs--
+      this.markChanged(parent)
       current = parent.softDeleted && parent.forkRefs === 0 ? parent : undefined
     }
   }
@@ -133,5 +248,32 @@ export class Registry {
     for (const stream of this.expiring) {
       if (!stream.softDeleted && this.isExpired(stream, nowMs)) this.retire(stream)
     }
+    this.sweepStored(nowMs)
   }
+
+  /** Walks the stored streams a batch at a time; expired ones are loaded and retired. */
+  private sweepStored(nowMs: number): void {
+    const backing = this.backing
+    if (backing === undefined) return
+    const ids = backing.idsAfter(this.storedSweepAfter, STORED_SWEEP_BATCH)
+    this.storedSweepAfter = ids.length < STORED_SWEEP_BATCH ? 0 : ids[ids.length - 1]!
+    for (const id of ids) {
+      if (this.byId.has(id)) continue
+      let saved: StreamSnapshot | undefined
+      try {
+        saved = backing.stored(id)
+      } catch {
+        continue // a damaged entry is reported when the stream is used
+      }
+      if (saved === undefined || saved.softDeleted || !isExpired(saved, saved.lastAccessMs, nowMs)) continue
+      const stream = this.findById(id)
+      if (stream !== undefined && !stream.softDeleted) this.find(stream.path)
+    }
+  }
+}
+
+function isExpired(config: { readonly ttlSeconds: number | undefined; readonly expiresAtMs: number | undefined }, lastAccessMs: number, nowMs: number): boolean {
+  const { ttlSeconds, expiresAtMs } = config
+  if (expiresAtMs !== undefined && nowMs >= expiresAtMs) return true
+  return ttlSeconds !== undefined && nowMs - lastAccessMs >= ttlSeconds * 1000
 }

@@ -59,6 +59,14 @@ export class Stream {
   softDeleted = false
   /** Live forks reading through this stream; a referenced stream is only soft-deleted. */
   forkRefs = 0
+  /** …of them durable (memory-class forks do not survive a restart): what checkpoints keep. */
+  durableForkRefs = 0
+  /** Forks of this stream in memory now (they point at this object: it must stay). */
+  residentForks = 0
+  /** Live readers (long-polls, SSE sessions) holding this object: it must stay in memory. */
+  pins = 0
+  /** Created, and the creation not yet durable: checkpoints leave it out until it is. */
+  creating = false
   waiters: Set<Waiter> | undefined
 
   constructor(

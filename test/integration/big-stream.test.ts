@@ -1,5 +1,5 @@
 // Big streams against the real server process: a JSON and a binary stream of 1,000,000
-// appends each (filled in-process by test/fixtures/fill-streams.mjs, the last 200,000 only
+// appends each (filled in-process by bench/lib/fill-streams.mjs, the last 200,000 only
 // in the WAL as after a kill) are served byte-exact at offsets all over them — index page
 // boundaries, the checkpoint's edge, the WAL tail — after recovery, after SIGTERM + restart
 // and after kill -9 + restart; long-poll and SSE start from old offsets; a sub-offset fork
@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { formatOffset } from '../../src/protocol/offset.js'
 import { ringstream, startup, useChildren } from '../process.js'
 
-const FILL = fileURLToPath(new URL('../fixtures/fill-streams.mjs', import.meta.url))
+const FILL = fileURLToPath(new URL('../../bench/lib/fill-streams.mjs', import.meta.url))
 const APPENDS = 1_000_000
 const CHECKPOINT_AT = 800_000
 const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-big-'))

@@ -1,0 +1,80 @@
+// storage/registry-lmdb.ts — the registry store on a real disk: an lmdb environment in
+// <data-dir>/registry (a copy-on-write B+tree, memory-mapped: lookups are synchronous and
+// cost microseconds, a commit writes only the pages it changed). Three databases:
+// streams (id → entry, see registry-store.ts), paths (path → id) and meta (the
+// checkpoint's LSN and id counter). A checkpoint is one write transaction over all three,
+// awaited until lmdb reports it flushed to disk, before any WAL segment it covers goes.
+
+import { open, type Database, type RootDatabase } from 'lmdb'
+import { type RegistryMeta, type RegistryStore, type RemovedStream, decodeEntry, encodeEntry } from './registry-store.js'
+import type { StreamSnapshot } from './types.js'
+
+const META_KEY = 'checkpoint'
+const FORMAT = 'ringstream-registry'
+const VERSION = 1
+
+export class LmdbRegistry implements RegistryStore {
+  private constructor(
+    private readonly root: RootDatabase,
+    private readonly streams: Database<Buffer, number>,
+    private readonly paths: Database<number, string>,
+    private readonly metaDb: Database<{ format: string; version: number; lsn: number; nextStreamId: number }, string>,
+  ) {}
+
+  static open(dir: string): LmdbRegistry {
+    const root = open({ path: dir, compression: false })
+    const streams = root.openDB<Buffer, number>('streams', { encoding: 'binary', keyEncoding: 'uint32' })
+    const paths = root.openDB<number, string>('paths', {})
+    const meta = root.openDB<{ format: string; version: number; lsn: number; nextStreamId: number }, string>('meta', {})
+    const store = new LmdbRegistry(root, streams, paths, meta)
+    const saved = meta.get(META_KEY)
+    if (saved !== undefined && (saved.format !== FORMAT || saved.version !== VERSION)) {
+      throw new Error(`${dir} holds a registry of format ${saved.format} version ${saved.version}; this ringstream reads ${FORMAT} version ${VERSION}`)
+    }
+    return store
+  }
+
+  get meta(): RegistryMeta | undefined {
+    const saved = this.metaDb.get(META_KEY)
+    return saved === undefined ? undefined : { lsn: saved.lsn, nextStreamId: saved.nextStreamId }
+  }
+
+  get(id: number): StreamSnapshot | undefined {
+    const entry = this.streams.get(id)
+    return entry === undefined ? undefined : decodeEntry(id, entry)
+  }
+
+  idOf(path: string): number | undefined {
+    return this.paths.get(path)
+  }
+
+  idsAfter(after: number, limit: number): number[] {
+    const ids: number[] = []
+    for (const id of this.streams.getKeys({ start: after + 1, limit })) ids.push(id)
+    return ids
+  }
+
+  /** Test hook: replaces an entry's stored bytes as a damaged disk would. */
+  async damage(id: number, entry: Buffer): Promise<void> {
+    await this.streams.put(id, entry)
+  }
+
+  async commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta): Promise<void> {
+    await this.root.transaction(() => {
+      for (const { id, path } of removes) {
+        void this.streams.remove(id)
+        if (this.paths.get(path) === id) void this.paths.remove(path)
+      }
+      for (const snapshot of puts) {
+        void this.streams.put(snapshot.id, encodeEntry(snapshot))
+        void this.paths.put(snapshot.path, snapshot.id)
+      }
+      void this.metaDb.put(META_KEY, { format: FORMAT, version: VERSION, lsn: meta.lsn, nextStreamId: meta.nextStreamId })
+    })
+    await this.root.flushed
+  }
+
+  async close(): Promise<void> {
+    await this.root.close()
+  }
+}

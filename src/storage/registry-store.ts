@@ -1,0 +1,153 @@
+// storage/registry-store.ts — where checkpoints keep stream metadata (storage/types.ts'
+// StreamSnapshot: path, content type, tail, index counts, TTL, closed / soft-deleted / fork
+// state, producers, Stream-Seq) so that an idle stream need not be in memory: the engine
+// looks streams up here by path or id on first access, synchronously. A checkpoint commits
+// the streams that changed since the last one, the ones removed, and the WAL position the
+// whole store now reflects, in one atomic, durable step. Implementations:
+// registry-lmdb.ts (real disks) and, for the fault-injecting simulator, which lmdb cannot
+// run on, IoRegistry below (the whole registry in one file, through the Io seam).
+// Each entry is stored as u32 crc32(json) ‖ json: a damaged entry is detected, not trusted.
+
+import { crc32 } from 'node:zlib'
+import type { Io } from '../io/types.js'
+import type { StreamSnapshot } from './types.js'
+
+/** What the store reflects as a whole: the checkpoint's WAL position and id counter. */
+export interface RegistryMeta {
+  readonly lsn: number
+  readonly nextStreamId: number
+}
+
+export interface RemovedStream {
+  readonly id: number
+  readonly path: string
+}
+
+export interface RegistryStore {
+  /** The last committed checkpoint; undefined for a new data directory. */
+  readonly meta: RegistryMeta | undefined
+  /** The stored stream, or undefined; throws RegistryCorruptionError for a damaged entry. */
+  get(id: number): StreamSnapshot | undefined
+  /** The id stored for a path (live or soft-deleted stream), or undefined. */
+  idOf(path: string): number | undefined
+  /** Up to `limit` stored ids greater than `after`, in order (background sweeps). */
+  idsAfter(after: number, limit: number): number[]
+  /** Atomically and durably: removes, then stores, then records `meta`. */
+  commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta): Promise<void>
+  close(): Promise<void>
+}
+
+export class RegistryCorruptionError extends Error {}
+
+export function encodeEntry(snapshot: StreamSnapshot): Buffer {
+  const json = Buffer.from(JSON.stringify(snapshot))
+  const entry = Buffer.allocUnsafe(4 + json.length)
+  entry.writeUInt32LE(crc32(json), 0)
+  json.copy(entry, 4)
+  return entry
+}
+
+export function decodeEntry(id: number, entry: Uint8Array): StreamSnapshot {
+  const bytes = Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength)
+  if (bytes.length < 4 || bytes.readUInt32LE(0) !== crc32(bytes.subarray(4))) throw new RegistryCorruptionError(`registry entry of stream ${id} fails its checksum`)
+  let snapshot: StreamSnapshot
+  try {
+    snapshot = JSON.parse(bytes.toString('utf8', 4)) as StreamSnapshot
+  } catch {
+    throw new RegistryCorruptionError(`registry entry of stream ${id} is not valid JSON`)
+  }
+  if (snapshot.id !== id || typeof snapshot.path !== 'string' || typeof snapshot.length !== 'number') {
+    throw new RegistryCorruptionError(`registry entry of stream ${id} does not describe that stream`)
+  }
+  return snapshot
+}
+
+const IO_FORMAT = 'ringstream-registry'
+const IO_VERSION = 1
+
+/** The whole registry in memory and in one file rewritten at each commit (temp file, sync,
+ * rename, directory sync) — for the simulator, and small by design: tests only. */
+export class IoRegistry implements RegistryStore {
+  private constructor(
+    private readonly io: Io,
+    private readonly path: string,
+    private readonly dir: string,
+    private readonly entries: Map<number, Buffer>,
+    private readonly paths: Map<string, number>,
+    public meta: RegistryMeta | undefined,
+  ) {}
+
+  static async open(io: Io, dir: string): Promise<IoRegistry> {
+    const path = `${dir}/registry.json`
+    const entries = new Map<number, Buffer>()
+    const paths = new Map<string, number>()
+    let meta: RegistryMeta | undefined
+    let file
+    try {
+      file = await io.open(path, false)
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ENOENT') throw error
+    }
+    if (file !== undefined) {
+      const buffer = Buffer.allocUnsafe(await io.size(file))
+      await io.read(file, buffer, 0)
+      await io.close(file)
+      const saved = JSON.parse(buffer.toString('utf8')) as { format: string; version: number; meta: RegistryMeta; entries: Array<[number, string]>; paths: Array<[string, number]> }
+      if (saved.format !== IO_FORMAT || saved.version !== IO_VERSION) throw new RegistryCorruptionError(`${path} is not a version ${IO_VERSION} registry`)
+      meta = saved.meta
+      for (const [id, base64] of saved.entries) entries.set(id, Buffer.from(base64, 'base64'))
+      for (const [streamPath, id] of saved.paths) paths.set(streamPath, id)
+    }
+    return new IoRegistry(io, path, dir, entries, paths, meta)
+  }
+
+  get(id: number): StreamSnapshot | undefined {
+    const entry = this.entries.get(id)
+    return entry === undefined ? undefined : decodeEntry(id, entry)
+  }
+
+  idOf(path: string): number | undefined {
+    return this.paths.get(path)
+  }
+
+  idsAfter(after: number, limit: number): number[] {
+    return [...this.entries.keys()].filter((id) => id > after).sort((a, b) => a - b).slice(0, limit)
+  }
+
+  /** Test hook: replaces an entry's stored bytes as a damaged disk would. */
+  damage(id: number, entry: Buffer): void {
+    this.entries.set(id, entry)
+  }
+
+  async commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta): Promise<void> {
+    const entries = new Map(this.entries)
+    const paths = new Map(this.paths)
+    for (const { id, path } of removes) {
+      entries.delete(id)
+      if (paths.get(path) === id) paths.delete(path)
+    }
+    for (const snapshot of puts) {
+      entries.set(snapshot.id, encodeEntry(snapshot))
+      paths.set(snapshot.path, snapshot.id)
+    }
+    const text = JSON.stringify({ format: IO_FORMAT, version: IO_VERSION, meta, entries: [...entries].map(([id, entry]) => [id, entry.toString('base64')]), paths: [...paths] })
+    const tmp = `${this.path}.tmp`
+    const file = await this.io.open(tmp, true)
+    try {
+      await this.io.truncate(file, 0)
+      await this.io.writev(file, [Buffer.from(text)], 0, true)
+    } finally {
+      await this.io.close(file)
+    }
+    await this.io.rename(tmp, this.path)
+    await this.io.syncDir(this.dir)
+    // Visible only once durable, as lmdb's commit is.
+    this.entries.clear()
+    for (const [id, entry] of entries) this.entries.set(id, entry)
+    this.paths.clear()
+    for (const [path, id] of paths) this.paths.set(path, id)
+    this.meta = meta
+  }
+
+  async close(): Promise<void> {}
+}
