@@ -144,13 +144,13 @@ async function bigStream(base, emptyRss) {
 
 function checkpointCost(dir) {
   const script = `
-    import { NodeFsIo } from '${root}dist/io/node-fs.js'
+    import { selectIo } from '${root}dist/io/select.js'
     import { parseContentType } from '${root}dist/protocol/headers.js'
     import { DurableStorage } from '${root}dist/storage/durable.js'
     import { LmdbRegistry } from '${root}dist/storage/registry-lmdb.js'
     import { Engine } from '${root}dist/streams/engine.js'
     import { recoveryTarget } from '${root}dist/streams/recovery.js'
-    const storage = new DurableStorage({ io: new NodeFsIo(), dataDir: '${dir}', walSegmentBytes: ${64 * MiB}, checkpointIntervalMs: 3600000,
+    const storage = new DurableStorage({ io: selectIo('auto').io, dataDir: '${dir}', walSegmentBytes: ${64 * MiB}, checkpointIntervalMs: 3600000,
       checkpointWalBytes: Number.MAX_SAFE_INTEGER, openFilesMax: 256, readCacheBytes: ${64 * MiB}, salvage: false, checkpointChangedStreams: 1e9,
       openRegistry: async (d) => LmdbRegistry.open(d) })
     const engine = new Engine({ storage, defaultDurability: 'fsync', readBytesMax: ${MiB}, expirySweepMs: 1000 })

@@ -234,8 +234,8 @@ export class FileLog implements StreamLog {
   private blockStart = 0
   private blockBytes = BLOCK_BYTES_MIN
   private flushing: Promise<void> = Promise.resolve()
-  /** Data or index files have writes not yet datasync'd. */
-  dirty = false
+  /** Files written since their last datasync. */
+  private unsynced: FileKind[] = []
   private released = false
   readonly appends: BoundaryIndex
   readonly messages: BoundaryIndex | undefined
@@ -381,10 +381,11 @@ export class FileLog implements StreamLog {
     await this.writeData()
     if (this.released) return
     // Index entries follow the data they index: an entry in the file never points past it.
-    const before = this.appends.writtenCount + (this.messages?.writtenCount ?? 0)
-    await this.appends.writeUpTo(this.flushed)
-    await this.messages?.writeUpTo(this.flushed)
-    if (this.appends.writtenCount + (this.messages?.writtenCount ?? 0) !== before) this.dirty = true
+    const appends = this.appends.writtenCount
+    const messages = this.messages?.writtenCount
+    await Promise.all([this.appends.writeUpTo(this.flushed), this.messages?.writeUpTo(this.flushed)])
+    if (this.appends.writtenCount !== appends) this.markUnsynced('appends')
+    if (this.messages !== undefined && this.messages.writtenCount !== messages) this.markUnsynced('messages')
   }
 
   private async writeData(): Promise<void> {
@@ -404,7 +405,7 @@ export class FileLog implements StreamLog {
     await this.files.use(this.streamId, (file) => this.files.io.writev(file, parts, position, false))
     // Released while writing (the stream was deleted): its pending bytes are gone already.
     if (this.released) return
-    this.dirty = true
+    this.markUnsynced('data')
     // Drop what was written from the front (appends may have arrived meanwhile; they are
     // after it, in `pending` or in the open region, and are untouched).
     let drop = bytes
@@ -433,21 +434,28 @@ export class FileLog implements StreamLog {
     }
   }
 
-  /** Syncs the data file if written since the last sync. */
+  /** Syncs the files written since the last sync, together; nothing to write or sync
+   * costs no I/O (a checkpoint calls this for every stream that changed). */
   async sync(): Promise<void> {
-    await this.flush()
-    if (!this.dirty || this.released) return
-    this.dirty = false
+    if (this.committed > this.flushed || this.appends.count > this.appends.writtenCount || (this.messages !== undefined && this.messages.count > this.messages.writtenCount)) {
+      await this.flush()
+    }
+    const written = this.unsynced
+    if (written.length === 0 || this.released) return
+    this.unsynced = []
     const { io } = this.files
     try {
-      await this.files.use(this.streamId, (file) => io.datasync(file))
-      if (this.appends.writtenCount > 0) await this.files.use(this.streamId, (file) => io.datasync(file), 'appends')
-      if ((this.messages?.writtenCount ?? 0) > 0) await this.files.use(this.streamId, (file) => io.datasync(file), 'messages')
+      await Promise.all(written.map((kind) => this.files.use(this.streamId, (file) => io.datasync(file), kind)))
     } catch (error) {
-      this.dirty = true
+      for (const kind of written) if (!this.unsynced.includes(kind)) this.unsynced.push(kind)
       throw error
     }
   }
+
+  private markUnsynced(kind: FileKind): void {
+    if (!this.unsynced.includes(kind)) this.unsynced.push(kind)
+  }
+
 
   /** Committed bytes that reached the data file. */
   get flushedLength(): number {
@@ -455,7 +463,7 @@ export class FileLog implements StreamLog {
   }
 
   get idle(): boolean {
-    return this.pendingBytes === 0 && this.committed === this.flushed && !this.flushScheduled && !this.dirty && this.appends.count === this.appends.writtenCount && (this.messages === undefined || this.messages.count === this.messages.writtenCount)
+    return this.pendingBytes === 0 && this.committed === this.flushed && !this.flushScheduled && this.unsynced.length === 0 && this.appends.count === this.appends.writtenCount && (this.messages === undefined || this.messages.count === this.messages.writtenCount)
   }
 
   unload(): void {

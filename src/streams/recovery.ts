@@ -75,6 +75,7 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
         const saved = read(id)
         return saved === undefined ? undefined : build(saved)
       }
+      registry.residentMax = residentStreamsMax
       registry.backing = {
         loadId,
         loadPath: (path) => {

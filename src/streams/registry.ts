@@ -45,6 +45,9 @@ export class Registry {
   /** Off while recovery replays history: expiry must not be judged by today's clock mid-replay. */
   expiryEnabled = true
   backing: RegistryBacking | undefined
+  /** With a backing: idle streams kept in memory (see evict). */
+  residentMax: number | undefined
+  private evictAt = 0
 
   constructor(
     private readonly now: () => number,
@@ -113,9 +116,16 @@ export class Registry {
     this.markChanged(stream)
   }
 
-  /** Makes a stream resident: found by path and id, swept for expiry, pinning its source. */
+  /** Makes a stream resident: found by path and id, swept for expiry, pinning its source.
+   * Reads alone can load any number of streams: past a quarter over the budget, the idle
+   * ones go again (the quarter keeps the walk over those that cannot go amortized). */
   private admit(stream: Stream | undefined): Stream | undefined {
     if (stream === undefined) return undefined
+    if (this.residentMax !== undefined && this.byId.size >= this.evictAt) {
+      this.evict(this.residentMax)
+      // Streams that cannot go yet (changed, pinned) are walked again only after another quarter.
+      this.evictAt = Math.max(this.residentMax, this.byId.size) + (this.residentMax >> 2)
+    }
     if (this.gone.has(stream.id)) {
       stream.log.unload()
       return undefined
