@@ -21,6 +21,7 @@ Options (each also settable as an environment variable):
   --checkpoint-interval-ms <n> RINGSTREAM_CHECKPOINT_INTERVAL_MS checkpoint at least this often (default ${DEFAULTS.checkpointIntervalMs})
   --checkpoint-wal-bytes <n>  RINGSTREAM_CHECKPOINT_WAL_BYTES and after this much WAL (default ${DEFAULTS.checkpointWalBytes})
   --read-cache-bytes <n>      RINGSTREAM_READ_CACHE_BYTES     recently written bytes kept in memory for reads (default ${DEFAULTS.readCacheBytes})
+  --segment-bytes <n>         RINGSTREAM_SEGMENT_BYTES        stream bytes per data segment file, for a new data directory (default ${DEFAULTS.segmentBytes})
   --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on
   -h, --help                                                  show this help
 
@@ -37,6 +38,7 @@ const OPTIONS = {
   'checkpoint-interval-ms': { type: 'string' },
   'checkpoint-wal-bytes': { type: 'string' },
   'read-cache-bytes': { type: 'string' },
+  'segment-bytes': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -69,6 +71,8 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (checkpointBytes !== undefined) config.checkpointWalBytes = integer('--checkpoint-wal-bytes', checkpointBytes)
   const readCache = pick('read-cache-bytes', 'RINGSTREAM_READ_CACHE_BYTES')
   if (readCache !== undefined) config.readCacheBytes = integer('--read-cache-bytes', readCache)
+  const segment = pick('segment-bytes', 'RINGSTREAM_SEGMENT_BYTES')
+  if (segment !== undefined) config.segmentBytes = integer('--segment-bytes', segment)
   if (values.salvage === true || env.RINGSTREAM_SALVAGE === '1') config.salvage = true
   const io = pick('io', 'RINGSTREAM_IO')
   if (io !== undefined) config.io = io as IoBackend

@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs'
 import type { Durability } from './protocol/headers.js'
+import { SEGMENT_BYTES_DEFAULT } from './storage/segments.js'
 
 export type IoBackend = 'auto' | 'uring' | 'fs'
 
@@ -49,6 +50,9 @@ export interface ServerConfig {
   /** Start despite WAL corruption in the middle, dropping everything from the damage on
    * (and treat damaged registry entries as absent). */
   salvage: boolean
+  /** Stream bytes per data segment file (storage/segments.ts); fixed when a data
+   * directory is created (the directory's own value wins afterwards). */
+  segmentBytes: number
   /** Streams kept in memory when idle; the rest wait in the registry store (~1–2 KiB each
    * in memory, microseconds to load again). */
   residentStreamsMax: number
@@ -78,6 +82,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   openFilesMax: defaultOpenFilesMax(),
   readCacheBytes: 64 * 1024 * 1024,
   salvage: false,
+  segmentBytes: SEGMENT_BYTES_DEFAULT,
   residentStreamsMax: 10_000,
   checkpointChangedStreams: 20_000,
 }
@@ -113,6 +118,7 @@ export function validateConfig(config: ServerConfig): void {
   if (config.walSegmentBytes < config.appendBytesMax) fail('a WAL segment must hold the largest append')
   if (config.openFilesMax < 1) fail('openFilesMax must be at least 1')
   if (config.checkpointIntervalMs < 100) fail('checkpoint interval must be at least 100 ms')
+  if (config.segmentBytes < 4096 || config.segmentBytes > 2 ** 36) fail('segmentBytes must be 4 KiB .. 64 GiB')
   if (config.residentStreamsMax < 1) fail('residentStreamsMax must be at least 1')
   if (config.checkpointChangedStreams < 1) fail('checkpointChangedStreams must be at least 1')
 }

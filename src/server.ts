@@ -59,6 +59,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
           openFilesMax: config.openFilesMax,
           readCacheBytes: config.readCacheBytes,
           salvage: config.salvage,
+          segmentBytes: config.segmentBytes,
           checkpointChangedStreams: config.checkpointChangedStreams,
           // lmdb writes real files; the simulator's world needs a store that goes through it.
           openRegistry: async (dir) => {

@@ -1,6 +1,6 @@
 // Fills a data directory through the engine in this process (HTTP would take minutes per
 // million appends or streams); used by bench/scale.mjs and test/integration/big-stream.test.ts.
-//   node bench/lib/fill-streams.mjs DIR APPENDS CHECKPOINT_AT [--idle N] PATH:json|json64|binary...
+//   node bench/lib/fill-streams.mjs DIR APPENDS CHECKPOINT_AT [--idle N] [--segment-bytes N] PATH:json|json64|binary...
 // Append i of a JSON stream is {"i":i} (json64: padded to 64 bytes stored); of a binary
 // stream the bytes `b<i>;`. --idle N first
 // creates N empty streams idle/0 … idle/N-1. A checkpoint is written after CHECKPOINT_AT
@@ -15,8 +15,12 @@ import { Engine } from '../../dist/streams/engine.js'
 import { recoveryTarget } from '../../dist/streams/recovery.js'
 
 const [dataDir, appendsArg, checkpointArg, ...rest] = process.argv.slice(2)
-const idleAt = rest.indexOf('--idle')
-const idle = idleAt < 0 ? 0 : Number(rest.splice(idleAt, 2)[1])
+const flag = (name, fallback) => {
+  const at = rest.indexOf(name)
+  return at < 0 ? fallback : Number(rest.splice(at, 2)[1])
+}
+const idle = flag('--idle', 0)
+const segmentBytes = flag('--segment-bytes', 64 * 1024 * 1024)
 const streams = rest
 const appends = Number(appendsArg)
 const checkpointAt = Number(checkpointArg)
@@ -30,6 +34,7 @@ const storage = new DurableStorage({
   openFilesMax: 256,
   readCacheBytes: 64 * MiB,
   salvage: false,
+  segmentBytes,
   checkpointChangedStreams: 20_000,
   openRegistry: async (dir) => LmdbRegistry.open(dir),
 })

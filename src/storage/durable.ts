@@ -25,6 +25,8 @@ export interface DurableOptions {
   readonly checkpointWalBytes: number
   readonly openFilesMax: number
   readonly readCacheBytes: number
+  /** Stream bytes per data segment file. */
+  readonly segmentBytes: number
   readonly salvage: boolean
   /** Checkpoint as soon as this many streams changed (bounds the streams held in memory
    * because their state is not stored yet). */
@@ -65,7 +67,7 @@ export class DurableStorage implements Storage {
 
   constructor(private readonly options: DurableOptions) {
     this.paths = dataPaths(options.dataDir)
-    this.files = new DataFiles(options.io, (id, kind) => this.paths.streamFile(id, kind), options.openFilesMax, options.readCacheBytes)
+    this.files = new DataFiles(options.io, (id, kind, segment) => this.paths.streamFile(id, kind, segment), options.openFilesMax, options.readCacheBytes, options.segmentBytes)
   }
 
   createLog(streamId: number, durability: Durability, shape: LogShape): StreamLog {
@@ -88,8 +90,11 @@ export class DurableStorage implements Storage {
     }
     const store = await this.options.openRegistry(this.paths.registry)
     this.store = store
+    // A new directory records its segment size before any byte is written under it.
+    if (store.meta === undefined) await store.commit([], [], { lsn: 0, nextStreamId: 1, segmentBytes: this.options.segmentBytes })
+    this.files.segmentBytes = store.meta!.segmentBytes
     target.attach(store, this.options.salvage)
-    const fromLsn = store.meta?.lsn ?? 0
+    const fromLsn = store.meta!.lsn
     let records = 0
     this.files.holdWrites()
     const tail = await replayWal(io, this.paths, fromLsn, this.options.salvage, (record) => {
@@ -145,7 +150,7 @@ export class DurableStorage implements Storage {
       await syncAll(state.logs)
       // Data files created since the last checkpoint need their directory entries durable too.
       await io.syncDir(this.paths.streamsDir)
-      await store.commit(state.streams, state.removed, { lsn, nextStreamId: state.nextStreamId })
+      await store.commit(state.streams, state.removed, { lsn, nextStreamId: state.nextStreamId, segmentBytes: this.files.segmentBytes })
     } catch (error) {
       state.restore()
       throw error
@@ -153,9 +158,9 @@ export class DurableStorage implements Storage {
     state.stored()
     this.lastCheckpointLsn = lsn
     await this.retireSegments(lsn, wal.currentSegmentBase)
-    for (const id of released) {
+    for (const [id, segments] of released) {
       this.files.released.delete(id)
-      await this.files.remove(id)
+      await this.files.remove(id, segments)
     }
     target.evict()
   }

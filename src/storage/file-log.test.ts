@@ -205,3 +205,26 @@ describe('FileLog writes held during replay', () => {
     expect(log.flushedLength).toBe(log.length)
   })
 })
+
+describe('FileLog segments', () => {
+  test('bytes roll into segment files at fixed boundaries and read back across them', async () => {
+    const io = new CountingIo()
+    await io.mkdirp('/d')
+    const files = new DataFiles(io, (id, kind, segment) => `/d/${id}.${kind}.${segment}`, 16, 0, 10)
+    const log = new FileLog(files, 1, EMPTY)
+    const data = chunks('s', 9) // 9 × 5 bytes over segments of 10
+    await fill(log, data)
+    const all = data.join('')
+    expect(Buffer.from(io.contents('/d/1.data.0')!).toString()).toBe(all.slice(0, 10))
+    expect(Buffer.from(io.contents('/d/1.data.4')!).toString()).toBe(all.slice(40, 45))
+    for (const [from, to] of [[0, 45], [9, 11], [10, 20], [3, 38], [44, 45]] as const) expect(await readText(log, from, to)).toBe(all.slice(from, to))
+    // Reopened from its length alone (as after a checkpoint), it appends into the right segment.
+    const again = new FileLog(files, 1, { length: 45, appends: 9, messages: undefined })
+    again.append(Buffer.from('tail!!'))
+    again.commit(again.length)
+    await again.flush()
+    expect(await readText(again, 40, 51)).toBe(all.slice(40) + 'tail!!')
+    expect(Buffer.from(io.contents('/d/1.data.4')!).toString()).toBe(all.slice(40) + 'tail!')
+    expect(Buffer.from(io.contents('/d/1.data.5')!).toString()).toBe('!')
+  })
+})

@@ -16,11 +16,18 @@ import type { LogShape, StreamLog } from './types.js'
 import { type MaybePromise, andThen } from '../util/maybe.js'
 import { BoundaryIndex, type IndexFile, IndexPages } from './boundary-index.js'
 import { ReadBuffers } from './read-buffers.js'
+import { SEGMENT_BYTES_DEFAULT, segmentCount, segmentSpans, splitParts } from './segments.js'
 
-/** The files of one stream: its bytes, and the indexes of its append and message ends. */
+/** The files of one stream: its bytes (segment files), and the indexes of its append and
+ * message ends (one file each). */
 export type FileKind = 'data' | 'appends' | 'messages'
+/** A file written since its last datasync. */
+interface FileRef {
+  readonly kind: FileKind
+  readonly segment: number
+}
 const KIND_CODES: Record<FileKind, number> = { data: 0, appends: 1, messages: 2 }
-const KINDS: readonly FileKind[] = ['data', 'appends', 'messages']
+const fileKey = (streamId: number, kind: FileKind, segment: number): number => (streamId * 2 ** 18 + segment) * 4 + KIND_CODES[kind]
 /** Index pages kept in memory across all streams (4 KiB each): 4 MiB. */
 const INDEX_PAGES_MAX = 1024
 
@@ -31,10 +38,11 @@ interface CachedFile {
 
 /** Open data files, least recently used first; only unused files are closed. */
 export class DataFiles {
-  /** Keyed by streamId · 4 + kind code. */
+  /** Keyed by (streamId · 2^18 + segment) · 4 + kind code: exact below 2^53. */
   private readonly open = new Map<number, CachedFile>()
-  /** Streams whose logs were released; their files go once a checkpoint no longer lists them. */
-  readonly released = new Set<number>()
+  /** Streams whose logs were released (id → data segments); their files go once a
+   * checkpoint has stored their removal. */
+  readonly released = new Map<number, number>()
   /** Logs holding committed bytes below FLUSH_BYTES, written by the next sweep. */
   private readonly unswept = new Set<FileLog>()
   private sweepTimer: NodeJS.Timeout | undefined
@@ -52,9 +60,12 @@ export class DataFiles {
 
   constructor(
     readonly io: Io,
-    private readonly pathOf: (streamId: number, kind: FileKind) => string,
+    private readonly pathOf: (streamId: number, kind: FileKind, segment: number) => string,
     private readonly openFilesMax: number,
     private readonly readCacheBytes: number,
+    /** Stream bytes per data segment file (see segments.ts); set from the data directory
+     * at recovery, before any file is touched. */
+    public segmentBytes: number = SEGMENT_BYTES_DEFAULT,
   ) {}
 
   /** Bytes the read cache holds now, across every stream. */
@@ -80,12 +91,12 @@ export class DataFiles {
     this.cachedBytes -= log.dropCached(Infinity)
   }
 
-  async use<T>(streamId: number, action: (file: IoFile) => Promise<T>, kind: FileKind = 'data'): Promise<T> {
-    const key = streamId * 4 + KIND_CODES[kind]
+  async use<T>(streamId: number, action: (file: IoFile) => Promise<T>, kind: FileKind = 'data', segment = 0): Promise<T> {
+    const key = fileKey(streamId, kind, segment)
     let entry = this.open.get(key)
     if (entry === undefined) {
       // In use before evicting, so the new entry can never be the one closed.
-      entry = { file: this.io.open(this.pathOf(streamId, kind), true), users: 1 }
+      entry = { file: this.io.open(this.pathOf(streamId, kind, segment), true), users: 1 }
       this.open.set(key, entry)
       this.evict()
     } else {
@@ -167,14 +178,16 @@ export class DataFiles {
     }
   }
 
-  /** Closes and deletes every file of a stream. */
-  async remove(streamId: number): Promise<void> {
-    for (const kind of KINDS) {
-      const key = streamId * 4 + KIND_CODES[kind]
+  /** Closes and deletes every file of a stream (`segments` data segments, both indexes). */
+  async remove(streamId: number, segments: number): Promise<void> {
+    const files: FileRef[] = [{ kind: 'appends', segment: 0 }, { kind: 'messages', segment: 0 }]
+    for (let segment = 0; segment < segments; segment++) files.push({ kind: 'data', segment })
+    for (const { kind, segment } of files) {
+      const key = fileKey(streamId, kind, segment)
       const entry = this.open.get(key)
       this.open.delete(key)
       if (entry !== undefined) await this.io.close(await entry.file).catch(() => {})
-      await this.io.unlink(this.pathOf(streamId, kind)).catch(() => {})
+      await this.io.unlink(this.pathOf(streamId, kind, segment)).catch(() => {})
     }
   }
 
@@ -235,7 +248,7 @@ export class FileLog implements StreamLog {
   private blockBytes = BLOCK_BYTES_MIN
   private flushing: Promise<void> = Promise.resolve()
   /** Files written since their last datasync. */
-  private unsynced: FileKind[] = []
+  private unsynced: FileRef[] = []
   private released = false
   readonly appends: BoundaryIndex
   readonly messages: BoundaryIndex | undefined
@@ -332,18 +345,19 @@ export class FileLog implements StreamLog {
     const rest = to <= this.flushed ? [] : this.readMemory(this.flushed, to)
     const { readBuffers } = this.files
     const target = keep ? Buffer.allocUnsafe(fileTo - from) : readBuffers.take(fileTo - from)
-    return andThen(target, (pooled) =>
-      this.files.use(this.streamId, async (file) => {
-        const buffer = pooled.subarray(0, fileTo - from)
-        try {
-          const read = await this.files.io.read(file, buffer, from)
-          if (read !== buffer.length) throw new Error(`data file of stream ${this.streamId} is shorter than expected`)
-        } finally {
-          if (!keep) readBuffers.give(pooled)
+    return andThen(target, async (pooled) => {
+      const buffer = pooled.subarray(0, fileTo - from)
+      try {
+        for (const span of segmentSpans(from, fileTo, this.files.segmentBytes)) {
+          const into = buffer.subarray(span.offset, span.offset + span.length)
+          const read = await this.files.use(this.streamId, (file) => this.files.io.read(file, into, span.position), 'data', span.segment)
+          if (read !== span.length) throw new Error(`data segment ${span.segment} of stream ${this.streamId} is shorter than expected`)
         }
-        return rest.length === 0 ? [buffer] : [buffer, ...rest]
-      }),
-    )
+      } finally {
+        if (!keep) readBuffers.give(pooled)
+      }
+      return rest.length === 0 ? [buffer] : [buffer, ...rest]
+    })
   }
 
   /** [from, to) from the cache and the staged bytes after it; reads at the tail skip the
@@ -384,8 +398,8 @@ export class FileLog implements StreamLog {
     const appends = this.appends.writtenCount
     const messages = this.messages?.writtenCount
     await Promise.all([this.appends.writeUpTo(this.flushed), this.messages?.writeUpTo(this.flushed)])
-    if (this.appends.writtenCount !== appends) this.markUnsynced('appends')
-    if (this.messages !== undefined && this.messages.writtenCount !== messages) this.markUnsynced('messages')
+    if (this.appends.writtenCount !== appends) this.markUnsynced('appends', 0)
+    if (this.messages !== undefined && this.messages.writtenCount !== messages) this.markUnsynced('messages', 0)
   }
 
   private async writeData(): Promise<void> {
@@ -401,11 +415,12 @@ export class FileLog implements StreamLog {
       parts.push(slice)
       taken += slice.length
     }
-    const position = this.flushed
-    await this.files.use(this.streamId, (file) => this.files.io.writev(file, parts, position, false))
+    // A write crossing a segment boundary rolls into the next file (created by its first write).
+    const pieces = splitParts(parts, this.flushed, this.files.segmentBytes)
+    await Promise.all(pieces.map((piece) => this.files.use(this.streamId, (file) => this.files.io.writev(file, piece.parts, piece.position, false), 'data', piece.segment)))
     // Released while writing (the stream was deleted): its pending bytes are gone already.
     if (this.released) return
-    this.markUnsynced('data')
+    for (const piece of pieces) this.markUnsynced('data', piece.segment)
     // Drop what was written from the front (appends may have arrived meanwhile; they are
     // after it, in `pending` or in the open region, and are untouched).
     let drop = bytes
@@ -445,15 +460,15 @@ export class FileLog implements StreamLog {
     this.unsynced = []
     const { io } = this.files
     try {
-      await Promise.all(written.map((kind) => this.files.use(this.streamId, (file) => io.datasync(file), kind)))
+      await Promise.all(written.map(({ kind, segment }) => this.files.use(this.streamId, (file) => io.datasync(file), kind, segment)))
     } catch (error) {
-      for (const kind of written) if (!this.unsynced.includes(kind)) this.unsynced.push(kind)
+      for (const { kind, segment } of written) this.markUnsynced(kind, segment)
       throw error
     }
   }
 
-  private markUnsynced(kind: FileKind): void {
-    if (!this.unsynced.includes(kind)) this.unsynced.push(kind)
+  private markUnsynced(kind: FileKind, segment: number): void {
+    if (!this.unsynced.some((ref) => ref.kind === kind && ref.segment === segment)) this.unsynced.push({ kind, segment })
   }
 
 
@@ -476,7 +491,8 @@ export class FileLog implements StreamLog {
     this.pendingBytes = 0
     this.block = undefined
     this.files.forgetCache(this)
-    this.files.released.add(this.streamId)
+    // One more than the bytes need: a segment a crash left written past the checkpoint goes too.
+    this.files.released.set(this.streamId, segmentCount(Math.max(this.flushed, this.committed), this.files.segmentBytes) + 1)
   }
 }
 

@@ -12,8 +12,8 @@ export interface DataPaths {
   /** A preallocated segment waiting to become the next one. */
   readonly walSpare: string
   walSegment(baseLsn: number): string
-  /** A stream's data file (`data`) or one of its index files. */
-  streamFile(streamId: number, kind: 'data' | 'appends' | 'messages'): string
+  /** A data segment file of a stream (`data`, segment k) or one of its index files. */
+  streamFile(streamId: number, kind: 'data' | 'appends' | 'messages', segment: number): string
 }
 
 export const WAL_SEGMENT_SUFFIX = '.wal'
@@ -27,7 +27,8 @@ export function dataPaths(root: string): DataPaths {
     registry: `${clean}/registry`,
     walSpare: `${clean}/wal/spare.tmp`,
     walSegment: (baseLsn) => `${clean}/wal/${pad(baseLsn, 20)}${WAL_SEGMENT_SUFFIX}`,
-    streamFile: (streamId, kind) => `${clean}/streams/${pad(streamId, 12)}.${kind}`,
+    streamFile: (streamId, kind, segment) =>
+      kind === 'data' ? `${clean}/streams/${pad(streamId, 12)}.${pad(segment, 6)}.data` : `${clean}/streams/${pad(streamId, 12)}.${kind}`,
   }
 }
 

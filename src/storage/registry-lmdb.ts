@@ -13,19 +13,24 @@ const META_KEY = 'checkpoint'
 const FORMAT = 'ringstream-registry'
 const VERSION = 1
 
+interface StoredMeta extends RegistryMeta {
+  readonly format: string
+  readonly version: number
+}
+
 export class LmdbRegistry implements RegistryStore {
   private constructor(
     private readonly root: RootDatabase,
     private readonly streams: Database<Buffer, number>,
     private readonly paths: Database<number, string>,
-    private readonly metaDb: Database<{ format: string; version: number; lsn: number; nextStreamId: number }, string>,
+    private readonly metaDb: Database<StoredMeta, string>,
   ) {}
 
   static open(dir: string): LmdbRegistry {
     const root = open({ path: dir, compression: false })
     const streams = root.openDB<Buffer, number>('streams', { encoding: 'binary', keyEncoding: 'uint32' })
     const paths = root.openDB<number, string>('paths', {})
-    const meta = root.openDB<{ format: string; version: number; lsn: number; nextStreamId: number }, string>('meta', {})
+    const meta = root.openDB<StoredMeta, string>('meta', {})
     const store = new LmdbRegistry(root, streams, paths, meta)
     const saved = meta.get(META_KEY)
     if (saved !== undefined && (saved.format !== FORMAT || saved.version !== VERSION)) {
@@ -36,7 +41,7 @@ export class LmdbRegistry implements RegistryStore {
 
   get meta(): RegistryMeta | undefined {
     const saved = this.metaDb.get(META_KEY)
-    return saved === undefined ? undefined : { lsn: saved.lsn, nextStreamId: saved.nextStreamId }
+    return saved === undefined ? undefined : { lsn: saved.lsn, nextStreamId: saved.nextStreamId, segmentBytes: saved.segmentBytes }
   }
 
   get(id: number): StreamSnapshot | undefined {
@@ -69,7 +74,7 @@ export class LmdbRegistry implements RegistryStore {
         void this.streams.put(snapshot.id, encodeEntry(snapshot))
         void this.paths.put(snapshot.path, snapshot.id)
       }
-      void this.metaDb.put(META_KEY, { format: FORMAT, version: VERSION, lsn: meta.lsn, nextStreamId: meta.nextStreamId })
+      void this.metaDb.put(META_KEY, { format: FORMAT, version: VERSION, ...meta })
     })
     await this.root.flushed
   }

@@ -16,6 +16,8 @@ import type { StreamSnapshot } from './types.js'
 export interface RegistryMeta {
   readonly lsn: number
   readonly nextStreamId: number
+  /** The data directory's segment size (fixed when it was created). */
+  readonly segmentBytes: number
 }
 
 export interface RemovedStream {

@@ -1,13 +1,14 @@
 // Crash test with real processes: a ringstream server (fsync class) is driven by concurrent
 // producers and SIGKILLed at random moments, then restarted on the same data directory.
 // Every acknowledged append must be there, byte-exact and in order at its offset; producer
-// retries must dedupe; closes, forks and deletes that were acknowledged must stick.
+// retries must dedupe; closes, forks and deletes that were acknowledged must stick. Data
+// segments are small (64 KiB), so kills land before, during and after segment rolls.
 // crash-uring.test.ts and crash-fs.test.ts run it on each real I/O backend.
 
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +17,8 @@ import { afterAll, describe, expect, test } from 'vitest'
 const BIN = fileURLToPath(new URL('../../bin/ringstream.js', import.meta.url))
 const KILLS = Number(process.env.CRASH_KILLS ?? 24)
 const READY_TIMEOUT_MS = 15_000
+/** Small segments: every producer's stream rolls into new segment files during the test. */
+const SEGMENT_BYTES = 64 * 1024
 const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-crash-'))
 let child: ChildProcess | undefined
 
@@ -26,7 +29,7 @@ afterAll(() => {
 
 async function start(ioBackend: 'uring' | 'fs'): Promise<{ url: string; readyMs: number }> {
   const started = Date.now()
-  child = spawn(process.execPath, [BIN, '--port', '0', '--data-dir', dataDir, '--durability', 'fsync', '--io', ioBackend], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child = spawn(process.execPath, [BIN, '--port', '0', '--data-dir', dataDir, '--durability', 'fsync', '--io', ioBackend, '--segment-bytes', String(SEGMENT_BYTES)], { stdio: ['ignore', 'pipe', 'pipe'] })
   let seen = ''
   child.stderr!.on('data', (chunk: Buffer) => (seen += chunk.toString()))
   const timer = setTimeout(() => child?.kill('SIGKILL'), READY_TIMEOUT_MS)
@@ -244,6 +247,8 @@ export function crashSuite(io: 'uring' | 'fs'): void {
       await kill()
       const totalAcked = [...producers, json].reduce((sum, writer) => sum + writer.acked.length, 0) + plain.acked.length
       expect(totalAcked).toBeGreaterThan(KILLS)
+      // The streams did roll into later segments while the kills went on.
+      expect(readdirSync(join(dataDir, 'streams')).filter((name) => /\.0000(0[1-9]|[1-9]\d)\.data$/.test(name)).length).toBeGreaterThan(0)
       console.log(`crash test: ${KILLS} kills, ${totalAcked} acknowledged appends verified, restart-to-ready max ${Math.max(...readyTimes)} ms`)
     })
   })

@@ -32,10 +32,22 @@ function positions(length: (i: number) => number, count: number): Float64Array {
 }
 const jsonAt = positions((i) => jsonMessage(i).length + 1, APPENDS + 100)
 const binaryAt = positions((i) => binaryAppend(i).length, APPENDS + 100)
-const SAMPLES = [0, 1, 511, 512, 513, 1023, 1024, 65_536, 131_071, 131_072, 400_000, 799_999, 800_000, 800_001, 999_998, 999_999]
+/** 1 MiB segments: the JSON stream spans 13 segment files, the binary one 8. */
+const SEGMENT_BYTES = 1024 * 1024
+/** The appends on both sides of the first few segment boundaries of a stream. */
+function aroundBoundaries(starts: Float64Array): number[] {
+  const around: number[] = []
+  for (let boundary = SEGMENT_BYTES; boundary < starts[APPENDS]! && around.length < 24; boundary += 3 * SEGMENT_BYTES) {
+    let k = 0
+    while (starts[k + 1]! <= boundary) k++
+    around.push(k - 1, k, k + 1)
+  }
+  return around
+}
+const SAMPLES = [0, 1, 511, 512, 513, 1023, 1024, 65_536, 131_071, 131_072, 400_000, 799_999, 800_000, 800_001, 999_998, 999_999, ...aroundBoundaries(jsonAt), ...aroundBoundaries(binaryAt)]
 
 beforeAll(() => {
-  execFileSync(process.execPath, [FILL, dataDir, String(APPENDS), String(CHECKPOINT_AT), 'big/json:json', 'big/bin:binary'], { stdio: 'inherit' })
+  execFileSync(process.execPath, [FILL, dataDir, String(APPENDS), String(CHECKPOINT_AT), '--segment-bytes', String(SEGMENT_BYTES), 'big/json:json', 'big/bin:binary'], { stdio: 'inherit' })
 }, 120_000)
 
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
@@ -144,7 +156,8 @@ describe('a stream of a million appends', () => {
   test('deleting a stream of many appends removes its data and index files', async () => {
     const server = await start()
     const files = (): string[] => readdirSync(join(dataDir, 'streams'))
-    expect(files().filter((name) => name.startsWith('000000000002.'))).toEqual(['000000000002.appends', '000000000002.data'])
+    const binaryFiles = ['000000000002.appends', ...Array.from({ length: 8 }, (_, k) => `000000000002.00000${k}.data`)].sort()
+    expect(files().filter((name) => name.startsWith('000000000002.')).sort()).toEqual(binaryFiles)
     expect((await fetch(`${server.url}/v1/stream/big/bin-fork`, { method: 'DELETE' })).status).toBe(204)
     expect((await fetch(`${server.url}/v1/stream/big/bin`, { method: 'DELETE' })).status).toBe(204)
     expect((await fetch(`${server.url}/v1/stream/big/bin`)).status).toBe(404)
