@@ -3,47 +3,12 @@
 // Covers torn WAL tails, flipped bits, crashes around checkpoints, ENOSPC/EIO mid-batch,
 // and that TTL/expiry and fork relationships survive restarts.
 
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { SimIo } from '../src/io/sim.js'
-import { type RingstreamServer, type ServerConfig, createServer } from '../src/index.js'
+import { DATA, post, put, sleep, text, url, useSimServers } from './sim-server.js'
 
-const DATA = '/data'
 const SEGMENT = `${DATA}/wal/00000000000000000000.wal`
-const servers: RingstreamServer[] = []
-
-afterEach(async () => {
-  for (const server of servers.splice(0)) await server.close().catch(() => {})
-})
-
-async function boot(io: SimIo, options: Partial<ServerConfig> = {}): Promise<RingstreamServer> {
-  const server = createServer(
-    { port: 0, dataDir: DATA, durability: 'fsync', walSegmentBytes: 256 * 1024, appendBytesMax: 64 * 1024, longPollTimeoutMs: 200, ...options },
-    { io },
-  )
-  servers.push(server)
-  await server.listen()
-  return server
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-function url(server: RingstreamServer, path: string): string {
-  return `${server.url}/v1/stream/${path}`
-}
-
-async function put(server: RingstreamServer, path: string, headers: Record<string, string> = { 'Content-Type': 'text/plain' }, body?: string): Promise<Response> {
-  return fetch(url(server, path), { method: 'PUT', headers, body })
-}
-
-async function post(server: RingstreamServer, path: string, body: string, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(url(server, path), { method: 'POST', headers: { 'Content-Type': 'text/plain', ...headers }, body })
-}
-
-async function text(server: RingstreamServer, path: string): Promise<string> {
-  const res = await fetch(url(server, path))
-  expect(res.status).toBe(200)
-  return res.text()
-}
+const boot = useSimServers({ longPollTimeoutMs: 200 })
 
 describe('power cuts', () => {
   test('fsync-acknowledged appends survive; recovery replays them from the WAL', async () => {

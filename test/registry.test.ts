@@ -5,37 +5,19 @@
 // what changed; a crash during a checkpoint, a torn index file and a damaged registry
 // entry are recovered from or refused loudly.
 
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { SimIo } from '../src/io/sim.js'
-import { type RingstreamServer, type ServerConfig, createServer } from '../src/index.js'
+import { DATA, post, put, text, url, useSimServers } from './sim-server.js'
 
-const DATA = '/data'
 const REGISTRY = `${DATA}/registry/registry.json`
-const servers: RingstreamServer[] = []
-
-afterEach(async () => {
-  for (const server of servers.splice(0)) await server.close().catch(() => {})
-})
-
-async function boot(io: SimIo, options: Partial<ServerConfig> = {}): Promise<RingstreamServer> {
-  const server = createServer({ port: 0, dataDir: DATA, durability: 'fsync', walSegmentBytes: 256 * 1024, appendBytesMax: 64 * 1024, residentStreamsMax: 2, ...options }, { io })
-  servers.push(server)
-  await server.listen()
-  return server
-}
-
-const url = (server: RingstreamServer, path: string): string => `${server.url}/v1/stream/${path}`
-const put = (server: RingstreamServer, path: string, headers: Record<string, string> = { 'Content-Type': 'text/plain' }, body?: string): Promise<Response> =>
-  fetch(url(server, path), { method: 'PUT', headers, body })
-const post = (server: RingstreamServer, path: string, body: string, headers: Record<string, string> = {}): Promise<Response> =>
-  fetch(url(server, path), { method: 'POST', headers: { 'Content-Type': 'text/plain', ...headers }, body })
-const text = async (server: RingstreamServer, path: string): Promise<string> => (await fetch(url(server, path))).text()
+const boot = useSimServers({ residentStreamsMax: 2 })
 const producer = (seq: number): Record<string, string> => ({ 'Producer-Id': 'p', 'Producer-Epoch': '0', 'Producer-Seq': String(seq) })
 
 /** Stored entries by stream path, as the simulator's registry file holds them. */
 function storedPaths(io: SimIo): string[] {
   const saved = JSON.parse(Buffer.from(io.contents(REGISTRY)!).toString()) as { entries: Array<[number, string]> }
-  return saved.entries.map(([, entry]) => (JSON.parse(Buffer.from(entry, 'base64').subarray(4).toString()) as { path: string }).path).sort()
+  // An entry is crc32 ‖ JSON array whose second value is the path.
+  return saved.entries.map(([, entry]) => (JSON.parse(Buffer.from(entry, 'base64').subarray(4).toString()) as string[])[1]!).sort()
 }
 
 describe('streams that leave memory', () => {

@@ -27,7 +27,10 @@ export class LmdbRegistry implements RegistryStore {
   ) {}
 
   static open(dir: string): LmdbRegistry {
-    const root = open({ path: dir, compression: false })
+    // No read-ahead (MDB_NORDAHEAD; lmdb-js reads the option but its types omit it): lookups
+    // are random, and read-ahead maps in (and counts as resident) pages around every page a
+    // lookup touches.
+    const root = open({ path: dir, compression: false, noReadAhead: true } as Parameters<typeof open>[0])
     const streams = root.openDB<Buffer, number>('streams', { encoding: 'binary', keyEncoding: 'uint32' })
     const paths = root.openDB<number, string>('paths', {})
     const meta = root.openDB<StoredMeta, string>('meta', {})

@@ -6,7 +6,8 @@
 // whole store now reflects, in one atomic, durable step. Implementations:
 // registry-lmdb.ts (real disks) and, for the fault-injecting simulator, which lmdb cannot
 // run on, IoRegistry below (the whole registry in one file, through the Io seam).
-// Each entry is stored as u32 crc32(json) ‖ json: a damaged entry is detected, not trusted.
+// Each entry is stored as u32 crc32(json) ‖ json (an array, see FIELDS): a damaged entry is
+// detected, not trusted.
 
 import { crc32 } from 'node:zlib'
 import type { Io } from '../io/types.js'
@@ -41,8 +42,16 @@ export interface RegistryStore {
 
 export class RegistryCorruptionError extends Error {}
 
+/** Entry fields in stored order: an entry is the JSON array of their values (null for
+ * undefined), a third the size of the keyed object (measured: 1M idle streams, 367 MB of
+ * lmdb with objects). */
+const FIELDS = [
+  'id', 'path', 'contentType', 'ttlSeconds', 'expiresAtMs', 'durability', 'requestKey', 'parentId', 'base',
+  'length', 'closed', 'softDeleted', 'lastAccessMs', 'lastStreamSeq', 'producers', 'forkRefs', 'appendCount', 'messageCount',
+] as const satisfies ReadonlyArray<keyof StreamSnapshot>
+
 export function encodeEntry(snapshot: StreamSnapshot): Buffer {
-  const json = Buffer.from(JSON.stringify(snapshot))
+  const json = Buffer.from(JSON.stringify(FIELDS.map((field) => snapshot[field] ?? null)))
   const entry = Buffer.allocUnsafe(4 + json.length)
   entry.writeUInt32LE(crc32(json), 0)
   json.copy(entry, 4)
@@ -52,13 +61,17 @@ export function encodeEntry(snapshot: StreamSnapshot): Buffer {
 export function decodeEntry(id: number, entry: Uint8Array): StreamSnapshot {
   const bytes = Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength)
   if (bytes.length < 4 || bytes.readUInt32LE(0) !== crc32(bytes.subarray(4))) throw new RegistryCorruptionError(`registry entry of stream ${id} fails its checksum`)
-  let snapshot: StreamSnapshot
+  let values: unknown[]
   try {
-    snapshot = JSON.parse(bytes.toString('utf8', 4)) as StreamSnapshot
+    values = JSON.parse(bytes.toString('utf8', 4)) as unknown[]
   } catch {
     throw new RegistryCorruptionError(`registry entry of stream ${id} is not valid JSON`)
   }
-  if (snapshot.id !== id || typeof snapshot.path !== 'string' || typeof snapshot.length !== 'number') {
+  if (!Array.isArray(values) || values.length !== FIELDS.length) throw new RegistryCorruptionError(`registry entry of stream ${id} has ${Array.isArray(values) ? values.length : 'no'} fields, not ${FIELDS.length}`)
+  const record: Record<string, unknown> = {}
+  FIELDS.forEach((field, i) => (record[field] = values[i] ?? undefined))
+  const snapshot = record as unknown as StreamSnapshot
+  if (snapshot.id !== id || typeof snapshot.path !== 'string' || typeof snapshot.length !== 'number' || !Array.isArray(snapshot.producers)) {
     throw new RegistryCorruptionError(`registry entry of stream ${id} does not describe that stream`)
   }
   return snapshot
