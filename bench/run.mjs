@@ -21,7 +21,9 @@
  *
  * Usage: node bench/run.mjs [--quick] [--only write,control,fanout,catchup,recovery]
  *          [--servers id,id,...|glob] [--duration S] [--warmup S] [--repeat N] [--recovery]
- *          [--no-build] [--tmp-base DIR] [--out-dir DIR] [--quiet-wait S] [--help]
+ *          [--no-build] [--tmp-base DIR] [--out-dir DIR] [--quiet-wait S] [--baseline DIR] [--help]
+ *   --baseline DIR also runs DIR's built ringstream (fsync, both backends) as base-fsync-fs/-uring,
+ *                  interleaved with this one: before/after figures of a change from one run
  * See bench/README.md for every option, the server ids and how to read the results.
  */
 

@@ -15,6 +15,7 @@ export const { values: argv } = parseArgs({
     quick: { type: 'boolean' },
     only: { type: 'string' },
     servers: { type: 'string' },
+    baseline: { type: 'string' },
     duration: { type: 'string' },
     warmup: { type: 'string' },
     repeat: { type: 'string' },

@@ -14,9 +14,13 @@ export const RS_CONFIGS = []
 for (const durability of ['memory', 'buffered', 'fsync']) {
   for (const io of ['fs', 'uring']) RS_CONFIGS.push({ id: `rs-${durability}-${io}`, kind: 'ringstream', durability, io })
 }
+// --baseline DIR: the fsync configurations of another built checkout (e.g. the last commit
+// before a change), run in the same interleaved passes as this one: ids base-fsync-fs/-uring.
+export const BASELINE_CONFIGS = argv.baseline === undefined ? [] : ['fs', 'uring'].map((io) => ({ id: `base-fsync-${io}`, kind: 'ringstream', durability: 'fsync', io, root: path.resolve(argv.baseline) }))
 export const SERVERS = Object.fromEntries(
   [
     ...RS_CONFIGS,
+    ...BASELINE_CONFIGS,
     { id: 'ref-memory', kind: 'reference', file: false },
     { id: 'ref-file', kind: 'reference', file: true },
     { id: 'null', kind: 'null' },
@@ -27,7 +31,7 @@ export const LABEL = {
   'ref-memory': 'reference (memory)',
   'ref-file': 'reference (file)',
 }
-export const label = (id) => LABEL[id] ?? `ringstream ${SERVERS[id].durability}+${SERVERS[id].io}`
+export const label = (id) => LABEL[id] ?? `${SERVERS[id].root === undefined ? 'ringstream' : 'baseline'} ${SERVERS[id].durability}+${SERVERS[id].io}`
 
 export const DEFAULT_SERVERS = {
   write: [...RS_CONFIGS.map((c) => c.id), 'ref-memory', 'ref-file'],
@@ -65,7 +69,7 @@ export async function startServer(id) {
   tempDirs.add(dataDir)
   let args
   if (def.kind === 'ringstream') {
-    args = [path.join(ROOT, 'bin', 'ringstream.js'), '--port', '0', '--data-dir', dataDir, '--durability', def.durability, '--io', def.io]
+    args = [path.join(def.root ?? ROOT, 'bin', 'ringstream.js'), '--port', '0', '--data-dir', dataDir, '--durability', def.durability, '--io', def.io]
   } else if (def.kind === 'reference') {
     args = [path.join(HERE, 'ref-server.mjs'), '--port', '0']
     if (def.file) args.push('--data-dir', dataDir)

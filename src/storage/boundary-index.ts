@@ -168,12 +168,13 @@ export class BoundaryIndex {
     return next(from)
   }
 
-  /** Writes pending entries ≤ `position` (all committed) to the file. One write at a time. */
-  async writeUpTo(position: number): Promise<void> {
+  /** Writes pending entries ≤ `position` (all committed) to the file, if at least `least`
+   * are. One write at a time. */
+  async writeUpTo(position: number, least = 1): Promise<void> {
     const file = this.file
     if (file === undefined || this.writing) return
     const n = upperBound(this.pending, this.pendingCount, position)
-    if (n === 0) return
+    if (n === 0 || n < least) return
     this.writing = true
     const entries = this.pending
     try {
@@ -186,9 +187,14 @@ export class BoundaryIndex {
     if (this.summary !== undefined) {
       for (let i = first; i < first + n; i++) if (i % PAGE_ENTRIES === 0) this.pushSummary(entries[i - first]!)
     }
-    this.pending.copyWithin(0, n, this.pendingCount)
     this.pendingCount -= n
     this.written += n
+    // A burst (a replay, a fast producer) grew `pending`; once written, it shrinks again.
+    if (this.pending.length > PENDING_INITIAL && this.pendingCount * 4 < this.pending.length) {
+      this.pending = this.pending.slice(n, n + Math.max(PENDING_INITIAL, this.pendingCount * 2))
+    } else {
+      this.pending.copyWithin(0, n, n + this.pendingCount)
+    }
   }
 
   private pushSummary(value: number): void {

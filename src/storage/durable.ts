@@ -8,7 +8,8 @@
 
 import type { Io } from '../io/types.js'
 import type { Durability } from '../protocol/headers.js'
-import { DataFiles, FileLog } from './file-log.js'
+import { DataFiles } from './data-files.js'
+import { FileLog } from './file-log.js'
 import { MemoryLog } from './memory.js'
 import { type DataPaths, dataPaths, segmentBase } from './paths.js'
 import type { RegistryStore } from './registry-store.js'

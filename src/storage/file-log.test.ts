@@ -6,7 +6,8 @@
 import { describe, expect, test } from 'vitest'
 import { SimIo } from '../io/sim.js'
 import type { IoFile } from '../io/types.js'
-import { DataFiles, FileLog } from './file-log.js'
+import { DataFiles } from './data-files.js'
+import { FileLog } from './file-log.js'
 import { READ_BUFFERS_MAX } from './read-buffers.js'
 
 const EMPTY = { length: 0, appends: 0, messages: undefined }

@@ -1,7 +1,9 @@
-// storage/file-log.ts — a stream's bytes on disk: one data file per stream holding exactly
-// the bytes a catch-up read sends. Bytes are staged in memory, written to the file after
-// their WAL record commits (no fsync: checkpoints sync data files), and read back with
-// positional reads. Open files live in a bounded cache, so idle streams hold no descriptor.
+// storage/file-log.ts — a stream's bytes on disk: data segment files (segments.ts) holding
+// exactly the bytes a catch-up read sends, and the stream's boundary indexes
+// (boundary-index.ts), written after the data they index. Bytes are staged in memory,
+// written after their WAL record commits (no fsync: checkpoints sync the files), and read
+// back with positional reads. Open files live in a bounded cache, so idle streams hold no
+// descriptor.
 // Writes are coarse: a log writes once it holds FLUSH_BYTES of committed bytes, and a
 // sweep writes the rest every FLUSH_DELAY_MS — the WAL already holds them, and one write
 // per append per turn cost more than the WAL itself.
@@ -11,205 +13,16 @@
 // Older bytes are read into pooled buffers (read-buffers.ts), lent to the reader for one
 // event-loop turn.
 
-import type { Io, IoFile } from '../io/types.js'
 import type { LogShape, StreamLog } from './types.js'
 import { type MaybePromise, andThen } from '../util/maybe.js'
-import { BoundaryIndex, type IndexFile, IndexPages } from './boundary-index.js'
-import { ReadBuffers } from './read-buffers.js'
-import { SEGMENT_BYTES_DEFAULT, segmentCount, segmentSpans, splitParts } from './segments.js'
+import { BoundaryIndex, PAGE_ENTRIES } from './boundary-index.js'
+import { type DataFiles, type FileKind, type FileRef, reportFlushError } from './data-files.js'
+import { segmentCount, segmentSpans, splitParts } from './segments.js'
 
-/** The files of one stream: its bytes (segment files), and the indexes of its append and
- * message ends (one file each). */
-export type FileKind = 'data' | 'appends' | 'messages'
-/** A file written since its last datasync. */
-interface FileRef {
-  readonly kind: FileKind
-  readonly segment: number
-}
-const KIND_CODES: Record<FileKind, number> = { data: 0, appends: 1, messages: 2 }
-const fileKey = (streamId: number, kind: FileKind, segment: number): number => (streamId * 2 ** 18 + segment) * 4 + KIND_CODES[kind]
-/** Index pages kept in memory across all streams (4 KiB each): 4 MiB. */
-const INDEX_PAGES_MAX = 1024
-
-interface CachedFile {
-  readonly file: Promise<IoFile>
-  users: number
-}
-
-/** Open data files, least recently used first; only unused files are closed. */
-export class DataFiles {
-  /** Keyed by (streamId · 2^18 + segment) · 4 + kind code: exact below 2^53. */
-  private readonly open = new Map<number, CachedFile>()
-  /** Streams whose logs were released (id → data segments); their files go once a
-   * checkpoint has stored their removal. */
-  readonly released = new Map<number, number>()
-  /** Logs holding committed bytes below FLUSH_BYTES, written by the next sweep. */
-  private readonly unswept = new Set<FileLog>()
-  private sweepTimer: NodeJS.Timeout | undefined
-
-  readonly readBuffers = new ReadBuffers()
-  readonly indexPages = new IndexPages(INDEX_PAGES_MAX)
-  /** Logs holding cached bytes, least recently used first. */
-  private readonly cached = new Set<FileLog>()
-  private cachedBytes = 0
-  /** While replay runs, committed bytes wait in memory (they are in the WAL) up to this
-   * many: replay then reads and decodes without interleaved data-file writes, and the
-   * server is ready before they are written. Undefined when not replaying. */
-  private holdBytesMax: number | undefined
-  private heldBytes = 0
-
-  constructor(
-    readonly io: Io,
-    private readonly pathOf: (streamId: number, kind: FileKind, segment: number) => string,
-    private readonly openFilesMax: number,
-    private readonly readCacheBytes: number,
-    /** Stream bytes per data segment file (see segments.ts); set from the data directory
-     * at recovery, before any file is touched. */
-    public segmentBytes: number = SEGMENT_BYTES_DEFAULT,
-  ) {}
-
-  /** Bytes the read cache holds now, across every stream. */
-  get readCacheUsed(): number {
-    return this.cachedBytes
-  }
-
-  /** `log` now caches `added` more bytes (may be 0: a read hit); trims the least recently
-   * used logs (possibly `log` itself, from its oldest bytes) back under the budget. */
-  touchCache(log: FileLog, added: number): void {
-    this.cached.delete(log)
-    this.cached.add(log)
-    this.cachedBytes += added
-    for (const oldest of this.cached) {
-      if (this.cachedBytes <= this.readCacheBytes) return
-      this.cachedBytes -= oldest.dropCached(this.cachedBytes - this.readCacheBytes)
-      if (oldest.cachedLength === 0) this.cached.delete(oldest)
-    }
-  }
-
-  forgetCache(log: FileLog): void {
-    if (!this.cached.delete(log)) return
-    this.cachedBytes -= log.dropCached(Infinity)
-  }
-
-  async use<T>(streamId: number, action: (file: IoFile) => Promise<T>, kind: FileKind = 'data', segment = 0): Promise<T> {
-    const key = fileKey(streamId, kind, segment)
-    let entry = this.open.get(key)
-    if (entry === undefined) {
-      // In use before evicting, so the new entry can never be the one closed.
-      entry = { file: this.io.open(this.pathOf(streamId, kind, segment), true), users: 1 }
-      this.open.set(key, entry)
-      this.evict()
-    } else {
-      this.open.delete(key)
-      this.open.set(key, entry)
-      entry.users++
-    }
-    try {
-      return await action(await entry.file)
-    } finally {
-      entry.users--
-    }
-  }
-
-  /** Until resumeWrites(), data-file writes wait unless more than the read cache's budget
-   * (at least REPLAY_HELD_BYTES_MIN) waits: afterwards these bytes sit in the cache anyway. */
-  holdWrites(): void {
-    this.holdBytesMax = Math.max(this.readCacheBytes, REPLAY_HELD_BYTES_MIN)
-  }
-
-  /** Starts writing what was held, in the background like any sweep. */
-  resumeWrites(): void {
-    this.holdBytesMax = undefined
-    this.heldBytes = 0
-    this.sweep()
-  }
-
-  /** `log` committed `bytes` more; true when they are held rather than written. */
-  hold(log: FileLog, bytes: number): boolean {
-    if (this.holdBytesMax === undefined) return false
-    this.unswept.add(log)
-    this.heldBytes += bytes
-    if (this.heldBytes > this.holdBytesMax) {
-      this.heldBytes = 0
-      this.sweep()
-    }
-    return true
-  }
-
-  /** Writes `log` within FLUSH_DELAY_MS. */
-  deferFlush(log: FileLog): void {
-    this.unswept.add(log)
-    if (this.sweepTimer !== undefined) return
-    this.sweepTimer = setTimeout(() => {
-      this.sweepTimer = undefined
-      this.sweep()
-    }, FLUSH_DELAY_MS)
-    // A pending sweep must not keep a finished process alive; close() flushes everything.
-    this.sweepTimer.unref()
-  }
-
-  /** Writes every deferred log, SWEEP_WRITES_MAX at a time: ten thousand streams must not
-   * queue ten thousand writes ahead of the WAL's next batch. */
-  private sweep(): void {
-    const logs = [...this.unswept]
-    this.unswept.clear()
-    let next = 0
-    const drain = async (): Promise<void> => {
-      while (next < logs.length) await logs[next++]!.flush().catch(reportFlushError)
-    }
-    for (let i = 0; i < Math.min(SWEEP_WRITES_MAX, logs.length); i++) void drain()
-  }
-
-  private evict(): void {
-    for (const [key, entry] of this.open) {
-      if (this.open.size <= this.openFilesMax) return
-      if (entry.users > 0) continue
-      this.open.delete(key)
-      entry.file.then((file) => this.io.close(file)).catch(() => {})
-    }
-  }
-
-  /** The index file `kind` of a stream, as BoundaryIndex reads and writes it. */
-  indexFile(streamId: number, kind: FileKind): IndexFile {
-    return {
-      cacheKey: `${streamId}.${kind}`,
-      read: (buffer, position) => this.use(streamId, (file) => this.io.read(file, buffer, position), kind),
-      write: (buffer, position) => this.use(streamId, (file) => this.io.writev(file, [buffer], position, false), kind),
-    }
-  }
-
-  /** Closes and deletes every file of a stream (`segments` data segments, both indexes). */
-  async remove(streamId: number, segments: number): Promise<void> {
-    const files: FileRef[] = [{ kind: 'appends', segment: 0 }, { kind: 'messages', segment: 0 }]
-    for (let segment = 0; segment < segments; segment++) files.push({ kind: 'data', segment })
-    for (const { kind, segment } of files) {
-      const key = fileKey(streamId, kind, segment)
-      const entry = this.open.get(key)
-      this.open.delete(key)
-      if (entry !== undefined) await this.io.close(await entry.file).catch(() => {})
-      await this.io.unlink(this.pathOf(streamId, kind, segment)).catch(() => {})
-    }
-  }
-
-  async closeAll(): Promise<void> {
-    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer)
-    this.sweepTimer = undefined
-    this.unswept.clear()
-    const entries = [...this.open.values()]
-    this.open.clear()
-    for (const entry of entries) await this.io.close(await entry.file).catch(() => {})
-  }
-}
-
-let flushErrorReported = false
-/** A failed data-file write keeps its bytes pending (readable, and in the WAL); the next
- * flush or checkpoint retries it. Reported once, not per append. */
-function reportFlushError(error: unknown): void {
-  if (flushErrorReported) return
-  flushErrorReported = true
-  console.error('ringstream: writing a stream data file failed (bytes stay in the WAL; will retry):', (error as Error).message)
-}
-
+/** Index entries wait in memory until this many can be written at once (one 4 KiB page), or
+ * a checkpoint syncs the stream: a write per data flush doubled the writes of busy streams
+ * (catch-up from disk and S = 10,000 writes measured slower with it). */
+const INDEX_WRITE_ENTRIES = PAGE_ENTRIES
 /** Appends smaller than this are copied into the stream's block: a request body (or, in
  * replay, a WAL read buffer) is not kept alive by a few bytes of it, and consecutive small
  * appends become one part of the next write. */
@@ -219,14 +32,8 @@ const COALESCE_BYTES_MAX = 4096
  * quiet streams hold a few hundred bytes, carved from Node's shared buffer pool. */
 const BLOCK_BYTES_MIN = 256
 const BLOCK_BYTES_MAX = 64 * 1024
-/** Replay holds at least this many committed bytes before writing any (see holdWrites). */
-const REPLAY_HELD_BYTES_MIN = 16 * 1024 * 1024
 /** A log writes to its data file as soon as it holds this many committed bytes. */
 const FLUSH_BYTES = 16 * 1024
-/** Longest a committed byte waits (in memory, and in the WAL) before its data-file write. */
-const FLUSH_DELAY_MS = 1000
-/** Data-file writes a sweep keeps in flight at once. */
-const SWEEP_WRITES_MAX = 16
 
 export class FileLog implements StreamLog {
   /** Bytes written to the data file. */
@@ -385,19 +192,22 @@ export class FileLog implements StreamLog {
   }
 
   /** Writes committed, unwritten bytes to the data file. Flushes run one after another. */
-  flush(): Promise<void> {
+  /** `all`: index entries too, however few (a checkpoint's sync); otherwise they wait for a
+   * page's worth (INDEX_WRITE_ENTRIES). */
+  flush(all = false): Promise<void> {
     // A failed flush must not poison later ones: each retries what is still unwritten.
-    this.flushing = this.flushing.catch(() => {}).then(() => this.writeCommitted())
+    this.flushing = this.flushing.catch(() => {}).then(() => this.writeCommitted(all))
     return this.flushing
   }
 
-  private async writeCommitted(): Promise<void> {
+  private async writeCommitted(all: boolean): Promise<void> {
     await this.writeData()
     if (this.released) return
     // Index entries follow the data they index: an entry in the file never points past it.
     const appends = this.appends.writtenCount
     const messages = this.messages?.writtenCount
-    await Promise.all([this.appends.writeUpTo(this.flushed), this.messages?.writeUpTo(this.flushed)])
+    const least = all ? 1 : INDEX_WRITE_ENTRIES
+    await Promise.all([this.appends.writeUpTo(this.flushed, least), this.messages?.writeUpTo(this.flushed, least)])
     if (this.appends.writtenCount !== appends) this.markUnsynced('appends', 0)
     if (this.messages !== undefined && this.messages.writtenCount !== messages) this.markUnsynced('messages', 0)
   }
@@ -453,7 +263,7 @@ export class FileLog implements StreamLog {
    * costs no I/O (a checkpoint calls this for every stream that changed). */
   async sync(): Promise<void> {
     if (this.committed > this.flushed || this.appends.count > this.appends.writtenCount || (this.messages !== undefined && this.messages.count > this.messages.writtenCount)) {
-      await this.flush()
+      await this.flush(true)
     }
     const written = this.unsynced
     if (written.length === 0 || this.released) return
