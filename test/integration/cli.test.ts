@@ -2,11 +2,11 @@
 // bin/ringstream.js (compiled dist/), its startup line, flags, env vars and shutdown.
 
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import { output, ringstream, startup, useChildren } from '../process.js'
+import { BIN, output, ringstream, startup, useChildren } from '../process.js'
 
 const spawnChild = useChildren()
 const run = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnChild(ringstream(args), env)
@@ -47,6 +47,31 @@ describe('ringstream CLI', () => {
     await startupUrl(next)
     next.kill('SIGTERM')
     await once(next, 'exit')
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  test('a stale lock naming a live process that is not ringstream, or a zombie, is taken over', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-lock-'))
+    // A reused pid: a live `sleep` now holds the number the lock names.
+    const sleeper = spawnChild(['sleep', '30'])
+    writeFileSync(join(dataDir, 'LOCK'), `${sleeper.pid}\n`)
+    const next = run(['--port', '0', '--data-dir', dataDir])
+    await startupUrl(next)
+    next.kill('SIGTERM')
+    await once(next, 'exit')
+    // A zombie: a killed ringstream whose parent has not reaped it (a shell that ignores it).
+    const parent = spawnChild(['sh', '-c', `${process.execPath} ${BIN} --port 0 --data-dir ${dataDir} & echo $!; kill -STOP $$`])
+    const pid = Number((await once(parent.stdout!, 'data'))[0].toString().trim())
+    for (let i = 0; i < 100 && !existsSync(join(dataDir, 'LOCK')); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    process.kill(pid, 'SIGKILL')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(readFileSync(`/proc/${pid}/stat`, 'utf8')).toMatch(/\) Z /)
+    const after = run(['--port', '0', '--data-dir', dataDir])
+    await startupUrl(after)
+    after.kill('SIGTERM')
+    await once(after, 'exit')
+    parent.kill('SIGKILL')
     rmSync(dataDir, { recursive: true, force: true })
   })
 
