@@ -62,11 +62,6 @@ export class LmdbRegistry implements RegistryStore {
     return ids
   }
 
-  /** Test hook: replaces an entry's stored bytes as a damaged disk would. */
-  async damage(id: number, entry: Buffer): Promise<void> {
-    await this.streams.put(id, entry)
-  }
-
   async commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta): Promise<void> {
     await this.root.transaction(() => {
       for (const { id, path } of removes) {

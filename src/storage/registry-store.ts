@@ -129,11 +129,6 @@ export class IoRegistry implements RegistryStore {
     return [...this.entries.keys()].filter((id) => id > after).sort((a, b) => a - b).slice(0, limit)
   }
 
-  /** Test hook: replaces an entry's stored bytes as a damaged disk would. */
-  damage(id: number, entry: Buffer): void {
-    this.entries.set(id, entry)
-  }
-
   async commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta): Promise<void> {
     const entries = new Map(this.entries)
     const paths = new Map(this.paths)
