@@ -9,6 +9,7 @@ import { type IndexFile, IndexPages } from './boundary-index.js'
 import type { FileLog } from './file-log.js'
 import { ReadBuffers } from './read-buffers.js'
 import { SEGMENT_BYTES_DEFAULT } from './segments.js'
+import { forEachLimited } from '../util/limited.js'
 
 /** The files of one stream: its bytes (segment files), and the indexes of its append and
  * message ends (one file each). */
@@ -145,11 +146,7 @@ export class DataFiles {
   private sweep(): void {
     const logs = [...this.unswept]
     this.unswept.clear()
-    let next = 0
-    const drain = async (): Promise<void> => {
-      while (next < logs.length) await logs[next++]!.flush().catch(reportFlushError)
-    }
-    for (let i = 0; i < Math.min(SWEEP_WRITES_MAX, logs.length); i++) void drain()
+    void forEachLimited(logs, SWEEP_WRITES_MAX, (log) => log.flush().catch(reportFlushError))
   }
 
   private evict(): void {

@@ -10,6 +10,7 @@ import type { Io } from '../io/types.js'
 import type { Durability } from '../protocol/headers.js'
 import { DataFiles } from './data-files.js'
 import { FileLog } from './file-log.js'
+import { forEachLimited } from '../util/limited.js'
 import { MemoryLog } from './memory.js'
 import { type DataPaths, dataPaths, segmentBase } from './paths.js'
 import type { RegistryStore } from './registry-store.js'
@@ -198,15 +199,10 @@ export class DurableStorage implements Storage {
  * concurrent syncs together. */
 const CHECKPOINT_SYNCS_MAX = 64
 
-async function syncAll(logs: readonly StreamLog[]): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < logs.length) {
-      const log = logs[next++]
-      if (log instanceof FileLog) await log.sync()
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(CHECKPOINT_SYNCS_MAX, logs.length) }, worker))
+function syncAll(logs: readonly StreamLog[]): Promise<void> {
+  return forEachLimited(logs, CHECKPOINT_SYNCS_MAX, async (log) => {
+    if (log instanceof FileLog) await log.sync()
+  })
 }
 
 function reportCheckpointError(error: unknown): void {

@@ -262,9 +262,7 @@ export class FileLog implements StreamLog {
   /** Syncs the files written since the last sync, together; nothing to write or sync
    * costs no I/O (a checkpoint calls this for every stream that changed). */
   async sync(): Promise<void> {
-    if (this.committed > this.flushed || this.appends.count > this.appends.writtenCount || (this.messages !== undefined && this.messages.count > this.messages.writtenCount)) {
-      await this.flush(true)
-    }
+    if (this.unwritten) await this.flush(true)
     const written = this.unsynced
     if (written.length === 0 || this.released) return
     this.unsynced = []
@@ -287,8 +285,13 @@ export class FileLog implements StreamLog {
     return this.flushed
   }
 
+  /** Committed bytes or index entries (staged ones included) not in the files yet. */
+  private get unwritten(): boolean {
+    return this.committed > this.flushed || this.appends.count > this.appends.writtenCount || (this.messages !== undefined && this.messages.count > this.messages.writtenCount)
+  }
+
   get idle(): boolean {
-    return this.pendingBytes === 0 && this.committed === this.flushed && !this.flushScheduled && this.unsynced.length === 0 && this.appends.count === this.appends.writtenCount && (this.messages === undefined || this.messages.count === this.messages.writtenCount)
+    return this.pendingBytes === 0 && !this.unwritten && !this.flushScheduled && this.unsynced.length === 0
   }
 
   unload(): void {
