@@ -135,24 +135,60 @@ describe('crashes and damage', () => {
     await put(server, 'j', { 'Content-Type': 'application/json' })
     for (let i = 0; i < 10; i++) await post(server, 'j', `{"i":${i}}`, { 'Content-Type': 'application/json' })
     await server.checkpoint()
-    for (let i = 10; i < 20; i++) await post(server, 'j', `{"i":${i}}`, { 'Content-Type': 'application/json' })
-    // Unsynced index writes since the checkpoint: a power cut keeps a torn few bytes of them.
+    // Past a page of entries (512): the index files get their first page after the checkpoint.
+    const total = 600
+    for (let i = 10; i < total; i++) await post(server, 'j', `{"i":${i}}`, { 'Content-Type': 'application/json' })
     await new Promise((resolve) => setTimeout(resolve, 1200))
+    expect(io.contents(`${DATA}/streams/000000000001.messages`)?.length).toBe(4096)
+    // Unsynced index writes since the checkpoint: a power cut keeps a torn few bytes of them.
     const after = await boot(io.crashed(13))
     const all = (await (await fetch(url(after, 'j'))).json()) as Array<{ i: number }>
-    expect(all.map((m) => m.i)).toEqual(Array.from({ length: 20 }, (_, i) => i))
+    expect(all.map((m) => m.i)).toEqual(Array.from({ length: total }, (_, i) => i))
     const offset = (await fetch(url(after, 'j'), { method: 'HEAD' })).headers.get('stream-next-offset')!
     const position = Number(offset.split('_')[1])
-    // Every message boundary is an offset, and nothing in between is.
+    // Message boundaries are offsets and nothing in between is: around the checkpoint and the page end.
     let at = 0
-    for (let i = 0; i < 20; i++) {
-      const res = await fetch(`${url(after, 'j')}?offset=0000000000000000_${String(at).padStart(16, '0')}`)
-      expect(res.status).toBe(200)
-      expect(((await res.json()) as Array<{ i: number }>)[0]!.i).toBe(i)
-      expect((await fetch(`${url(after, 'j')}?offset=0000000000000000_${String(at + 1).padStart(16, '0')}`)).status).toBe(400)
+    for (let i = 0; i < total; i++) {
+      if (i < 20 || (i >= 505 && i < 520) || i >= total - 5) {
+        const res = await fetch(`${url(after, 'j')}?offset=0000000000000000_${String(at).padStart(16, '0')}`)
+        expect(res.status).toBe(200)
+        expect(((await res.json()) as Array<{ i: number }>)[0]!.i).toBe(i)
+        expect((await fetch(`${url(after, 'j')}?offset=0000000000000000_${String(at + 1).padStart(16, '0')}`)).status).toBe(400)
+      }
       at += `{"i":${i}},`.length
     }
     expect(at).toBe(position)
+  })
+
+  test('a stream of a few appends keeps its index in its registry entry; full pages go to the index file', async () => {
+    const io = new SimIo()
+    const server = await boot(io)
+    await put(server, 'few', { 'Content-Type': 'application/json' })
+    await put(server, 'many')
+    for (let i = 0; i < 3; i++) await post(server, 'few', `[${i},${i}]`, { 'Content-Type': 'application/json' })
+    for (let i = 0; i < 515; i++) await post(server, 'many', `${i % 10}`)
+    await server.checkpoint()
+    // No index file for three appends; one full page (512 entries) for 515, the rest stored beside it.
+    const files = await io.list(`${DATA}/streams`)
+    expect(files.filter((name) => name.startsWith('000000000001.')).sort()).toEqual(['000000000001.000000.data'])
+    expect(io.contents(`${DATA}/streams/000000000002.appends`)?.length).toBe(4096)
+    const again = await boot(io.crashed())
+    const messages = (await (await fetch(url(again, 'few'))).json()) as number[]
+    expect(messages).toEqual([0, 0, 1, 1, 2, 2])
+    // Every message end is an offset (each append holds two), and one inside a message is not.
+    for (const [at, first] of [[0, 0], [2, 0], [4, 1], [6, 1], [8, 2], [10, 2]] as const) {
+      const res = await fetch(`${url(again, 'few')}?offset=0000000000000000_${String(at).padStart(16, '0')}`)
+      expect(res.status).toBe(200)
+      expect(((await res.json()) as number[])[0]).toBe(first)
+    }
+    expect((await fetch(`${url(again, 'few')}?offset=0000000000000000_${String(1).padStart(16, '0')}`)).status).toBe(400)
+    expect(await text(again, 'many')).toBe(Array.from({ length: 515 }, (_, i) => `${i % 10}`).join(''))
+    // A fork at an append boundary inside the stored tail and one inside the file's page.
+    for (const at of [513, 100]) {
+      const fork = await put(again, `fork${at}`, { 'Stream-Forked-From': '/v1/stream/many', 'Stream-Fork-Offset': `0000000000000000_${String(at).padStart(16, '0')}` })
+      expect(fork.status).toBe(201)
+    }
+    expect(await text(again, 'fork513')).toBe(Array.from({ length: 513 }, (_, i) => `${i % 10}`).join(''))
   })
 
   test('a crash during a segment roll (the new segment torn or missing) recovers every acknowledged byte', async () => {

@@ -45,7 +45,7 @@ async function checkAll(index: BoundaryIndex, sorted: number[], probes: number[]
 }
 
 describe('BoundaryIndex', () => {
-  test('answers from pending entries synchronously, from the file after writes', async () => {
+  test('answers from pending entries synchronously, from the file after page writes', async () => {
     const io = new SimIo()
     const file = new CountingFile(io)
     const index = new BoundaryIndex(file, new IndexPages(4))
@@ -54,12 +54,18 @@ describe('BoundaryIndex', () => {
     expect(index.rank(30)).toBe(10)
     expect(index.floor(31)).toBe(30)
     expect(file.reads).toBe(0)
-    await index.writeUpTo(entries[2 * PAGE_ENTRIES]!)
-    expect(index.writtenCount).toBe(2 * PAGE_ENTRIES + 1)
+    // Only whole pages are written: entry 2·PAGE_ENTRIES starts a third page, which waits.
+    expect(index.pageUnwritten).toBe(true)
+    await index.writePages(entries[2 * PAGE_ENTRIES]!)
+    expect(index.writtenCount).toBe(2 * PAGE_ENTRIES)
+    expect(index.tailAtMost(entries[2 * PAGE_ENTRIES + 3]!)).toEqual(entries.slice(2 * PAGE_ENTRIES, 2 * PAGE_ENTRIES + 4))
     const probes = [0, 1, 3, 4, entries[PAGE_ENTRIES - 1]!, entries[PAGE_ENTRIES]!, entries[2 * PAGE_ENTRIES]! + 1, entries.at(-1)!, entries.at(-1)! + 5]
     await checkAll(index, entries, probes)
     // Written while nobody looked: the summary grew with the writes, so a lookup reads one page.
-    await index.writeUpTo(Infinity)
+    await index.writePages(Infinity)
+    expect(index.writtenCount).toBe(3 * PAGE_ENTRIES)
+    expect(index.pageUnwritten).toBe(false)
+    expect(index.tailAtMost(Infinity)).toEqual(entries.slice(3 * PAGE_ENTRIES))
     const before = file.reads
     expect(await value(index.at(3 * PAGE_ENTRIES + 2))).toBe(entries[3 * PAGE_ENTRIES + 2])
     expect(file.reads - before).toBeLessThanOrEqual(1)
@@ -71,7 +77,7 @@ describe('BoundaryIndex', () => {
     const first = new BoundaryIndex(new CountingFile(io), undefined)
     const entries = Array.from({ length: 10 * PAGE_ENTRIES + 100 }, (_, i) => i * 2 + 1)
     for (const entry of entries) first.add(entry)
-    await first.writeUpTo(Infinity)
+    await first.writePages(Infinity)
     // More was written than the "checkpoint" said; the reopened index only trusts its count.
     const trusted = 9 * PAGE_ENTRIES + 3
     const file = new CountingFile(io)
@@ -93,6 +99,19 @@ describe('BoundaryIndex', () => {
     index.add(13)
     expect(index.ceil(10)).toBe(13)
     expect(() => index.add(13)).toThrow()
+  })
+
+  test('reopened from a file an earlier version left mid-page: writes catch up to a page end', async () => {
+    const io = new SimIo()
+    const entries = Array.from({ length: 2 * PAGE_ENTRIES + 10 }, (_, i) => i * 5 + 2)
+    const old = new CountingFile(io)
+    await old.write(new Uint8Array(new Float64Array(entries.slice(0, 700)).buffer), 0)
+    const reopened = new BoundaryIndex(new CountingFile(io), new IndexPages(8), 700)
+    for (const entry of entries.slice(700)) reopened.add(entry)
+    expect(reopened.tailAtMost(Infinity)).toEqual(entries.slice(2 * PAGE_ENTRIES))
+    await reopened.writePages(Infinity)
+    expect(reopened.writtenCount).toBe(2 * PAGE_ENTRIES)
+    await checkAll(reopened, entries, [0, 2, 3, entries[699]!, entries[700]!, entries.at(-1)!])
   })
 
   test('a file shorter than its count is an error, not a wrong answer', async () => {
@@ -117,11 +136,15 @@ describe('BoundaryIndex', () => {
           let next = 0
           for (const cut of cuts) {
             for (; next <= cut; next++) index.add(sorted[next]!)
-            await index.writeUpTo(sorted[cut]!)
+            await index.writePages(sorted[cut]!)
+            expect(index.writtenCount % PAGE_ENTRIES).toBe(0)
           }
           for (; next < sorted.length; next++) index.add(sorted[next]!)
-          const reopened = new BoundaryIndex(new CountingFile(io), new IndexPages(3), index.writtenCount)
-          for (const entry of sorted.slice(index.writtenCount)) reopened.add(entry)
+          // As a checkpoint stores it: the file's pages, then the tail beside them.
+          await index.writePages(Infinity)
+          const tail = index.tailAtMost(Infinity)
+          expect(tail.length).toBeLessThan(PAGE_ENTRIES)
+          const reopened = new BoundaryIndex(new CountingFile(io), new IndexPages(3), sorted.length - tail.length, tail)
           await checkAll(index, sorted, probes)
           await checkAll(reopened, sorted, probes)
         },

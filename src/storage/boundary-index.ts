@@ -1,9 +1,12 @@
 // storage/boundary-index.ts — a sorted list of byte positions in one stream log (where
 // appends end; for JSON streams also where messages end), kept on disk, not in memory.
 // Entries are f64 little-endian, 8 bytes each, in a file beside the stream's data file;
-// entry i is at file position 8·i. The file holds the committed entries up to `written`;
-// entries after it (committed or only staged) wait in memory and are written with the
-// stream's data (storage/file-log.ts), so both are synced by the same checkpoint.
+// entry i is at file position 8·i. The file holds the committed entries up to `written`,
+// whole pages only; entries after it (committed or only staged) wait in memory. A page is
+// written once it is full (storage/file-log.ts, after the data it indexes); the entries of
+// the last, partial page go into the stream's registry entry at each checkpoint (`tail`),
+// so a stream of a few appends never needs an index file, and a checkpoint of a changed
+// stream syncs its data file alone unless a page filled.
 // Lookups are rank (how many entries ≤ v) and at (entry i): pending entries answer
 // synchronously; older ones need one page (PAGE_ENTRIES entries, 4 KiB) found through a
 // sparse summary — the first entry of every page, 1/512 of the index — loaded from the file
@@ -78,13 +81,16 @@ export class BoundaryIndex {
   private loadingSummary: Promise<void> | undefined
   private writing = false
 
-  /** `written`: entries the file already holds (a checkpoint's count at recovery). */
+  /** `written`: entries the file already holds; `tail`: the entries after them, as a
+   * checkpoint stored them (recovery). */
   constructor(
     private readonly file: IndexFile | undefined,
     private readonly pages: IndexPages | undefined,
     private written = 0,
+    tail: readonly number[] = [],
   ) {
     if (written === 0) this.summary = EMPTY
+    for (const position of tail) this.add(position)
   }
 
   /** Every entry, staged ones included. */
@@ -100,6 +106,20 @@ export class BoundaryIndex {
   /** Entries ≤ `position`, counting only what is pending (all entries past the file are). */
   countAtMost(position: number): number {
     return this.written + upperBound(this.pending, this.pendingCount, position)
+  }
+
+  /** The entries ≤ `position` that the file will not hold once its whole pages are written:
+   * what a checkpoint stores beside the file (fewer than PAGE_ENTRIES). */
+  tailAtMost(position: number): number[] {
+    const count = this.countAtMost(position)
+    const first = Math.max(this.written, count - (count % PAGE_ENTRIES))
+    return Array.from(this.pending.subarray(first - this.written, count - this.written))
+  }
+
+  /** Whether a full page of entries waits to be written. */
+  get pageUnwritten(): boolean {
+    const count = this.count
+    return count - (count % PAGE_ENTRIES) > this.written
   }
 
   /** Stages an entry; it must be greater than every entry before it. */
@@ -168,13 +188,15 @@ export class BoundaryIndex {
     return next(from)
   }
 
-  /** Writes pending entries ≤ `position` (all committed) to the file, if at least `least`
-   * are. One write at a time. */
-  async writeUpTo(position: number, least = 1): Promise<void> {
+  /** Writes the whole pages of pending entries ≤ `position` (all committed) to the file.
+   * One write at a time. */
+  async writePages(position: number): Promise<void> {
     const file = this.file
     if (file === undefined || this.writing) return
-    const n = upperBound(this.pending, this.pendingCount, position)
-    if (n === 0 || n < least) return
+    const end = this.written + upperBound(this.pending, this.pendingCount, position)
+    // A file a checkpoint of an earlier version left mid-page first catches up to a page end.
+    const n = end - (end % PAGE_ENTRIES) - this.written
+    if (n <= 0) return
     this.writing = true
     const entries = this.pending
     try {

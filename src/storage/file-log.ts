@@ -15,14 +15,13 @@
 
 import type { LogShape, StreamLog } from './types.js'
 import { type MaybePromise, andThen } from '../util/maybe.js'
-import { BoundaryIndex, PAGE_ENTRIES } from './boundary-index.js'
+import { BoundaryIndex } from './boundary-index.js'
 import { type DataFiles, type FileKind, type FileRef, reportFlushError } from './data-files.js'
 import { segmentCount, segmentSpans, splitParts } from './segments.js'
 
 /** Index entries wait in memory until this many can be written at once (one 4 KiB page), or
  * a checkpoint syncs the stream: a write per data flush doubled the writes of busy streams
  * (catch-up from disk and S = 10,000 writes measured slower with it). */
-const INDEX_WRITE_ENTRIES = PAGE_ENTRIES
 /** Appends smaller than this are copied into the stream's block: a request body (or, in
  * replay, a WAL read buffer) is not kept alive by a few bytes of it, and consecutive small
  * appends become one part of the next write. */
@@ -67,8 +66,12 @@ export class FileLog implements StreamLog {
   ) {
     this.flushed = shape.length
     this.committed = shape.length
-    this.appends = new BoundaryIndex(files.indexFile(streamId, 'appends'), files.indexPages, shape.appends)
-    this.messages = shape.messages === undefined ? undefined : new BoundaryIndex(files.indexFile(streamId, 'messages'), files.indexPages, shape.messages)
+    const appendTail = shape.appendTail ?? []
+    this.appends = new BoundaryIndex(files.indexFile(streamId, 'appends'), files.indexPages, shape.appends - appendTail.length, appendTail)
+    if (shape.messages !== undefined) {
+      const messageTail = shape.messageTail ?? []
+      this.messages = new BoundaryIndex(files.indexFile(streamId, 'messages'), files.indexPages, shape.messages - messageTail.length, messageTail)
+    }
   }
 
   get length(): number {
@@ -191,23 +194,21 @@ export class FileLog implements StreamLog {
     return dropped
   }
 
-  /** Writes committed, unwritten bytes to the data file. Flushes run one after another. */
-  /** `all`: index entries too, however few (a checkpoint's sync); otherwise they wait for a
-   * page's worth (INDEX_WRITE_ENTRIES). */
-  flush(all = false): Promise<void> {
+  /** Writes committed, unwritten bytes to the data file, and the full pages of index
+   * entries they complete. Flushes run one after another. */
+  flush(): Promise<void> {
     // A failed flush must not poison later ones: each retries what is still unwritten.
-    this.flushing = this.flushing.catch(() => {}).then(() => this.writeCommitted(all))
+    this.flushing = this.flushing.catch(() => {}).then(() => this.writeCommitted())
     return this.flushing
   }
 
-  private async writeCommitted(all: boolean): Promise<void> {
+  private async writeCommitted(): Promise<void> {
     await this.writeData()
     if (this.released) return
     // Index entries follow the data they index: an entry in the file never points past it.
     const appends = this.appends.writtenCount
     const messages = this.messages?.writtenCount
-    const least = all ? 1 : INDEX_WRITE_ENTRIES
-    await Promise.all([this.appends.writeUpTo(this.flushed, least), this.messages?.writeUpTo(this.flushed, least)])
+    await Promise.all([this.appends.writePages(this.flushed), this.messages?.writePages(this.flushed)])
     if (this.appends.writtenCount !== appends) this.markUnsynced('appends', 0)
     if (this.messages !== undefined && this.messages.writtenCount !== messages) this.markUnsynced('messages', 0)
   }
@@ -262,7 +263,7 @@ export class FileLog implements StreamLog {
   /** Syncs the files written since the last sync, together; nothing to write or sync
    * costs no I/O (a checkpoint calls this for every stream that changed). */
   async sync(): Promise<void> {
-    if (this.unwritten) await this.flush(true)
+    if (this.unwritten) await this.flush()
     const written = this.unsynced
     if (written.length === 0 || this.released) return
     this.unsynced = []
@@ -285,9 +286,10 @@ export class FileLog implements StreamLog {
     return this.flushed
   }
 
-  /** Committed bytes or index entries (staged ones included) not in the files yet. */
+  /** Committed bytes or full index pages (staged entries included) not in the files yet;
+   * the entries of a partial page are a checkpoint's to keep (BoundaryIndex.tailAtMost). */
   private get unwritten(): boolean {
-    return this.committed > this.flushed || this.appends.count > this.appends.writtenCount || (this.messages !== undefined && this.messages.count > this.messages.writtenCount)
+    return this.committed > this.flushed || this.appends.pageUnwritten || this.messages?.pageUnwritten === true
   }
 
   get idle(): boolean {

@@ -44,14 +44,23 @@ export class RegistryCorruptionError extends Error {}
 
 /** Entry fields in stored order: an entry is the JSON array of their values (null for
  * undefined), a third the size of the keyed object (measured: 1M idle streams, 367 MB of
- * lmdb with objects). */
+ * lmdb with objects). Index tails are stored as their first position then the gaps between
+ * positions (a few digits each). Entries written before index tails existed end at
+ * messageCount: their index files hold every entry. */
 const FIELDS = [
   'id', 'path', 'contentType', 'ttlSeconds', 'expiresAtMs', 'durability', 'requestKey', 'parentId', 'base',
   'length', 'closed', 'softDeleted', 'lastAccessMs', 'lastStreamSeq', 'producers', 'forkRefs', 'appendCount', 'messageCount',
+  'appendTail', 'messageTail',
 ] as const satisfies ReadonlyArray<keyof StreamSnapshot>
+const TAIL_FIELDS: ReadonlySet<string> = new Set(['appendTail', 'messageTail'])
+const FIELDS_BEFORE_TAILS = FIELDS.length - TAIL_FIELDS.size
 
 export function encodeEntry(snapshot: StreamSnapshot): Buffer {
-  const json = Buffer.from(JSON.stringify(FIELDS.map((field) => snapshot[field] ?? null)))
+  const values = FIELDS.map((field) => {
+    const value = snapshot[field]
+    return TAIL_FIELDS.has(field) && value !== undefined ? gaps(value as readonly number[]) : (value ?? null)
+  })
+  const json = Buffer.from(JSON.stringify(values))
   const entry = Buffer.allocUnsafe(4 + json.length)
   entry.writeUInt32LE(crc32(json), 0)
   json.copy(entry, 4)
@@ -67,14 +76,41 @@ export function decodeEntry(id: number, entry: Uint8Array): StreamSnapshot {
   } catch {
     throw new RegistryCorruptionError(`registry entry of stream ${id} is not valid JSON`)
   }
-  if (!Array.isArray(values) || values.length !== FIELDS.length) throw new RegistryCorruptionError(`registry entry of stream ${id} has ${Array.isArray(values) ? values.length : 'no'} fields, not ${FIELDS.length}`)
+  if (!Array.isArray(values) || (values.length !== FIELDS.length && values.length !== FIELDS_BEFORE_TAILS)) {
+    throw new RegistryCorruptionError(`registry entry of stream ${id} has ${Array.isArray(values) ? values.length : 'no'} fields, not ${FIELDS.length}`)
+  }
   const record: Record<string, unknown> = {}
-  FIELDS.forEach((field, i) => (record[field] = values[i] ?? undefined))
+  FIELDS.forEach((field, i) => {
+    const value = values[i] ?? undefined
+    if (!TAIL_FIELDS.has(field) || value === undefined) return (record[field] = value)
+    const tail = Array.isArray(value) ? positions(value) : undefined
+    if (tail === undefined) throw new RegistryCorruptionError(`registry entry of stream ${id} has a damaged ${field}`)
+    record[field] = tail
+  })
+  record.appendTail ??= []
+  if (record.messageCount !== undefined) record.messageTail ??= []
   const snapshot = record as unknown as StreamSnapshot
   if (snapshot.id !== id || typeof snapshot.path !== 'string' || typeof snapshot.length !== 'number' || !Array.isArray(snapshot.producers)) {
     throw new RegistryCorruptionError(`registry entry of stream ${id} does not describe that stream`)
   }
   return snapshot
+}
+
+/** [a, b, c] → [a, b - a, c - b]. */
+function gaps(sorted: readonly number[]): number[] {
+  return sorted.map((value, i) => (i === 0 ? value : value - sorted[i - 1]!))
+}
+
+/** The inverse of gaps(); undefined when an element is not a number. */
+function positions(stored: readonly unknown[]): number[] | undefined {
+  const out: number[] = []
+  let at = 0
+  for (const value of stored) {
+    if (typeof value !== 'number') return undefined
+    at += value
+    out.push(at)
+  }
+  return out
 }
 
 const IO_FORMAT = 'ringstream-registry'

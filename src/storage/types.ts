@@ -82,8 +82,13 @@ export type Change = CreateChange | AppendChange | DeleteChange
 /** How much a log holds: its bytes and the entries of its indexes (messages: JSON only). */
 export interface LogShape {
   readonly length: number
+  /** Entries of the append-end index, and the last of them that are not in its file (see
+   * StreamSnapshot.appendTail). */
   readonly appends: number
+  readonly appendTail?: readonly number[]
+  /** …and of the message-end index (JSON logs). */
   readonly messages: number | undefined
+  readonly messageTail?: readonly number[]
 }
 
 export interface Storage {
@@ -109,10 +114,13 @@ export interface StreamSnapshot extends StreamDefinition {
   readonly producers: ReadonlyArray<readonly [string, number, number]>
   /** Durable forks reading through this stream. */
   readonly forkRefs: number
-  /** Committed entries of the log's append-end index (the index file holds at least these). */
+  /** Committed entries of the log's append-end index: the index file holds all but the
+   * last `appendTail` (the part of its last page that is not full, fewer than 512). */
   readonly appendCount: number
+  readonly appendTail: readonly number[]
   /** …and of its message-end index (JSON streams). */
   readonly messageCount: number | undefined
+  readonly messageTail: readonly number[] | undefined
 }
 
 /** What the engine gives storage for a checkpoint: what changed since the last one. */

@@ -39,7 +39,7 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
   const build = (saved: StreamSnapshot): Stream => {
     const config = configOf(saved)
     if ((saved.messageCount !== undefined) !== config.json) throw new RegistryCorruptionError(`registry entry of stream ${saved.id}: message index does not match its content type`)
-    const shape = { length: saved.length, appends: saved.appendCount, messages: saved.messageCount }
+    const shape = { length: saved.length, appends: saved.appendCount, appendTail: saved.appendTail, messages: saved.messageCount, messageTail: saved.messageTail }
     const stream = engine.newStream(saved.id, saved.path, config, parentOf(saved.parentId, saved.id), saved.base, shape)
     stream.committedLength = saved.length
     stream.closed = stream.staged.closed = saved.closed
@@ -160,6 +160,8 @@ function snapshotOf(stream: Stream): StreamSnapshot {
     producers: stream.producers === undefined ? [] : [...stream.producers].map(([id, state]) => [id, state.epoch, state.lastSeq] as const),
     forkRefs: stream.durableForkRefs,
     appendCount: stream.log.appends.countAtMost(stream.committedLength),
+    appendTail: stream.log.appends.tailAtMost(stream.committedLength),
     messageCount: stream.log.messages?.countAtMost(stream.committedLength),
+    messageTail: stream.log.messages?.tailAtMost(stream.committedLength),
   }
 }
