@@ -16,8 +16,8 @@ const producer = (seq: number): Record<string, string> => ({ 'Producer-Id': 'p',
 /** Stored entries by stream path, as the simulator's registry file holds them. */
 function storedPaths(io: SimIo): string[] {
   const saved = JSON.parse(Buffer.from(io.contents(REGISTRY)!).toString()) as { entries: Array<[number, string]> }
-  // An entry is crc32 ‖ JSON array whose second value is the path.
-  return saved.entries.map(([, entry]) => (JSON.parse(Buffer.from(entry, 'base64').subarray(4).toString()) as string[])[1]!).sort()
+  // An entry is crc32 ‖ JSON array whose first value is the path.
+  return saved.entries.map(([, entry]) => (JSON.parse(Buffer.from(entry, 'base64').subarray(4).toString()) as string[])[0]!).sort()
 }
 
 describe('streams that leave memory', () => {

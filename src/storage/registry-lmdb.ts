@@ -1,17 +1,19 @@
 // storage/registry-lmdb.ts — the registry store on a real disk: an lmdb environment in
 // <data-dir>/registry (a copy-on-write B+tree, memory-mapped: lookups are synchronous and
-// cost microseconds, a commit writes only the pages it changed). Three databases:
-// streams (id → entry, see registry-store.ts), paths (path → id) and meta (the
-// checkpoint's LSN and id counter). A checkpoint is one write transaction over all three,
-// awaited until lmdb reports it flushed to disk, before any WAL segment it covers goes.
+// cost microseconds, a commit writes only the pages it changed). Four databases:
+// streams (id → entry, see registry-store.ts), paths (path → id), expiring (the ids of
+// streams with a TTL or Expires-At, for the expiry sweep) and meta (the checkpoint's LSN
+// and id counter). A checkpoint is one write transaction over all of them, awaited until
+// lmdb reports it flushed to disk, before any WAL segment it covers goes. Version 1 (no
+// expiring database) is upgraded in place when opened.
 
 import { open, type Database, type RootDatabase } from 'lmdb'
-import { type RegistryMeta, type RegistryStore, type RemovedStream, decodeEntry, encodeEntry } from './registry-store.js'
+import { type RegistryMeta, type RegistryStore, type RemovedStream, canExpire, decodeEntry, encodeEntry } from './registry-store.js'
 import type { StreamSnapshot } from './types.js'
 
 const META_KEY = 'checkpoint'
 const FORMAT = 'ringstream-registry'
-const VERSION = 1
+const VERSION = 2
 
 interface StoredMeta extends RegistryMeta {
   readonly format: string
@@ -23,23 +25,37 @@ export class LmdbRegistry implements RegistryStore {
     private readonly root: RootDatabase,
     private readonly streams: Database<Buffer, number>,
     private readonly paths: Database<number, string>,
+    private readonly expiring: Database<boolean, number>,
     private readonly metaDb: Database<StoredMeta, string>,
   ) {}
 
-  static open(dir: string): LmdbRegistry {
+  static async open(dir: string): Promise<LmdbRegistry> {
     // No read-ahead (MDB_NORDAHEAD; lmdb-js reads the option but its types omit it): lookups
     // are random, and read-ahead maps in (and counts as resident) pages around every page a
     // lookup touches.
     const root = open({ path: dir, compression: false, noReadAhead: true } as Parameters<typeof open>[0])
     const streams = root.openDB<Buffer, number>('streams', { encoding: 'binary', keyEncoding: 'uint32' })
     const paths = root.openDB<number, string>('paths', {})
+    const expiring = root.openDB<boolean, number>('expiring', { keyEncoding: 'uint32' })
     const meta = root.openDB<StoredMeta, string>('meta', {})
-    const store = new LmdbRegistry(root, streams, paths, meta)
+    const store = new LmdbRegistry(root, streams, paths, expiring, meta)
     const saved = meta.get(META_KEY)
-    if (saved !== undefined && (saved.format !== FORMAT || saved.version !== VERSION)) {
-      throw new Error(`${dir} holds a registry of format ${saved.format} version ${saved.version}; this ringstream reads ${FORMAT} version ${VERSION}`)
+    if (saved !== undefined && (saved.format !== FORMAT || (saved.version !== VERSION && saved.version !== 1))) {
+      throw new Error(`${dir} holds a registry of format ${saved.format} version ${saved.version}; this ringstream reads ${FORMAT} versions 1 and ${VERSION}`)
     }
+    if (saved?.version === 1) await store.upgradeFromVersion1(saved)
     return store
+  }
+
+  /** Version 1 had no expiring database: one pass over the entries builds it. */
+  private async upgradeFromVersion1(saved: StoredMeta): Promise<void> {
+    await this.root.transaction(() => {
+      for (const { key, value } of this.streams.getRange()) {
+        if (canExpire(decodeEntry(key, value))) void this.expiring.put(key, true)
+      }
+      void this.metaDb.put(META_KEY, { ...saved, version: VERSION })
+    })
+    await this.root.flushed
   }
 
   get meta(): RegistryMeta | undefined {
@@ -56,9 +72,9 @@ export class LmdbRegistry implements RegistryStore {
     return this.paths.get(path)
   }
 
-  idsAfter(after: number, limit: number): number[] {
+  expiringAfter(after: number, limit: number): number[] {
     const ids: number[] = []
-    for (const id of this.streams.getKeys({ start: after + 1, limit })) ids.push(id)
+    for (const id of this.expiring.getKeys({ start: after + 1, limit })) ids.push(id)
     return ids
   }
 
@@ -66,11 +82,14 @@ export class LmdbRegistry implements RegistryStore {
     await this.root.transaction(() => {
       for (const { id, path } of removes) {
         void this.streams.remove(id)
+        void this.expiring.remove(id)
         if (this.paths.get(path) === id) void this.paths.remove(path)
       }
       for (const snapshot of puts) {
         void this.streams.put(snapshot.id, encodeEntry(snapshot))
-        void this.paths.put(snapshot.path, snapshot.id)
+        // Unchanged paths are not rewritten: each put copies a B-tree page.
+        if (this.paths.get(snapshot.path) !== snapshot.id) void this.paths.put(snapshot.path, snapshot.id)
+        if (canExpire(snapshot)) void this.expiring.put(snapshot.id, true)
       }
       void this.metaDb.put(META_KEY, { format: FORMAT, version: VERSION, ...meta })
     })

@@ -11,6 +11,7 @@
 
 import { crc32 } from 'node:zlib'
 import type { Io } from '../io/types.js'
+import { parseContentType } from '../protocol/headers.js'
 import type { StreamSnapshot } from './types.js'
 
 /** What the store reflects as a whole: the checkpoint's WAL position and id counter. */
@@ -33,8 +34,9 @@ export interface RegistryStore {
   get(id: number): StreamSnapshot | undefined
   /** The id stored for a path (live or soft-deleted stream), or undefined. */
   idOf(path: string): number | undefined
-  /** Up to `limit` stored ids greater than `after`, in order (background sweeps). */
-  idsAfter(after: number, limit: number): number[]
+  /** Up to `limit` ids greater than `after`, in order, of the stored streams that can
+   * expire (a TTL or an Expires-At): the expiry sweep walks these, never the idle rest. */
+  expiringAfter(after: number, limit: number): number[]
   /** Atomically and durably: removes, then stores, then records `meta`. */
   commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta): Promise<void>
   close(): Promise<void>
@@ -42,24 +44,42 @@ export interface RegistryStore {
 
 export class RegistryCorruptionError extends Error {}
 
-/** Entry fields in stored order: an entry is the JSON array of their values (null for
- * undefined), a third the size of the keyed object (measured: 1M idle streams, 367 MB of
- * lmdb with objects). Index tails are stored as their first position then the gaps between
- * positions (a few digits each). Entries written before index tails existed end at
- * messageCount: their index files hold every entry. */
+/** Whether a stream can expire, so the expiry sweep must visit it. */
+export function canExpire(snapshot: StreamSnapshot): boolean {
+  return snapshot.ttlSeconds !== undefined || snapshot.expiresAtMs !== undefined
+}
+
+/** Entry fields in stored order: an entry is the JSON array of their values, the ones
+ * most streams set first. A value that says nothing is null (undefined, its default below,
+ * an empty list, the create request key a plain create gives, the last access of a stream
+ * without a TTL: only a sliding TTL reads it), and trailing nulls are left out: an empty
+ * idle stream's entry is ["path","type","fsync"] (1M idle streams: 110 MB of lmdb, from
+ * 367 MB with keyed objects). The id is the entry's key. Index tails are stored as their
+ * first position then the gaps between positions (a few digits each). */
 const FIELDS = [
+  'path', 'contentType', 'durability', 'length', 'appendCount', 'appendTail', 'messageCount', 'messageTail',
+  'ttlSeconds', 'expiresAtMs', 'lastAccessMs', 'requestKey', 'parentId', 'base', 'closed', 'softDeleted', 'lastStreamSeq', 'producers', 'forkRefs',
+] as const satisfies ReadonlyArray<keyof StreamSnapshot>
+type Field = (typeof FIELDS)[number]
+const DEFAULTS: Partial<Record<Field, unknown>> = { length: 0, appendCount: 0, base: 0, closed: false, softDeleted: false, forkRefs: 0, lastAccessMs: 0 }
+const LIST_FIELDS: ReadonlySet<Field> = new Set(['appendTail', 'messageTail', 'producers'])
+const TAIL_FIELDS: ReadonlySet<string> = new Set(['appendTail', 'messageTail'])
+/** Entries of registry version 1: the id first, then every field but the index tails (their
+ * index files hold every entry), all stored. */
+const FIELDS_V1 = [
   'id', 'path', 'contentType', 'ttlSeconds', 'expiresAtMs', 'durability', 'requestKey', 'parentId', 'base',
   'length', 'closed', 'softDeleted', 'lastAccessMs', 'lastStreamSeq', 'producers', 'forkRefs', 'appendCount', 'messageCount',
-  'appendTail', 'messageTail',
 ] as const satisfies ReadonlyArray<keyof StreamSnapshot>
-const TAIL_FIELDS: ReadonlySet<string> = new Set(['appendTail', 'messageTail'])
-const FIELDS_BEFORE_TAILS = FIELDS.length - TAIL_FIELDS.size
 
 export function encodeEntry(snapshot: StreamSnapshot): Buffer {
   const values = FIELDS.map((field) => {
     const value = snapshot[field]
-    return TAIL_FIELDS.has(field) && value !== undefined ? gaps(value as readonly number[]) : (value ?? null)
+    if (value === undefined || value === DEFAULTS[field] || (LIST_FIELDS.has(field) && (value as readonly unknown[]).length === 0)) return null
+    if (field === 'requestKey' && value === plainRequestKey(snapshot)) return null
+    if (field === 'lastAccessMs' && snapshot.ttlSeconds === undefined) return null
+    return TAIL_FIELDS.has(field) ? gaps(value as readonly number[]) : value
   })
+  while (values.length > 0 && values[values.length - 1] === null) values.pop()
   const json = Buffer.from(JSON.stringify(values))
   const entry = Buffer.allocUnsafe(4 + json.length)
   entry.writeUInt32LE(crc32(json), 0)
@@ -76,24 +96,40 @@ export function decodeEntry(id: number, entry: Uint8Array): StreamSnapshot {
   } catch {
     throw new RegistryCorruptionError(`registry entry of stream ${id} is not valid JSON`)
   }
-  if (!Array.isArray(values) || (values.length !== FIELDS.length && values.length !== FIELDS_BEFORE_TAILS)) {
-    throw new RegistryCorruptionError(`registry entry of stream ${id} has ${Array.isArray(values) ? values.length : 'no'} fields, not ${FIELDS.length}`)
+  const v1 = Array.isArray(values) && values.length === FIELDS_V1.length && typeof values[0] === 'number'
+  if (!Array.isArray(values) || (values.length > FIELDS.length && !v1)) {
+    throw new RegistryCorruptionError(`registry entry of stream ${id} has ${Array.isArray(values) ? values.length : 'no'} fields, at most ${FIELDS.length}`)
   }
-  const record: Record<string, unknown> = {}
-  FIELDS.forEach((field, i) => {
+  const record: Record<string, unknown> = { id }
+  ;(v1 ? FIELDS_V1 : FIELDS).forEach((field, i) => {
     const value = values[i] ?? undefined
-    if (!TAIL_FIELDS.has(field) || value === undefined) return (record[field] = value)
+    if (field === 'id' && value !== id) throw new RegistryCorruptionError(`registry entry of stream ${id} does not describe that stream`)
+    if (!TAIL_FIELDS.has(field) || value === undefined) return (record[field] = value ?? DEFAULTS[field as Field])
     const tail = Array.isArray(value) ? positions(value) : undefined
     if (tail === undefined) throw new RegistryCorruptionError(`registry entry of stream ${id} has a damaged ${field}`)
     record[field] = tail
   })
   record.appendTail ??= []
+  record.producers ??= []
   if (record.messageCount !== undefined) record.messageTail ??= []
-  const snapshot = record as unknown as StreamSnapshot
-  if (snapshot.id !== id || typeof snapshot.path !== 'string' || typeof snapshot.length !== 'number' || !Array.isArray(snapshot.producers)) {
-    throw new RegistryCorruptionError(`registry entry of stream ${id} does not describe that stream`)
+  if (typeof record.path !== 'string' || typeof record.contentType !== 'string' || typeof record.durability !== 'string' || typeof record.length !== 'number' || !Array.isArray(record.producers)) {
+    throw new RegistryCorruptionError(`registry entry of stream ${id} does not describe a stream`)
   }
-  return snapshot
+  record.requestKey ??= plainRequestKey(record as unknown as StreamSnapshot)
+  return record as unknown as StreamSnapshot
+}
+
+/** The create request key (streams/engine.ts) of a stream created with just its content
+ * type and expiry, no fork, no durability; undefined for a fork. */
+function plainRequestKey(snapshot: StreamSnapshot): string | undefined {
+  if (snapshot.parentId !== undefined) return undefined
+  let essence: string
+  try {
+    essence = parseContentType(snapshot.contentType).essence
+  } catch {
+    return undefined
+  }
+  return JSON.stringify([essence, snapshot.ttlSeconds ?? null, snapshot.expiresAtMs ?? null, null, null])
 }
 
 /** [a, b, c] → [a, b - a, c - b]. */
@@ -126,7 +162,18 @@ export class IoRegistry implements RegistryStore {
     private readonly entries: Map<number, Buffer>,
     private readonly paths: Map<string, number>,
     public meta: RegistryMeta | undefined,
-  ) {}
+  ) {
+    for (const [id, entry] of entries) {
+      try {
+        if (canExpire(decodeEntry(id, entry))) this.expiring.add(id)
+      } catch {
+        // A damaged entry is reported when its stream is used.
+      }
+    }
+  }
+
+  /** Ids of the streams that can expire (lmdb stores this list; here it is rebuilt on open). */
+  private readonly expiring = new Set<number>()
 
   static async open(io: Io, dir: string): Promise<IoRegistry> {
     const path = `${dir}/registry.json`
@@ -161,8 +208,8 @@ export class IoRegistry implements RegistryStore {
     return this.paths.get(path)
   }
 
-  idsAfter(after: number, limit: number): number[] {
-    return [...this.entries.keys()].filter((id) => id > after).sort((a, b) => a - b).slice(0, limit)
+  expiringAfter(after: number, limit: number): number[] {
+    return [...this.expiring].filter((id) => id > after).sort((a, b) => a - b).slice(0, limit)
   }
 
   async commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta): Promise<void> {
@@ -192,6 +239,8 @@ export class IoRegistry implements RegistryStore {
     for (const [id, entry] of entries) this.entries.set(id, entry)
     this.paths.clear()
     for (const [path, id] of paths) this.paths.set(path, id)
+    for (const { id } of removes) this.expiring.delete(id)
+    for (const snapshot of puts) if (canExpire(snapshot)) this.expiring.add(snapshot.id)
     this.meta = meta
   }
 

@@ -83,7 +83,7 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
           return id === undefined ? undefined : loadId(id)
         },
         stored: (id) => store.get(id),
-        idsAfter: (after, limit) => store.idsAfter(after, limit),
+        expiringAfter: (after, limit) => store.expiringAfter(after, limit),
       }
     },
 

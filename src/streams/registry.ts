@@ -19,7 +19,8 @@ export interface RegistryBacking {
   loadId(id: number): Stream | undefined
   /** What is stored for `id`, without building a stream (expiry walks). */
   stored(id: number): StreamSnapshot | undefined
-  idsAfter(after: number, limit: number): number[]
+  /** Stored ids after `after` of the streams that can expire, in order, up to `limit`. */
+  expiringAfter(after: number, limit: number): number[]
 }
 
 /** What a checkpoint persists: streams changed since the last one, and those removed. */
@@ -261,11 +262,12 @@ export class Registry {
     this.sweepStored(nowMs)
   }
 
-  /** Walks the stored streams a batch at a time; expired ones are loaded and retired. */
+  /** Walks the stored streams that can expire a batch at a time (streams without a TTL or
+   * Expires-At cost the sweep nothing); expired ones are loaded and retired. */
   private sweepStored(nowMs: number): void {
     const backing = this.backing
     if (backing === undefined) return
-    const ids = backing.idsAfter(this.storedSweepAfter, STORED_SWEEP_BATCH)
+    const ids = backing.expiringAfter(this.storedSweepAfter, STORED_SWEEP_BATCH)
     this.storedSweepAfter = ids.length < STORED_SWEEP_BATCH ? 0 : ids[ids.length - 1]!
     for (const id of ids) {
       if (this.byId.has(id)) continue
