@@ -159,7 +159,7 @@ function checkpointCost(dir) {
     import { Engine } from '${root}dist/streams/engine.js'
     import { recoveryTarget } from '${root}dist/streams/recovery.js'
     const storage = new DurableStorage({ io: selectIo('auto').io, dataDir: '${dir}', walSegmentBytes: ${64 * MiB}, checkpointIntervalMs: 3600000,
-      checkpointWalBytes: Number.MAX_SAFE_INTEGER, openFilesMax: DEFAULTS.openFilesMax, readCacheBytes: ${64 * MiB}, salvage: false, segmentBytes: ${64 * MiB}, checkpointChangedStreams: 1e9,
+      checkpointWalBytes: Number.MAX_SAFE_INTEGER, openFilesMax: DEFAULTS.openFilesMax, readCacheBytes: DEFAULTS.readCacheBytes, salvage: false, segmentBytes: ${64 * MiB}, checkpointChangedStreams: 1e9,
       openRegistry: async (d) => LmdbRegistry.open(d) })
     const engine = new Engine({ storage, defaultDurability: 'fsync', readBytesMax: ${MiB}, expirySweepMs: 1000 })
     await storage.recover(recoveryTarget(engine, 10000))

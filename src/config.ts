@@ -80,7 +80,9 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   checkpointIntervalMs: 30_000,
   checkpointWalBytes: 256 * 1024 * 1024,
   openFilesMax: defaultOpenFilesMax(),
-  readCacheBytes: 64 * 1024 * 1024,
+  // Enough for readers following the tail (they read what was written moments ago); older
+  // bytes come from the page cache at a copy's cost. All of it counts in the server's RSS.
+  readCacheBytes: 16 * 1024 * 1024,
   salvage: false,
   segmentBytes: SEGMENT_BYTES_DEFAULT,
   residentStreamsMax: 10_000,

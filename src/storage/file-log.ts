@@ -78,7 +78,7 @@ export class FileLog implements StreamLog {
     return this.flushed + this.pendingBytes
   }
 
-  append(bytes: Uint8Array, messageEnds?: readonly number[]): void {
+  append(bytes: Uint8Array, messageEnds?: readonly number[], borrowed = false): void {
     if (bytes.length === 0) return
     const start = this.length
     if (this.messages !== undefined && messageEnds !== undefined) for (const end of messageEnds) this.messages.add(start + end)
@@ -86,7 +86,7 @@ export class FileLog implements StreamLog {
     this.pendingBytes += bytes.length
     if (bytes.length > COALESCE_BYTES_MAX) {
       this.closeRegion()
-      this.pending.push(bytes)
+      this.pending.push(borrowed ? Buffer.from(bytes) : bytes)
       return
     }
     if (this.block === undefined || this.blockUsed + bytes.length > this.block.length) {

@@ -11,8 +11,10 @@ import type { RemovedStream } from './registry-store.js'
 export interface StreamLog {
   /** Bytes staged in this log (committed or not). */
   readonly length: number
-  /** Stages bytes at the end as one append; `messageEnds` (JSON logs) are relative to `bytes`. */
-  append(bytes: Uint8Array, messageEnds?: readonly number[]): void
+  /** Stages bytes at the end as one append; `messageEnds` (JSON logs) are relative to `bytes`.
+   * `borrowed`: the caller reuses the memory of `bytes` after the call (a WAL read buffer
+   * during replay), so a log must not keep a view of it. */
+  append(bytes: Uint8Array, messageEnds?: readonly number[], borrowed?: boolean): void
   /** Where appends end (log-relative, staged ones included): every append but the last
    * starts where one of these is. */
   readonly appends: BoundaryIndex

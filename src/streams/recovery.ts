@@ -93,7 +93,7 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
         const previous = registry.find(change.path)
         if (previous !== undefined && !previous.softDeleted) registry.retire(previous)
         const stream = engine.newStream(change.streamId, change.path, configOf(change), parentOf(change.parentId, change.streamId), change.base)
-        for (const chunk of change.chunks) if (chunk.bytes.length > 0) stream.appendBytes(chunk.bytes, chunk.messageEnds)
+        for (const chunk of change.chunks) if (chunk.bytes.length > 0) stream.appendBytes(chunk.bytes, chunk.messageEnds, true)
         stream.commitBytes(stream.stagedTail)
         stream.closed = stream.staged.closed = change.closed
         stream.lastAccessMs = timeMs
@@ -109,7 +109,7 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
       const tail = stream.stagedTail
       if (change.position !== tail) throw new RecoveryCorruptionError(`stream ${stream.id}: WAL append at ${change.position}, stream ends at ${tail}`)
       if (change.chunk !== undefined) {
-        stream.appendBytes(change.chunk.bytes, change.chunk.messageEnds)
+        stream.appendBytes(change.chunk.bytes, change.chunk.messageEnds, true)
         stream.commitBytes(tail + change.chunk.bytes.length)
       }
       if (change.streamSeq !== undefined) stream.lastStreamSeq = stream.staged.lastStreamSeq = change.streamSeq

@@ -92,8 +92,9 @@ export class Stream {
   }
 
   /** Stages bytes as one append. `messageEnds` are relative to `bytes` (JSON only). */
-  appendBytes(bytes: Uint8Array, messageEnds?: readonly number[]): void {
-    this.log.append(bytes, this.config.json ? messageEnds : undefined)
+  /** Stages an append (`borrowed`: see StreamLog.append). */
+  appendBytes(bytes: Uint8Array, messageEnds?: readonly number[], borrowed = false): void {
+    this.log.append(bytes, this.config.json ? messageEnds : undefined, borrowed)
   }
 
   /** Makes staged bytes up to `stagedEnd` (absolute) readable. */
