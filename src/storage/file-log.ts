@@ -206,9 +206,12 @@ export class FileLog implements StreamLog {
     await this.writeData()
     if (this.released) return
     // Index entries follow the data they index: an entry in the file never points past it.
+    // Most flushes complete no page: they skip the index writes without awaiting anything.
+    const messagesPage = this.messages?.pageUnwritten === true
+    if (!this.appends.pageUnwritten && !messagesPage) return
     const appends = this.appends.writtenCount
     const messages = this.messages?.writtenCount
-    await Promise.all([this.appends.writePages(this.flushed), this.messages?.writePages(this.flushed)])
+    await Promise.all([this.appends.writePages(this.flushed), messagesPage ? this.messages!.writePages(this.flushed) : undefined])
     if (this.appends.writtenCount !== appends) this.markUnsynced('appends', 0)
     if (this.messages !== undefined && this.messages.writtenCount !== messages) this.markUnsynced('messages', 0)
   }
