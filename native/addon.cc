@@ -9,12 +9,17 @@
 //   prepFsync(ring, fd, flags) -> slot | -1                      (flags: 1 = datasync)
 //   submit(ring) -> SQEs left unsubmitted (kernel said EAGAIN/EBUSY)
 //   close(ring)                                                  (only when idle)
+//   lockFile(fd) -> 0 | errno   exclusive flock(2), non-blocking: the data directory's lock,
+//                               which the kernel drops when the process dies (EWOULDBLOCK:
+//                               another process holds it). Not the ring's, but the one
+//                               system call ringstream needs that Node lacks.
 //
 // A batch holds `count` triples (slot, res, part); part 1 is a linked fsync. A slot is
 // free again once its last part is reported.
 
 #include <napi.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
@@ -389,6 +394,17 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value LockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsUint32In(info[0], 0, INT32_MAX)) return ThrowType(env, "fd must be a non-negative integer");
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  int rc;
+  do {
+    rc = flock(fd, LOCK_EX | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  return Napi::Number::New(env, rc == 0 ? 0 : errno);
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -398,6 +414,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("prepFsync", Napi::Function::New(env, PrepFsync, "prepFsync"));
   exports.Set("submit", Napi::Function::New(env, Submit, "submit"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
   return exports;
 }
 

@@ -96,7 +96,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       return recovery
     },
     describe() {
-      const where = durable === undefined ? '' : ` data-dir=${config.dataDir}`
+      const where = durable === undefined ? '' : ` data-dir=${config.dataDir}${lock === undefined ? '' : ` lock=${lock.kind === 'kernel' ? 'flock' : 'pid-file'}`}`
       return `storage=${storage.kind} durability=${config.durability}${where} io=${choice === undefined ? 'none' : choice.description} http=${uwsName}`
     },
     async listen() {
