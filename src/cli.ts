@@ -22,6 +22,8 @@ Options (each also settable as an environment variable):
   --checkpoint-wal-bytes <n>  RINGSTREAM_CHECKPOINT_WAL_BYTES and after this much WAL (default ${DEFAULTS.checkpointWalBytes})
   --read-cache-bytes <n>      RINGSTREAM_READ_CACHE_BYTES     recently written bytes kept in memory for reads (default ${DEFAULTS.readCacheBytes})
   --segment-bytes <n>         RINGSTREAM_SEGMENT_BYTES        stream bytes per data segment file, for a new data directory (default ${DEFAULTS.segmentBytes})
+  --wal-segment-bytes <n>     RINGSTREAM_WAL_SEGMENT_BYTES    bytes per preallocated WAL segment (default ${DEFAULTS.walSegmentBytes})
+  --disk-reserve-bytes <n>    RINGSTREAM_DISK_RESERVE_BYTES   free space the WAL never takes (default ${DEFAULTS.diskReserveBytes})
   --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on
   -h, --help                                                  show this help
 
@@ -39,6 +41,8 @@ const OPTIONS = {
   'checkpoint-wal-bytes': { type: 'string' },
   'read-cache-bytes': { type: 'string' },
   'segment-bytes': { type: 'string' },
+  'wal-segment-bytes': { type: 'string' },
+  'disk-reserve-bytes': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -73,6 +77,10 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (readCache !== undefined) config.readCacheBytes = integer('--read-cache-bytes', readCache)
   const segment = pick('segment-bytes', 'RINGSTREAM_SEGMENT_BYTES')
   if (segment !== undefined) config.segmentBytes = integer('--segment-bytes', segment)
+  const walSegment = pick('wal-segment-bytes', 'RINGSTREAM_WAL_SEGMENT_BYTES')
+  if (walSegment !== undefined) config.walSegmentBytes = integer('--wal-segment-bytes', walSegment)
+  const reserve = pick('disk-reserve-bytes', 'RINGSTREAM_DISK_RESERVE_BYTES')
+  if (reserve !== undefined) config.diskReserveBytes = integer('--disk-reserve-bytes', reserve)
   if (values.salvage === true || env.RINGSTREAM_SALVAGE === '1') config.salvage = true
   const io = pick('io', 'RINGSTREAM_IO')
   if (io !== undefined) config.io = io as IoBackend

@@ -38,6 +38,9 @@ export interface ServerConfig {
   expirySweepMs: number
   /** WAL segment size; preallocated and zero-filled so datasync stays cheap. */
   walSegmentBytes: number
+  /** Free space the WAL leaves when it takes a segment: what a checkpoint needs to write on
+   * a full disk (pending data, index pages, registry pages) before it frees WAL segments. */
+  diskReserveBytes: number
   /** Checkpoint at least this often while anything changed; bounds replay after a crash. */
   checkpointIntervalMs: number
   /** …and whenever this much WAL accumulated since the last checkpoint. */
@@ -77,6 +80,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   gzipMinBytes: 4096,
   expirySweepMs: 1000,
   walSegmentBytes: 64 * 1024 * 1024,
+  diskReserveBytes: 64 * 1024 * 1024,
   checkpointIntervalMs: 30_000,
   checkpointWalBytes: 256 * 1024 * 1024,
   openFilesMax: defaultOpenFilesMax(),
@@ -117,6 +121,7 @@ export function validateConfig(config: ServerConfig): void {
   if (!['memory', 'buffered', 'fsync'].includes(config.durability)) fail('durability must be memory, buffered or fsync')
   if (!['auto', 'uring', 'fs'].includes(config.io)) fail('io must be auto, uring or fs')
   if (config.walSegmentBytes < 64 * 1024) fail('WAL segments must be at least 64 KiB')
+  if (!Number.isSafeInteger(config.diskReserveBytes) || config.diskReserveBytes < 0) fail('the disk reserve must be a non-negative integer')
   if (config.walSegmentBytes < config.appendBytesMax) fail('a WAL segment must hold the largest append')
   if (config.openFilesMax < 1) fail('openFilesMax must be at least 1')
   if (config.checkpointIntervalMs < 100) fail('checkpoint interval must be at least 100 ms')

@@ -80,8 +80,15 @@ export class DataDirLock {
       if (error === EWOULDBLOCK) throw inUse(dataDir, owner)
       throw new Error(`cannot lock ${path}: flock failed with errno ${error}`)
     }
-    fs.ftruncateSync(fd, 0)
-    fs.writeSync(fd, `${process.pid}\n`, 0)
+    // Overwritten in place, then cut: on a full disk the file's block is reused, not needed
+    // anew (and a LOCK created on a full disk simply names no pid: the lock is the flock).
+    const text = `${process.pid}\n`
+    try {
+      fs.writeSync(fd, text, 0)
+      fs.ftruncateSync(fd, Buffer.byteLength(text))
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error
+    }
     return new DataDirLock(path, fd)
   }
 
@@ -110,7 +117,10 @@ export class DataDirLock {
     }
     // The file stays (unlinking it could let a starting server lock a new file while another
     // still holds this one); closing the descriptor drops the lock.
-    fs.ftruncateSync(this.fd, 0)
-    fs.closeSync(this.fd)
+    try {
+      fs.ftruncateSync(this.fd, 0)
+    } finally {
+      fs.closeSync(this.fd)
+    }
   }
 }

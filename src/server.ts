@@ -1,6 +1,7 @@
 // server.ts — the library entry point: createServer(options) wires storage, the stream
 // engine and the uWS application, and gives tests and embedders listen()/url/close().
 
+import { statfs } from 'node:fs/promises'
 import { DEFAULTS, type ServerConfig, validateConfig } from './config.js'
 import { HttpContext } from './http/context.js'
 import { buildApp } from './http/app.js'
@@ -61,6 +62,9 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
           salvage: config.salvage,
           segmentBytes: config.segmentBytes,
           checkpointChangedStreams: config.checkpointChangedStreams,
+          diskReserveBytes: config.diskReserveBytes,
+          // Real disks are asked (statfs); the simulator fails writes with ENOSPC itself.
+          freeBytes: dependencies.io === undefined ? async () => freeBytesOf(config.dataDir) : undefined,
           // lmdb writes real files; the simulator's world needs a store that goes through it.
           openRegistry: async (dir) => {
             if (dependencies.io === undefined) return LmdbRegistry.open(dir)
@@ -131,4 +135,10 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       lock = undefined
     },
   }
+}
+
+/** Bytes an unprivileged writer may still take on the file system of `dir`. */
+async function freeBytesOf(dir: string): Promise<number> {
+  const stats = await statfs(dir)
+  return stats.bavail * stats.bsize
 }

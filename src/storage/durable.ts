@@ -35,7 +35,16 @@ export interface DurableOptions {
   readonly checkpointChangedStreams: number
   /** Opens the registry store in this directory (lmdb; the simulator's own in tests). */
   openRegistry(dir: string): Promise<RegistryStore>
+  /** Free bytes on the data directory's file system (statfs); undefined: not checked (the
+   * simulator fails writes with ENOSPC itself). */
+  freeBytes?(): Promise<number>
+  /** Bytes the WAL leaves free when it takes a segment (see wal.ts). */
+  readonly diskReserveBytes: number
 }
+
+/** While the disk is full: how often a checkpoint is tried (it writes what waits, removes
+ * deleted streams' files and retired WAL segments) and the free space looked at again. */
+const DISK_FULL_RETRY_MS = 1000
 
 /** The engine side of recovery and checkpoints (streams/recovery.ts). */
 export interface RecoveryTarget {
@@ -66,6 +75,7 @@ export class DurableStorage implements Storage {
   private lastCheckpointLsn = 0
   private checkpointing: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
+  private fullTimer: NodeJS.Timeout | undefined
 
   constructor(private readonly options: DurableOptions) {
     this.paths = dataPaths(options.dataDir)
@@ -110,7 +120,8 @@ export class DurableStorage implements Storage {
         ? { file: await preallocate(io, this.paths.walSegment(fromLsn), this.options.walSegmentBytes), baseLsn: fromLsn, capacity: this.options.walSegmentBytes, position: 0 }
         : { file: tail.file, baseLsn: tail.baseLsn, capacity: tail.capacity, position: tail.position }
     if (tail === undefined) await io.syncDir(this.paths.walDir)
-    this.wal = new WalWriter(io, this.paths, this.options.walSegmentBytes, segment)
+    this.wal = new WalWriter(io, this.paths, this.options.walSegmentBytes, segment, (bytes) => this.mayTake(bytes))
+    this.wal.onFull = () => this.whileFull()
     this.wal.prepareSpare()
     this.lastCheckpointLsn = fromLsn
     this.wal.onBatch = (lsn) => {
@@ -129,7 +140,35 @@ export class DurableStorage implements Storage {
   commit(change: Change, durability: Durability, timeMs: number): Promise<number> | undefined {
     if (durability === 'memory') return undefined
     if (this.wal === undefined) throw new Error('durable storage used before recovery')
-    return this.wal.append(encodeRecord(change, timeMs), durability === 'fsync')
+    return this.wal.append(encodeRecord(change, timeMs), durability === 'fsync', change.kind === 'delete')
+  }
+
+  /** True from a refused WAL roll until the free space is back above segment + reserve. */
+  get diskFull(): boolean {
+    return this.fullTimer !== undefined
+  }
+
+  private async mayTake(bytes: number): Promise<boolean> {
+    const { freeBytes, diskReserveBytes } = this.options
+    return freeBytes === undefined || (await freeBytes.call(this.options)) >= bytes + diskReserveBytes
+  }
+
+  /** The disk is full: checkpoints every DISK_FULL_RETRY_MS free what they can, until a new
+   * WAL segment fits beside the reserve again; appends resume then by themselves. */
+  private whileFull(): void {
+    if (this.fullTimer !== undefined) return
+    console.error('ringstream: disk full: appends are refused (507) until space is freed; reads and deletes go on')
+    this.fullTimer = setInterval(() => {
+      void (async () => {
+        if (this.checkpointing === undefined && this.wal !== undefined) await this.checkpoint().catch(() => {})
+        if (this.fullTimer === undefined || !(await this.mayTake(this.options.walSegmentBytes))) return
+        clearInterval(this.fullTimer)
+        this.fullTimer = undefined
+        this.wal?.prepareSpare()
+        console.error('ringstream: disk space is back: appends resume')
+      })()
+    }, DISK_FULL_RETRY_MS)
+    this.fullTimer.unref()
   }
 
   /** Persists the registry as of the current LSN, syncs data files, retires WAL segments. */
@@ -185,6 +224,8 @@ export class DurableStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
+    if (this.fullTimer !== undefined) clearInterval(this.fullTimer)
+    this.fullTimer = undefined
     if (this.wal === undefined) return
     await this.wal.close().catch(() => {})
     await this.checkpoint().catch(reportCheckpointError)

@@ -3,17 +3,31 @@
 // each batch is one vectored write. Segments are preallocated and zero-filled (datasync
 // on a preallocated file is much cheaper than on a growing one); a spare is prepared in
 // the background so rolling over rarely waits. LSN = byte position in the whole log.
+// A full disk: a segment is only preallocated when the file system keeps a reserve free
+// beside it (room for the data files and registry a checkpoint writes, which then frees WAL
+// segments), and the last CONTROL_RESERVE_BYTES of each segment take only deletes, so a
+// stream can still be deleted to free space when nothing else can be written.
 
 import type { Io, IoFile } from '../io/types.js'
 import type { DataPaths } from './paths.js'
 import { FRAME_HEADER_BYTES, batchHeader } from './wal-record.js'
 
 const ZERO_CHUNK = new Uint8Array(1 << 20)
+/** The end of each segment kept for deletes (a delete record is under 100 bytes + the path):
+ * 64 KiB, or a sixteenth of a small segment. */
+export const CONTROL_RESERVE_BYTES = 64 * 1024
+
+/** Refuses to take more disk space (the reserve would go); carries ENOSPC like the kernel's. */
+export class DiskFullError extends Error {
+  readonly code = 'ENOSPC'
+}
 
 interface Pending {
   readonly buffers: Uint8Array[]
   readonly bytes: number
   readonly sync: boolean
+  /** A delete: may use the segment's control reserve. */
+  readonly control: boolean
   readonly resolve: (endLsn: number) => void
   readonly reject: (error: unknown) => void
 }
@@ -45,14 +59,20 @@ export class WalWriter {
   lsn: number
   /** Called after each successful batch with the new end LSN. */
   onBatch: (endLsn: number) => void = () => {}
+  /** Called when a roll was refused for want of space. */
+  onFull: () => void = () => {}
+  private readonly controlReserve: number
 
   constructor(
     private readonly io: Io,
     private readonly paths: DataPaths,
     private readonly segmentBytes: number,
     private segment: OpenSegment,
+    /** Whether `bytes` more may be taken on the WAL's file system (its reserve left free). */
+    private readonly mayTake: (bytes: number) => Promise<boolean> = async () => true,
   ) {
     this.lsn = segment.baseLsn + segment.position
+    this.controlReserve = Math.min(CONTROL_RESERVE_BYTES, Math.floor(segmentBytes / 16))
   }
 
   /** Base LSN of the segment being written (older segments may be retired). */
@@ -61,11 +81,11 @@ export class WalWriter {
   }
 
   /** Queues a record; resolves with the log's end LSN once its batch is written (and synced). */
-  append(buffers: Uint8Array[], sync: boolean): Promise<number> {
+  append(buffers: Uint8Array[], sync: boolean, control = false): Promise<number> {
     let bytes = 0
     for (const buffer of buffers) bytes += buffer.length
     return new Promise((resolve, reject) => {
-      this.queue.push({ buffers, bytes, sync, resolve, reject })
+      this.queue.push({ buffers, bytes, sync, control, resolve, reject })
       this.schedule()
     })
   }
@@ -87,16 +107,32 @@ export class WalWriter {
     this.queue = []
     let recordsLength = 0
     let sync = false
+    let control = true
     const buffers: Uint8Array[] = [new Uint8Array(0)]
     for (const pending of batch) {
       recordsLength += pending.bytes
       sync ||= pending.sync
+      control &&= pending.control
       for (const buffer of pending.buffers) buffers.push(buffer)
     }
     const bytes = FRAME_HEADER_BYTES + recordsLength
     try {
       buffers[0] = batchHeader(buffers, recordsLength)
-      if (this.segment.position + bytes > this.segment.capacity) await this.roll(bytes)
+      const room = this.segment.capacity - (control ? 0 : this.controlReserve)
+      if (this.segment.position + bytes > room) {
+        try {
+          await this.roll(bytes)
+        } catch (error) {
+          if (error instanceof DiskFullError) this.onFull()
+          // Deletes queued with refused appends go again on their own, into the reserve.
+          if (error instanceof DiskFullError && !control && batch.some((pending) => pending.control)) {
+            for (const pending of batch) if (!pending.control) pending.reject(error)
+            this.queue = batch.filter((pending) => pending.control).concat(this.queue)
+            return
+          }
+          throw error
+        }
+      }
       await this.io.writev(this.segment.file, buffers, this.segment.position, sync)
       this.segment.position += bytes
       this.lsn += bytes
@@ -119,6 +155,7 @@ export class WalWriter {
     this.spare = undefined
     if (next === undefined || next.capacity < capacity) {
       if (next !== undefined) await this.io.close(next.file)
+      if (!(await this.mayTake(capacity))) throw new DiskFullError('no space left for a new WAL segment beside the disk reserve')
       next = { file: await preallocate(this.io, this.paths.walSpare, capacity), capacity }
     }
     const baseLsn = this.lsn
@@ -129,11 +166,14 @@ export class WalWriter {
     this.prepareSpare()
   }
 
-  /** Starts preallocating the next segment in the background. */
+  /** Starts preallocating the next segment in the background, if the reserve allows. */
   prepareSpare(): void {
     if (this.spare !== undefined) return
     const capacity = this.segmentBytes
-    this.spare = preallocate(this.io, this.paths.walSpare, capacity).then((file) => ({ file, capacity }))
+    this.spare = this.mayTake(capacity).then(async (allowed) => {
+      if (!allowed) throw new DiskFullError('no space for a spare WAL segment beside the disk reserve')
+      return { file: await preallocate(this.io, this.paths.walSpare, capacity), capacity }
+    })
     this.spare.catch(() => {
       this.spare = undefined
     })

@@ -1,0 +1,55 @@
+// storage/wal.ts on a full disk (the simulator; the real one is test/integration/disk-full.test.ts):
+// no segment is taken without the reserve beside it, appends that need one fail with ENOSPC,
+// and deletes still go into the end of the segment kept for them.
+
+import { expect, test } from 'vitest'
+import { isIoError } from '../io/types.js'
+import { SimIo } from '../io/sim.js'
+import { dataPaths } from './paths.js'
+import { WalWriter, preallocate } from './wal.js'
+
+const paths = dataPaths('/d')
+const SEGMENT = 64 * 1024
+
+test('without room for a segment and the reserve, appends that need one fail; deletes use the kept end', async () => {
+  const io = new SimIo()
+  await io.mkdirp(paths.walDir)
+  const file = await preallocate(io, paths.walSegment(0), SEGMENT)
+  let room = true
+  const asked: number[] = []
+  const wal = new WalWriter(io, paths, SEGMENT, { file, baseLsn: 0, capacity: SEGMENT, position: 0 }, async (bytes) => {
+    asked.push(bytes)
+    return room
+  })
+  let full = 0
+  wal.onFull = () => full++
+  room = false
+  wal.prepareSpare()
+  const record = (bytes: number): Uint8Array[] => [new Uint8Array(bytes).fill(7)]
+  // Fill the segment up to its kept end (a sixteenth of a 64 KiB segment: 4 KiB).
+  let written = 0
+  for (;;) {
+    const result = await wal.append(record(1000), false).then(
+      () => 'ok',
+      (error: unknown) => error,
+    )
+    if (result !== 'ok') {
+      expect(isIoError(result, 'ENOSPC')).toBe(true)
+      break
+    }
+    written++
+  }
+  expect(written).toBeGreaterThan(50)
+  expect(full).toBe(1)
+  expect(asked.every((bytes) => bytes === SEGMENT)).toBe(true)
+  expect(await io.list(paths.walDir)).not.toContain('spare.tmp')
+  // A delete fits the kept end; an append queued with it is refused, the delete still lands.
+  const [append, remove] = await Promise.allSettled([wal.append(record(1000), false), wal.append(record(100), false, true)])
+  expect(append.status).toBe('rejected')
+  expect(remove.status).toBe('fulfilled')
+  // Room again: the next append rolls into a new segment.
+  room = true
+  await wal.append(record(1000), false)
+  expect(wal.currentSegmentBase).toBeGreaterThan(0)
+  await wal.close()
+})
