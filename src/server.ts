@@ -107,19 +107,27 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       const loaded = await loadUws()
       uws = loaded.uws
       uwsName = loaded.name
-      if (durable !== undefined) {
-        // The simulator is its own world; only real directories need the process lock.
-        if (dependencies.io === undefined) lock = DataDirLock.acquire(config.dataDir)
-        engine.registry.expiryEnabled = false
-        recovery = await durable.recover(recoveryTarget(engine, config.residentStreamsMax))
-        engine.registry.expiryEnabled = true
-        engine.registry.sweep()
-      }
+      // The simulator is its own world; only real directories need the process lock.
+      if (durable !== undefined && dependencies.io === undefined) lock = DataDirLock.acquire(config.dataDir)
+      // Listening during recovery: /healthz and /readyz (503) answer, streams get 503.
       app = buildApp(uws, ctx)
       const bound = await new Promise<ListenSocket | false>((resolve) => app!.listen(config.host, config.port, resolve))
       if (bound === false) throw new Error(`cannot listen on ${config.host}:${config.port} (in use or not permitted)`)
       socket = bound
       port = uws.us_socket_local_port(bound)
+      if (durable !== undefined) {
+        engine.registry.expiryEnabled = false
+        try {
+          recovery = await durable.recover(recoveryTarget(engine, config.residentStreamsMax))
+        } catch (error) {
+          uws.us_listen_socket_close(bound)
+          socket = undefined
+          throw error
+        }
+        engine.registry.expiryEnabled = true
+        engine.registry.sweep()
+      }
+      ctx.ready = true
     },
     async checkpoint() {
       await durable?.checkpoint()

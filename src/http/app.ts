@@ -1,5 +1,7 @@
 // http/app.ts — the uWS application: routing by method under /v1/stream/, CORS preflight,
-// a health endpoint, and turning every thrown error into a response via the status table.
+// health (/healthz: the process answers) and readiness (/readyz: recovery is done and
+// streams are served; until then every stream request is 503 NOT_READY), and turning
+// every thrown error into a response via the status table.
 
 import { StreamError } from '../protocol/errors.js'
 import { decodeStreamPath, isReservedPath } from '../protocol/path.js'
@@ -54,6 +56,10 @@ export function buildApp(uws: Uws, ctx: HttpContext): TemplatedApp {
 function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
   if (x.method === 'OPTIONS') return preflight(x)
   if (x.url === '/healthz' && x.method === 'GET') return x.send(200, [['Content-Type', 'text/plain']], 'ok\n')
+  if (x.url === '/readyz' && x.method === 'GET') {
+    return ctx.ready ? x.send(200, [['Content-Type', 'text/plain']], 'ready\n') : x.send(503, [['Content-Type', 'text/plain'], ['Retry-After', '1']], 'recovering\n')
+  }
+  if (!ctx.ready) throw new StreamError('NOT_READY', 'the server is recovering its data directory; retry shortly')
   if (!x.url.startsWith(STREAM_ROUTE_PREFIX)) throw new StreamError('NOT_FOUND', `no route for ${x.url}; streams live under ${STREAM_ROUTE_PREFIX}`)
   const path = decodeStreamPath(x.url.slice(STREAM_ROUTE_PREFIX.length), ctx.config.streamPathBytesMax)
   if (isReservedPath(path)) throw new StreamError('RESERVED_PATH', 'paths under __ds/ are reserved for the subscription APIs')

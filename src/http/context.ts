@@ -32,6 +32,8 @@ export interface SharedFrame {
 
 export class HttpContext {
   readonly live = new Set<Closable>()
+  /** Recovery is done: streams are served (until then the app answers health checks only). */
+  ready = false
   private readonly ticking = new Set<Ticking>()
   private ticker: NodeJS.Timeout | undefined
   /** Data frames built during this event-loop turn, by stream; cleared on the next turn so

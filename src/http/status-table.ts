@@ -40,6 +40,7 @@ const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   INSUFFICIENT_STORAGE: 507,
   IO_ERROR: 500,
   SHUTTING_DOWN: 503,
+  NOT_READY: 503,
 }
 
 export interface ErrorReply {
@@ -57,6 +58,7 @@ export function errorReply(error: StreamError): ErrorReply {
   if (details.expectedSeq !== undefined) headers.push(['Producer-Expected-Seq', String(details.expectedSeq)])
   if (details.receivedSeq !== undefined) headers.push(['Producer-Received-Seq', String(details.receivedSeq)])
   if (error.code === 'METHOD_NOT_ALLOWED') headers.push(['Allow', 'GET, HEAD, PUT, POST, DELETE, OPTIONS'])
+  if (error.code === 'NOT_READY') headers.push(['Retry-After', '1'])
   const body = JSON.stringify({ error: { code: error.code, message: error.message } })
   return { status: STATUS_BY_CODE[error.code], headers, body }
 }

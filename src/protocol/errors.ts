@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'INSUFFICIENT_STORAGE'
   | 'IO_ERROR'
   | 'SHUTTING_DOWN'
+  | 'NOT_READY'
 
 /** Structured details some codes carry; the status table turns them into headers. */
 export interface ErrorDetails {
