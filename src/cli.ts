@@ -24,6 +24,8 @@ Options (each also settable as an environment variable):
   --segment-bytes <n>         RINGSTREAM_SEGMENT_BYTES        stream bytes per data segment file, for a new data directory (default ${DEFAULTS.segmentBytes})
   --wal-segment-bytes <n>     RINGSTREAM_WAL_SEGMENT_BYTES    bytes per preallocated WAL segment (default ${DEFAULTS.walSegmentBytes})
   --disk-reserve-bytes <n>    RINGSTREAM_DISK_RESERVE_BYTES   free space the WAL never takes (default ${DEFAULTS.diskReserveBytes})
+  --tls-cert <file>           RINGSTREAM_TLS_CERT             PEM certificate (chain): serve HTTPS on --port, with --tls-key
+  --tls-key <file>            RINGSTREAM_TLS_KEY              PEM private key of that certificate
   --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on
   -h, --help                                                  show this help
 
@@ -43,6 +45,8 @@ const OPTIONS = {
   'segment-bytes': { type: 'string' },
   'wal-segment-bytes': { type: 'string' },
   'disk-reserve-bytes': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -81,6 +85,10 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (walSegment !== undefined) config.walSegmentBytes = integer('--wal-segment-bytes', walSegment)
   const reserve = pick('disk-reserve-bytes', 'RINGSTREAM_DISK_RESERVE_BYTES')
   if (reserve !== undefined) config.diskReserveBytes = integer('--disk-reserve-bytes', reserve)
+  const tlsCert = pick('tls-cert', 'RINGSTREAM_TLS_CERT')
+  if (tlsCert !== undefined) config.tlsCertFile = tlsCert
+  const tlsKey = pick('tls-key', 'RINGSTREAM_TLS_KEY')
+  if (tlsKey !== undefined) config.tlsKeyFile = tlsKey
   if (values.salvage === true || env.RINGSTREAM_SALVAGE === '1') config.salvage = true
   const io = pick('io', 'RINGSTREAM_IO')
   if (io !== undefined) config.io = io as IoBackend

@@ -41,6 +41,9 @@ export interface ServerConfig {
   /** Free space the WAL leaves when it takes a segment: what a checkpoint needs to write on
    * a full disk (pending data, index pages, registry pages) before it frees WAL segments. */
   diskReserveBytes: number
+  /** PEM certificate chain and private key files: HTTPS on the port when both are set. */
+  tlsCertFile: string | undefined
+  tlsKeyFile: string | undefined
   /** Checkpoint at least this often while anything changed; bounds replay after a crash. */
   checkpointIntervalMs: number
   /** …and whenever this much WAL accumulated since the last checkpoint. */
@@ -81,6 +84,8 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   expirySweepMs: 1000,
   walSegmentBytes: 64 * 1024 * 1024,
   diskReserveBytes: 64 * 1024 * 1024,
+  tlsCertFile: undefined,
+  tlsKeyFile: undefined,
   checkpointIntervalMs: 30_000,
   checkpointWalBytes: 256 * 1024 * 1024,
   openFilesMax: defaultOpenFilesMax(),
@@ -122,6 +127,7 @@ export function validateConfig(config: ServerConfig): void {
   if (!['auto', 'uring', 'fs'].includes(config.io)) fail('io must be auto, uring or fs')
   if (config.walSegmentBytes < 64 * 1024) fail('WAL segments must be at least 64 KiB')
   if (!Number.isSafeInteger(config.diskReserveBytes) || config.diskReserveBytes < 0) fail('the disk reserve must be a non-negative integer')
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) fail('TLS needs both --tls-cert and --tls-key')
   if (config.walSegmentBytes < config.appendBytesMax) fail('a WAL segment must hold the largest append')
   if (config.openFilesMax < 1) fail('openFilesMax must be at least 1')
   if (config.checkpointIntervalMs < 100) fail('checkpoint interval must be at least 100 ms')

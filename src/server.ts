@@ -1,10 +1,12 @@
 // server.ts — the library entry point: createServer(options) wires storage, the stream
 // engine and the uWS application, and gives tests and embedders listen()/url/close().
 
+import { readFileSync } from 'node:fs'
 import { statfs } from 'node:fs/promises'
+import { createSecureContext } from 'node:tls'
 import { DEFAULTS, type ServerConfig, validateConfig } from './config.js'
 import { HttpContext } from './http/context.js'
-import { buildApp } from './http/app.js'
+import { type TlsFiles, buildApp } from './http/app.js'
 import { type ListenSocket, type TemplatedApp, type Uws, loadUws } from './http/uws.js'
 import { selectIo } from './io/select.js'
 import type { Io } from './io/types.js'
@@ -94,7 +96,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       return port
     },
     get url() {
-      return `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
+      return `${config.tlsCertFile === undefined ? 'http' : 'https'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
     },
     get recovery() {
       return recovery
@@ -110,7 +112,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       // The simulator is its own world; only real directories need the process lock.
       if (durable !== undefined && dependencies.io === undefined) lock = DataDirLock.acquire(config.dataDir)
       // Listening during recovery: /healthz and /readyz (503) answer, streams get 503.
-      app = buildApp(uws, ctx)
+      app = buildApp(uws, ctx, tlsFiles(config))
       const bound = await new Promise<ListenSocket | false>((resolve) => app!.listen(config.host, config.port, resolve))
       if (bound === false) throw new Error(`cannot listen on ${config.host}:${config.port} (in use or not permitted)`)
       socket = bound
@@ -149,4 +151,17 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
 async function freeBytesOf(dir: string): Promise<number> {
   const stats = await statfs(dir)
   return stats.bavail * stats.bsize
+}
+
+/** The TLS files, checked here (readable, a key that matches its certificate): uWS only
+ * says that listening failed. */
+function tlsFiles(config: ServerConfig): TlsFiles | undefined {
+  const { tlsCertFile: certFile, tlsKeyFile: keyFile } = config
+  if (certFile === undefined || keyFile === undefined) return undefined
+  try {
+    createSecureContext({ cert: readFileSync(certFile), key: readFileSync(keyFile) })
+  } catch (error) {
+    throw new Error(`TLS: cannot use --tls-cert ${certFile} with --tls-key ${keyFile}: ${(error as Error).message}`)
+  }
+  return { certFile, keyFile }
 }

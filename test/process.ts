@@ -51,7 +51,7 @@ export async function startup(child: ChildProcess): Promise<Startup> {
   let seen = ''
   for await (const chunk of child.stdout!) {
     seen += (chunk as Buffer).toString()
-    const match = /listening on (http:\/\/[^\s/]+)\/v1\/stream\/.*\n/.exec(seen)
+    const match = /listening on (https?:\/\/[^\s/]+)\/v1\/stream\/.*\n/.exec(seen)
     if (match) return { url: match[1]!, line: match[0].trim() }
   }
   throw new Error(`server exited before its startup line: ${seen}`)

@@ -39,8 +39,14 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   DELETE: handleDelete,
 }
 
-export function buildApp(uws: Uws, ctx: HttpContext): TemplatedApp {
-  const app = uws.App()
+/** The certificate and key files of an HTTPS app (already checked: see server.ts). */
+export interface TlsFiles {
+  readonly certFile: string
+  readonly keyFile: string
+}
+
+export function buildApp(uws: Uws, ctx: HttpContext, tls?: TlsFiles): TemplatedApp {
+  const app = tls === undefined ? uws.App() : uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile })
   app.any('/*', (res: HttpResponse, req: HttpRequest) => {
     const x = new Exchange(res, req)
     try {
