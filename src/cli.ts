@@ -24,6 +24,7 @@ Options (each also settable as an environment variable):
   --segment-bytes <n>         RINGSTREAM_SEGMENT_BYTES        stream bytes per data segment file, for a new data directory (default ${DEFAULTS.segmentBytes})
   --wal-segment-bytes <n>     RINGSTREAM_WAL_SEGMENT_BYTES    bytes per preallocated WAL segment (default ${DEFAULTS.walSegmentBytes})
   --disk-reserve-bytes <n>    RINGSTREAM_DISK_RESERVE_BYTES   free space the WAL never takes (default ${DEFAULTS.diskReserveBytes})
+  --metrics <on|off>          RINGSTREAM_METRICS              GET /metrics in the Prometheus text format (default on)
   --tls-cert <file>           RINGSTREAM_TLS_CERT             PEM certificate (chain): serve HTTPS on --port, with --tls-key
   --tls-key <file>            RINGSTREAM_TLS_KEY              PEM private key of that certificate
   --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on
@@ -46,6 +47,7 @@ const OPTIONS = {
   'wal-segment-bytes': { type: 'string' },
   'disk-reserve-bytes': { type: 'string' },
   'tls-cert': { type: 'string' },
+  metrics: { type: 'string' },
   'tls-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
@@ -85,6 +87,11 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (walSegment !== undefined) config.walSegmentBytes = integer('--wal-segment-bytes', walSegment)
   const reserve = pick('disk-reserve-bytes', 'RINGSTREAM_DISK_RESERVE_BYTES')
   if (reserve !== undefined) config.diskReserveBytes = integer('--disk-reserve-bytes', reserve)
+  const metrics = pick('metrics', 'RINGSTREAM_METRICS')
+  if (metrics !== undefined) {
+    if (metrics !== 'on' && metrics !== 'off') throw new Error(`--metrics must be on or off, got "${metrics}"`)
+    config.metrics = metrics === 'on'
+  }
   const tlsCert = pick('tls-cert', 'RINGSTREAM_TLS_CERT')
   if (tlsCert !== undefined) config.tlsCertFile = tlsCert
   const tlsKey = pick('tls-key', 'RINGSTREAM_TLS_KEY')

@@ -43,6 +43,8 @@ export interface ServerConfig {
   diskReserveBytes: number
   /** PEM certificate chain and private key files: HTTPS on the port when both are set. */
   tlsCertFile: string | undefined
+  /** GET /metrics and the counting behind it. */
+  metrics: boolean
   tlsKeyFile: string | undefined
   /** Checkpoint at least this often while anything changed; bounds replay after a crash. */
   checkpointIntervalMs: number
@@ -85,6 +87,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   walSegmentBytes: 64 * 1024 * 1024,
   diskReserveBytes: 64 * 1024 * 1024,
   tlsCertFile: undefined,
+  metrics: true,
   tlsKeyFile: undefined,
   checkpointIntervalMs: 30_000,
   checkpointWalBytes: 256 * 1024 * 1024,

@@ -15,6 +15,7 @@ import { DataDirLock } from './data-dir-lock.js'
 import { MemoryStorage } from './storage/memory.js'
 import { LmdbRegistry } from './storage/registry-lmdb.js'
 import { IoRegistry } from './storage/registry-store.js'
+import { ServerMetrics } from './metrics/metrics.js'
 import { Engine } from './streams/engine.js'
 import { recoveryTarget } from './streams/recovery.js'
 
@@ -50,7 +51,17 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       : dependencies.io !== undefined
         ? { io: dependencies.io, description: dependencies.io.name, release: async () => {} }
         : selectIo(config.io)
-  const durable =
+  // Its sources are read at scrape time, by when everything below exists.
+  const metrics: ServerMetrics | undefined = config.metrics
+    ? new ServerMetrics({
+        residentStreams: (): number => engine.registry.size,
+        liveReads: (): { sse: number; longPoll: number } => liveReads(ctx),
+        readCounts: (): { readonly hits: number; readonly misses: number } | undefined => durable?.readCounts,
+        diskFull: (): boolean => durable?.diskFull ?? false,
+        recoveryMs: (): number | undefined => recovery?.ms,
+      })
+    : undefined
+  const durable: DurableStorage | undefined =
     choice === undefined
       ? undefined
       : new DurableStorage({
@@ -65,6 +76,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
           segmentBytes: config.segmentBytes,
           checkpointChangedStreams: config.checkpointChangedStreams,
           diskReserveBytes: config.diskReserveBytes,
+          onWalBatch: metrics?.walBatch,
           // Real disks are asked (statfs); the simulator fails writes with ENOSPC itself.
           freeBytes: dependencies.io === undefined ? async () => freeBytesOf(config.dataDir) : undefined,
           // lmdb writes real files; the simulator's world needs a store that goes through it.
@@ -82,6 +94,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
     expirySweepMs: config.expirySweepMs,
   })
   const ctx = new HttpContext(engine, config)
+  ctx.metrics = metrics
   let uws: Uws | undefined
   let uwsName = ''
   let app: TemplatedApp | undefined
@@ -164,4 +177,10 @@ function tlsFiles(config: ServerConfig): TlsFiles | undefined {
     throw new Error(`TLS: cannot use --tls-cert ${certFile} with --tls-key ${keyFile}: ${(error as Error).message}`)
   }
   return { certFile, keyFile }
+}
+
+function liveReads(ctx: HttpContext): { sse: number; longPoll: number } {
+  let sse = 0
+  for (const live of ctx.live) if (live.kind === 'sse') sse++
+  return { sse, longPoll: ctx.live.size - sse }
 }

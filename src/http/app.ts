@@ -1,5 +1,5 @@
 // http/app.ts — the uWS application: routing by method under /v1/stream/, CORS preflight,
-// health (/healthz: the process answers) and readiness (/readyz: recovery is done and
+// metrics (/metrics, Prometheus text; see metrics/), health (/healthz: the process answers) and readiness (/readyz: recovery is done and
 // streams are served; until then every stream request is 503 NOT_READY), and turning
 // every thrown error into a response via the status table.
 
@@ -48,7 +48,7 @@ export interface TlsFiles {
 export function buildApp(uws: Uws, ctx: HttpContext, tls?: TlsFiles): TemplatedApp {
   const app = tls === undefined ? uws.App() : uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile })
   app.any('/*', (res: HttpResponse, req: HttpRequest) => {
-    const x = new Exchange(res, req)
+    const x = new Exchange(res, req, ctx.metrics?.response)
     try {
       const pending = route(x, ctx)
       if (pending instanceof Promise) pending.catch((error: unknown) => x.sendError(error))
@@ -62,6 +62,10 @@ export function buildApp(uws: Uws, ctx: HttpContext, tls?: TlsFiles): TemplatedA
 function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
   if (x.method === 'OPTIONS') return preflight(x)
   if (x.url === '/healthz' && x.method === 'GET') return x.send(200, [['Content-Type', 'text/plain']], 'ok\n')
+  if (x.url === '/metrics' && x.method === 'GET' && ctx.metrics !== undefined) {
+    const metrics = ctx.metrics
+    return metrics.text().then((text) => x.send(200, [['Content-Type', metrics.contentType]], text))
+  }
   if (x.url === '/readyz' && x.method === 'GET') {
     return ctx.ready ? x.send(200, [['Content-Type', 'text/plain']], 'ready\n') : x.send(503, [['Content-Type', 'text/plain'], ['Retry-After', '1']], 'recovering\n')
   }

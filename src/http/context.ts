@@ -2,12 +2,15 @@
 // live-reader bookkeeping (long-polls and SSE sessions), one ticker for all SSE sessions,
 // and injectable time and randomness.
 
+import type { ServerMetrics } from '../metrics/metrics.js'
 import type { ServerConfig } from '../config.js'
 import { nextCursor } from '../protocol/cursor.js'
 import type { Engine } from '../streams/engine.js'
 import type { Stream } from '../streams/stream.js'
 
 export interface Closable {
+  /** What kind of live read this is (metrics). */
+  readonly kind: 'sse' | 'long-poll'
   /** Ends the live read during shutdown. */
   shutdown(): void
 }
@@ -43,6 +46,9 @@ export class HttpContext {
   private deferred = new Set<Deferred>()
   /** Reused for joining a response body's parts (see joinForSend). */
   private scratch = Buffer.allocUnsafe(0)
+
+  /** Counted requests and appends for GET /metrics; undefined with --metrics off. */
+  metrics: ServerMetrics | undefined
 
   constructor(
     readonly engine: Engine,

@@ -56,6 +56,9 @@ const EXPOSED_HEADERS = [
   'Content-Encoding',
 ].join(', ')
 
+/** Told the status of every response (metrics); must be cheap: it runs per request. */
+export type ResponseObserver = (method: string, url: string, status: number) => void
+
 export class Exchange {
   readonly method: string
   readonly url: string
@@ -70,6 +73,7 @@ export class Exchange {
   constructor(
     readonly res: HttpResponse,
     req: HttpRequest,
+    private readonly observe?: ResponseObserver,
   ) {
     const method = req.getCaseSensitiveMethod()
     this.method = KNOWN_METHODS.has(method) ? method : method.toUpperCase()
@@ -138,6 +142,7 @@ export class Exchange {
   send(status: number, headers: Array<[string, string]>, body: Uint8Array | string = '', closeConnection = false): void {
     if (this.done) return
     this.finished = true
+    this.observe?.(this.method, this.url, status)
     const res = this.res
     res.cork(() => {
       res.writeStatus(statusLine(status))
@@ -163,6 +168,7 @@ export class Exchange {
 
   /** Starts a streaming (chunked) response: status and headers now, body via write(). */
   startStream(status: number, headers: Array<[string, string]>): void {
+    this.observe?.(this.method, this.url, status)
     const res = this.res
     res.cork(() => {
       res.writeStatus(statusLine(status))

@@ -144,6 +144,7 @@ function longPoll(x: Exchange, ctx: HttpContext, stream: Stream, position: numbe
 
 /** One waiting long-poll: answers on new data, closure, deletion, timeout or shutdown. */
 class LongPollWait implements Waiter, Closable {
+  readonly kind = 'long-poll'
   private timer: NodeJS.Timeout | undefined
 
   constructor(

@@ -35,6 +35,7 @@ function openSse(x: Exchange, ctx: HttpContext, stream: Stream, query: ReadQuery
 }
 
 class SseSession implements Waiter, Closable, Ticking, Deferred {
+  readonly kind = 'sse'
   private paused = false
   private reading = false
   private ended = false

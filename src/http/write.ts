@@ -108,6 +108,7 @@ export async function handlePost(x: Exchange, ctx: HttpContext, path: string): P
   if (result.producerEpoch !== undefined) headers.push(['Producer-Epoch', String(result.producerEpoch)])
   if (result.producerSeq !== undefined) headers.push(['Producer-Seq', String(result.producerSeq)])
   const status = result.outcome === 'appended' && producer !== undefined ? 200 : 204
+  if (result.outcome === 'appended') ctx.metrics?.appended(body.length)
   x.send(status, headers)
 }
 

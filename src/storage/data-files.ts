@@ -61,6 +61,9 @@ export class DataFiles {
     public segmentBytes: number = SEGMENT_BYTES_DEFAULT,
   ) {}
 
+  /** Reads of written bytes from the cache (hits) and from the files (misses), for metrics. */
+  readonly readCounts = { hits: 0, misses: 0 }
+
   /** Bytes the read cache holds now, across every stream. */
   get readCacheUsed(): number {
     return this.cachedBytes

@@ -148,8 +148,10 @@ export class FileLog implements StreamLog {
     if (from >= this.flushed) return this.readMemory(from, to)
     if (from >= this.flushed - this.cachedBytes) {
       this.files.touchCache(this, 0)
+      this.files.readCounts.hits++
       return this.readMemory(from, to)
     }
+    this.files.readCounts.misses++
     const fileTo = Math.min(to, this.flushed)
     // Staged bytes are taken now: a flush finishing during the file read moves them.
     const rest = to <= this.flushed ? [] : this.readMemory(this.flushed, to)

@@ -61,6 +61,8 @@ export class WalWriter {
   onBatch: (endLsn: number) => void = () => {}
   /** Called when a roll was refused for want of space. */
   onFull: () => void = () => {}
+  /** Told each written batch: records, bytes, and the write's seconds when it was synced. */
+  onBatchWritten: ((records: number, bytes: number, syncSeconds: number | undefined) => void) | undefined
   private readonly controlReserve: number
 
   constructor(
@@ -133,7 +135,9 @@ export class WalWriter {
           throw error
         }
       }
+      const started = this.onBatchWritten === undefined ? 0 : performance.now()
       await this.io.writev(this.segment.file, buffers, this.segment.position, sync)
+      this.onBatchWritten?.(batch.length, bytes, sync ? (performance.now() - started) / 1000 : undefined)
       this.segment.position += bytes
       this.lsn += bytes
       for (const pending of batch) pending.resolve(this.lsn)

@@ -1,0 +1,146 @@
+// metrics/metrics.ts — what GET /metrics exposes, in the Prometheus text format through
+// prom-client, every name prefixed ringstream_. The request path only bumps plain numbers
+// (a response's route/method/status count, an append's bytes) and a WAL batch observes two
+// histograms once per batch; everything else (streams, live reads, the read cache, disk
+// state) is read from its owner when /metrics is scraped.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/** Where the scrape-time figures come from (server.ts wires them). */
+export interface MetricSources {
+  residentStreams(): number
+  liveReads(): { readonly sse: number; readonly longPoll: number }
+  readCounts(): { readonly hits: number; readonly misses: number } | undefined
+  diskFull(): boolean
+  recoveryMs(): number | undefined
+}
+
+const STREAM_PREFIX = '/v1/stream/'
+
+/** The route label of a request URL: a bounded set, never the stream path. */
+function routeOf(url: string): string {
+  if (url.startsWith(STREAM_PREFIX)) return 'stream'
+  if (url === '/healthz' || url === '/readyz' || url === '/metrics') return url.slice(1)
+  return 'other'
+}
+
+export class ServerMetrics {
+  readonly registry = new Registry()
+  /** `route method status` → responses. */
+  private readonly responses = new Map<string, number>()
+  private appends = 0
+  private appendBytes = 0
+  private walBatches = 0
+  private walRecords = 0
+  private walBytes = 0
+  private walSyncs = 0
+  private readonly batchRecords: Histogram
+  private readonly syncSeconds: Histogram
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry]
+    collectDefaultMetrics({ register: this.registry, prefix: 'ringstream_' })
+    const self = this
+    new Counter({
+      name: 'ringstream_http_responses_total',
+      help: 'HTTP responses by route (stream, healthz, readyz, metrics, other), method and status code',
+      labelNames: ['route', 'method', 'code'],
+      registers,
+      collect() {
+        this.reset()
+        for (const [key, count] of self.responses) {
+          const [route, method, code] = key.split(' ')
+          this.inc({ route: route!, method: method!, code: code! }, count)
+        }
+      },
+    })
+    new Counter({
+      name: 'ringstream_http_errors_total',
+      help: 'HTTP responses with a 4xx or 5xx status, by route and code',
+      labelNames: ['route', 'code'],
+      registers,
+      collect() {
+        this.reset()
+        for (const [key, count] of self.responses) {
+          const [route, , code] = key.split(' ')
+          if (Number(code) >= 400) this.inc({ route: route!, code: code! }, count)
+        }
+      },
+    })
+    const counter = (name: string, help: string, read: () => number): void => {
+      new Counter({
+        name, help, registers,
+        collect() {
+          this.reset()
+          this.inc(read())
+        },
+      })
+    }
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({
+        name, help, registers,
+        collect() {
+          this.set(read())
+        },
+      })
+    }
+    counter('ringstream_appends_total', 'Appends acknowledged (POSTs with a body that got 2xx)', () => self.appends)
+    counter('ringstream_append_bytes_total', 'Bytes of acknowledged appends, as sent by clients', () => self.appendBytes)
+    counter('ringstream_wal_batches_total', 'WAL group-commit batches written', () => self.walBatches)
+    counter('ringstream_wal_records_total', 'WAL records written', () => self.walRecords)
+    counter('ringstream_wal_bytes_total', 'WAL bytes written', () => self.walBytes)
+    counter('ringstream_wal_fsyncs_total', 'WAL batches written with an fdatasync', () => self.walSyncs)
+    counter('ringstream_read_cache_hits_total', 'Reads of written stream bytes served from the read cache', () => sources.readCounts()?.hits ?? 0)
+    counter('ringstream_read_cache_misses_total', 'Reads of written stream bytes that went to the data files', () => sources.readCounts()?.misses ?? 0)
+    gauge('ringstream_streams_resident', 'Streams in memory (the rest are in the registry store)', () => sources.residentStreams())
+    gauge('ringstream_sse_connections', 'Open SSE reads', () => sources.liveReads().sse)
+    gauge('ringstream_long_poll_connections', 'Waiting long-poll reads', () => sources.liveReads().longPoll)
+    gauge('ringstream_disk_full', '1 while appends are refused because the disk is full', () => (sources.diskFull() ? 1 : 0))
+    gauge('ringstream_recovery_seconds', 'How long the last startup recovery took', () => (sources.recoveryMs() ?? 0) / 1000)
+    this.batchRecords = new Histogram({
+      name: 'ringstream_wal_batch_records',
+      help: 'Records per WAL group-commit batch',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers,
+    })
+    this.syncSeconds = new Histogram({
+      name: 'ringstream_wal_sync_seconds',
+      help: 'Time of a synced WAL batch write (writev + fdatasync)',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    })
+  }
+
+  /** Every response (http/exchange.ts). */
+  readonly response = (method: string, url: string, status: number): void => {
+    const key = `${routeOf(url)} ${method} ${status}`
+    this.responses.set(key, (this.responses.get(key) ?? 0) + 1)
+  }
+
+  /** An acknowledged append of `bytes` (http/write.ts). */
+  appended(bytes: number): void {
+    this.appends++
+    this.appendBytes += bytes
+  }
+
+  /** A written WAL batch (storage/wal.ts, once per batch). */
+  readonly walBatch = (records: number, bytes: number, syncSeconds: number | undefined): void => {
+    this.walBatches++
+    this.walRecords += records
+    this.walBytes += bytes
+    this.batchRecords.observe(records)
+    if (syncSeconds !== undefined) {
+      this.walSyncs++
+      this.syncSeconds.observe(syncSeconds)
+    }
+  }
+
+  /** The exposition for GET /metrics. */
+  text(): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  get contentType(): string {
+    return this.registry.contentType
+  }
+}
