@@ -17,10 +17,13 @@ for (const durability of ['memory', 'buffered', 'fsync']) {
 // --baseline DIR: the fsync configurations of another built checkout (e.g. the last commit
 // before a change), run in the same interleaved passes as this one: ids base-fsync-fs/-uring.
 export const BASELINE_CONFIGS = argv.baseline === undefined ? [] : ['fs', 'uring'].map((io) => ({ id: `base-fsync-${io}`, kind: 'ringstream', durability: 'fsync', io, root: path.resolve(argv.baseline) }))
+// This build with GET /metrics and its counting off: what metrics cost, in the same run.
+export const NO_METRICS_CONFIGS = ['fs', 'uring'].map((io) => ({ id: `rs-fsync-${io}-nometrics`, kind: 'ringstream', durability: 'fsync', io, args: ['--metrics', 'off'] }))
 export const SERVERS = Object.fromEntries(
   [
     ...RS_CONFIGS,
     ...BASELINE_CONFIGS,
+    ...NO_METRICS_CONFIGS,
     { id: 'ref-memory', kind: 'reference', file: false },
     { id: 'ref-file', kind: 'reference', file: true },
     { id: 'null', kind: 'null' },
@@ -31,7 +34,7 @@ export const LABEL = {
   'ref-memory': 'reference (memory)',
   'ref-file': 'reference (file)',
 }
-export const label = (id) => LABEL[id] ?? `${SERVERS[id].root === undefined ? 'ringstream' : 'baseline'} ${SERVERS[id].durability}+${SERVERS[id].io}`
+export const label = (id) => LABEL[id] ?? `${SERVERS[id].root === undefined ? 'ringstream' : 'baseline'} ${SERVERS[id].durability}+${SERVERS[id].io}${SERVERS[id].args?.includes('off') ? ' (metrics off)' : ''}`
 
 export const DEFAULT_SERVERS = {
   write: [...RS_CONFIGS.map((c) => c.id), 'ref-memory', 'ref-file'],
@@ -69,7 +72,7 @@ export async function startServer(id) {
   tempDirs.add(dataDir)
   let args
   if (def.kind === 'ringstream') {
-    args = [path.join(def.root ?? ROOT, 'bin', 'ringstream.js'), '--port', '0', '--data-dir', dataDir, '--durability', def.durability, '--io', def.io]
+    args = [path.join(def.root ?? ROOT, 'bin', 'ringstream.js'), '--port', '0', '--data-dir', dataDir, '--durability', def.durability, '--io', def.io, ...(def.args ?? [])]
   } else if (def.kind === 'reference') {
     args = [path.join(HERE, 'ref-server.mjs'), '--port', '0']
     if (def.file) args.push('--data-dir', dataDir)
