@@ -16,18 +16,46 @@ export interface MetricSources {
 }
 
 const STREAM_PREFIX = '/v1/stream/'
+const ROUTES = ['stream', 'healthz', 'readyz', 'metrics', 'other'] as const
+const METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'other'] as const
 
-/** The route label of a request URL: a bounded set, never the stream path. */
-function routeOf(url: string): string {
-  if (url.startsWith(STREAM_PREFIX)) return 'stream'
-  if (url === '/healthz' || url === '/readyz' || url === '/metrics') return url.slice(1)
-  return 'other'
+/** The route of a request URL as an index into ROUTES: a bounded set, never the stream path. */
+function routeOf(url: string): number {
+  if (url.startsWith(STREAM_PREFIX)) return 0
+  if (url === '/healthz') return 1
+  if (url === '/readyz') return 2
+  if (url === '/metrics') return 3
+  return 4
+}
+
+function methodOf(method: string): number {
+  switch (method) {
+    case 'GET': return 0
+    case 'HEAD': return 1
+    case 'PUT': return 2
+    case 'POST': return 3
+    case 'DELETE': return 4
+    case 'OPTIONS': return 5
+    default: return 6
+  }
+}
+
+/** Status codes are 100–599. */
+const CODES = 600
+/** A response's counter: one slot per route, method and status in a typed array (a string
+ * key, built and hashed per request, cost 6% of a request's instructions; a Map of numbers 2.7%). */
+const slotOf = (route: number, method: number, status: number): number => (route * METHODS.length + method) * CODES + (status < CODES ? status : 0)
+
+function labelsOf(slot: number): { route: string; method: string; code: string } {
+  const status = slot % CODES
+  const rest = (slot - status) / CODES
+  return { route: ROUTES[Math.floor(rest / METHODS.length)]!, method: METHODS[rest % METHODS.length]!, code: String(status) }
 }
 
 export class ServerMetrics {
   readonly registry = new Registry()
-  /** `route method status` → responses. */
-  private readonly responses = new Map<string, number>()
+  /** Responses by slotOf(route, method, status). */
+  private readonly responses = new Float64Array(ROUTES.length * METHODS.length * CODES)
   private appends = 0
   private appendBytes = 0
   private walBatches = 0
@@ -48,10 +76,9 @@ export class ServerMetrics {
       registers,
       collect() {
         this.reset()
-        for (const [key, count] of self.responses) {
-          const [route, method, code] = key.split(' ')
-          this.inc({ route: route!, method: method!, code: code! }, count)
-        }
+        self.responses.forEach((count, slot) => {
+          if (count > 0) this.inc(labelsOf(slot), count)
+        })
       },
     })
     new Counter({
@@ -61,10 +88,11 @@ export class ServerMetrics {
       registers,
       collect() {
         this.reset()
-        for (const [key, count] of self.responses) {
-          const [route, , code] = key.split(' ')
-          if (Number(code) >= 400) this.inc({ route: route!, code: code! }, count)
-        }
+        self.responses.forEach((count, slot) => {
+          if (count === 0 || slot % CODES < 400) return
+          const { route, code } = labelsOf(slot)
+          this.inc({ route, code }, count)
+        })
       },
     })
     const counter = (name: string, help: string, read: () => number): void => {
@@ -113,8 +141,8 @@ export class ServerMetrics {
 
   /** Every response (http/exchange.ts). */
   readonly response = (method: string, url: string, status: number): void => {
-    const key = `${routeOf(url)} ${method} ${status}`
-    this.responses.set(key, (this.responses.get(key) ?? 0) + 1)
+    const slot = slotOf(routeOf(url), methodOf(method), status)
+    this.responses[slot] = this.responses[slot]! + 1
   }
 
   /** An acknowledged append of `bytes` (http/write.ts). */
