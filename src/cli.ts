@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util'
 import { DEFAULTS, type IoBackend, type ServerConfig } from './config.js'
 import type { Durability } from './protocol/headers.js'
 import { createServer } from './server.js'
+import { type LogFormat, type LogLevel, log } from './util/log.js'
 
 const HELP = `ringstream — a Durable Streams server (https://github.com/durable-streams/durable-streams)
 
@@ -24,6 +25,8 @@ Options (each also settable as an environment variable):
   --segment-bytes <n>         RINGSTREAM_SEGMENT_BYTES        stream bytes per data segment file, for a new data directory (default ${DEFAULTS.segmentBytes})
   --wal-segment-bytes <n>     RINGSTREAM_WAL_SEGMENT_BYTES    bytes per preallocated WAL segment (default ${DEFAULTS.walSegmentBytes})
   --disk-reserve-bytes <n>    RINGSTREAM_DISK_RESERVE_BYTES   free space the WAL never takes (default ${DEFAULTS.diskReserveBytes})
+  --log-format <text|json>    RINGSTREAM_LOG_FORMAT           log lines as text or JSON (time, level, message, fields) (default ${DEFAULTS.logFormat})
+  --log-level <level>         RINGSTREAM_LOG_LEVEL            trace | debug | info | warn | error | fatal | silent (default ${DEFAULTS.logLevel})
   --metrics <on|off>          RINGSTREAM_METRICS              GET /metrics in the Prometheus text format (default on)
   --tls-cert <file>           RINGSTREAM_TLS_CERT             PEM certificate (chain): serve HTTPS on --port, with --tls-key
   --tls-key <file>            RINGSTREAM_TLS_KEY              PEM private key of that certificate
@@ -48,6 +51,8 @@ const OPTIONS = {
   'disk-reserve-bytes': { type: 'string' },
   'tls-cert': { type: 'string' },
   metrics: { type: 'string' },
+  'log-format': { type: 'string' },
+  'log-level': { type: 'string' },
   'tls-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
@@ -87,6 +92,10 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (walSegment !== undefined) config.walSegmentBytes = integer('--wal-segment-bytes', walSegment)
   const reserve = pick('disk-reserve-bytes', 'RINGSTREAM_DISK_RESERVE_BYTES')
   if (reserve !== undefined) config.diskReserveBytes = integer('--disk-reserve-bytes', reserve)
+  const logFormat = pick('log-format', 'RINGSTREAM_LOG_FORMAT')
+  if (logFormat !== undefined) config.logFormat = logFormat as LogFormat
+  const logLevel = pick('log-level', 'RINGSTREAM_LOG_LEVEL')
+  if (logLevel !== undefined) config.logLevel = logLevel as LogLevel
   const metrics = pick('metrics', 'RINGSTREAM_METRICS')
   if (metrics !== undefined) {
     if (metrics !== 'on' && metrics !== 'off') throw new Error(`--metrics must be on or off, got "${metrics}"`)
@@ -120,18 +129,21 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   const recovery = server.recovery
   if (recovery !== undefined) {
     const dropped = recovery.droppedBytes > 0 ? `, cut a ${recovery.droppedBytes}-byte torn tail` : ''
-    console.log(`ringstream: recovered ${recovery.records} WAL records after checkpoint LSN ${recovery.checkpointLsn} in ${recovery.ms.toFixed(0)} ms${dropped}`)
+    log.info(
+      { records: recovery.records, checkpointLsn: recovery.checkpointLsn, ms: Math.round(recovery.ms), droppedBytes: recovery.droppedBytes },
+      `ringstream: recovered ${recovery.records} WAL records after checkpoint LSN ${recovery.checkpointLsn} in ${recovery.ms.toFixed(0)} ms${dropped}`,
+    )
   }
-  console.log(`ringstream listening on ${server.url}/v1/stream/ (${server.describe()})`)
+  log.info({ url: server.url }, `ringstream listening on ${server.url}/v1/stream/ (${server.describe()})`)
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
-    console.log(`ringstream: ${signal} received, shutting down`)
+    log.info({ signal }, `ringstream: ${signal} received, shutting down`)
     server.close().then(
       () => process.exit(0),
       (error: unknown) => {
-        console.error('ringstream: error during shutdown', error)
+        log.error({ err: error }, `ringstream: error during shutdown: ${(error as Error).message}`)
         process.exit(1)
       },
     )

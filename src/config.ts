@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import type { Durability } from './protocol/headers.js'
 import { SEGMENT_BYTES_DEFAULT } from './storage/segments.js'
+import { LOG_LEVELS, type LogFormat, type LogLevel } from './util/log.js'
 
 export type IoBackend = 'auto' | 'uring' | 'fs'
 
@@ -45,6 +46,9 @@ export interface ServerConfig {
   tlsCertFile: string | undefined
   /** GET /metrics and the counting behind it. */
   metrics: boolean
+  /** Log lines as text or JSON, and from which level (util/log.ts). */
+  logFormat: LogFormat
+  logLevel: LogLevel
   tlsKeyFile: string | undefined
   /** Checkpoint at least this often while anything changed; bounds replay after a crash. */
   checkpointIntervalMs: number
@@ -88,6 +92,8 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   diskReserveBytes: 64 * 1024 * 1024,
   tlsCertFile: undefined,
   metrics: true,
+  logFormat: 'text',
+  logLevel: 'info',
   tlsKeyFile: undefined,
   checkpointIntervalMs: 30_000,
   checkpointWalBytes: 256 * 1024 * 1024,
@@ -131,6 +137,8 @@ export function validateConfig(config: ServerConfig): void {
   if (config.walSegmentBytes < 64 * 1024) fail('WAL segments must be at least 64 KiB')
   if (!Number.isSafeInteger(config.diskReserveBytes) || config.diskReserveBytes < 0) fail('the disk reserve must be a non-negative integer')
   if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) fail('TLS needs both --tls-cert and --tls-key')
+  if (config.logFormat !== 'text' && config.logFormat !== 'json') fail('the log format must be text or json')
+  if (!(LOG_LEVELS as readonly string[]).includes(config.logLevel)) fail(`the log level must be one of ${LOG_LEVELS.join(', ')}`)
   if (config.walSegmentBytes < config.appendBytesMax) fail('a WAL segment must hold the largest append')
   if (config.openFilesMax < 1) fail('openFilesMax must be at least 1')
   if (config.checkpointIntervalMs < 100) fail('checkpoint interval must be at least 100 ms')

@@ -16,6 +16,7 @@ import { MemoryStorage } from './storage/memory.js'
 import { LmdbRegistry } from './storage/registry-lmdb.js'
 import { IoRegistry } from './storage/registry-store.js'
 import { ServerMetrics } from './metrics/metrics.js'
+import { configureLog } from './util/log.js'
 import { Engine } from './streams/engine.js'
 import { recoveryTarget } from './streams/recovery.js'
 
@@ -44,6 +45,7 @@ export interface ServerDependencies {
 export function createServer(options: Partial<ServerConfig> = {}, dependencies: ServerDependencies = {}): RingstreamServer {
   const config: ServerConfig = { ...DEFAULTS, ...options }
   validateConfig(config)
+  configureLog(config.logFormat, config.logLevel)
   // Memory mode touches no disk, so it opens no ring either.
   const choice =
     config.durability === 'memory'

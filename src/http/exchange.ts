@@ -5,6 +5,7 @@
 import { StreamError } from '../protocol/errors.js'
 import { STATUS_TEXT, errorReply } from './status-table.js'
 import type { HttpRequest, HttpResponse } from './uws.js'
+import { log } from '../util/log.js'
 
 /** The request headers each method's handler reads, and only those: every getHeader is a
  * call into uWS, and the append path is measured in microseconds. */
@@ -161,7 +162,7 @@ export class Exchange {
   sendError(error: unknown): void {
     const streamError =
       error instanceof StreamError ? error : new StreamError('IO_ERROR', 'internal error')
-    if (!(error instanceof StreamError)) console.error('ringstream: unexpected error', error)
+    if (!(error instanceof StreamError)) log.error({ err: error }, `ringstream: unexpected error: ${(error as Error)?.message ?? String(error)}`)
     const reply = errorReply(streamError)
     this.send(reply.status, reply.headers, reply.body, streamError.code === 'PAYLOAD_TOO_LARGE')
   }

@@ -10,6 +10,7 @@ import type { FileLog } from './file-log.js'
 import { ReadBuffers } from './read-buffers.js'
 import { SEGMENT_BYTES_DEFAULT } from './segments.js'
 import { forEachLimited } from '../util/limited.js'
+import { log } from '../util/log.js'
 
 /** The files of one stream: its bytes (segment files), and the indexes of its append and
  * message ends (one file each). */
@@ -199,7 +200,7 @@ let flushErrorReported = false
 export function reportFlushError(error: unknown): void {
   if (flushErrorReported) return
   flushErrorReported = true
-  console.error('ringstream: writing a stream data file failed (bytes stay in the WAL; will retry):', (error as Error).message)
+  log.error({ err: error }, `ringstream: writing a stream data file failed (bytes stay in the WAL; will retry): ${(error as Error).message}`)
 }
 
 /** Replay holds at least this many committed bytes before writing any (see holdWrites). */

@@ -18,6 +18,7 @@ import type { Change, EngineSnapshot, LogShape, Storage, StreamLog } from './typ
 import { preallocate, WalWriter } from './wal.js'
 import { WalCorruptionError, replayWal } from './wal-reader.js'
 import { type WalRecord, encodeRecord } from './wal-record.js'
+import { log } from '../util/log.js'
 
 export interface DurableOptions {
   readonly io: Io
@@ -166,7 +167,7 @@ export class DurableStorage implements Storage {
    * WAL segment fits beside the reserve again; appends resume then by themselves. */
   private whileFull(): void {
     if (this.fullTimer !== undefined) return
-    console.error('ringstream: disk full: appends are refused (507) until space is freed; reads and deletes go on')
+    log.warn({ diskFull: true }, 'ringstream: disk full: appends are refused (507) until space is freed; reads and deletes go on')
     this.fullTimer = setInterval(() => {
       void (async () => {
         if (this.checkpointing === undefined && this.wal !== undefined) await this.checkpoint().catch(() => {})
@@ -174,7 +175,7 @@ export class DurableStorage implements Storage {
         clearInterval(this.fullTimer)
         this.fullTimer = undefined
         this.wal?.prepareSpare()
-        console.error('ringstream: disk space is back: appends resume')
+        log.info({ diskFull: false }, 'ringstream: disk space is back: appends resume')
       })()
     }, DISK_FULL_RETRY_MS)
     this.fullTimer.unref()
@@ -256,5 +257,5 @@ function syncAll(logs: readonly StreamLog[]): Promise<void> {
 }
 
 function reportCheckpointError(error: unknown): void {
-  console.error('ringstream: checkpoint failed (will retry):', (error as Error).message)
+  log.error({ err: error }, `ringstream: checkpoint failed (will retry): ${(error as Error).message}`)
 }

@@ -11,6 +11,7 @@ import type { WalRecord } from '../storage/wal-record.js'
 import type { RecoveryTarget } from '../storage/durable.js'
 import type { Engine } from './engine.js'
 import type { Stream, StreamConfig } from './stream.js'
+import { log } from '../util/log.js'
 
 export class RecoveryCorruptionError extends Error {}
 
@@ -64,10 +65,10 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
         } catch (error) {
           if (!(error instanceof RegistryCorruptionError)) throw error
           if (salvage) {
-            console.error(`ringstream: ${error.message}; --salvage: treating stream ${id} as absent`)
+            log.warn({ streamId: id }, `ringstream: ${error.message}; --salvage: treating stream ${id} as absent`)
             return undefined
           }
-          console.error(`ringstream: ${error.message}; start with --salvage to drop it`)
+          log.error({ streamId: id }, `ringstream: ${error.message}; start with --salvage to drop it`)
           throw new StreamError('IO_ERROR', `${error.message} (the server must be restarted with --salvage to drop it)`)
         }
       }

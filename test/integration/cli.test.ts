@@ -27,6 +27,33 @@ describe('ringstream CLI', () => {
     expect(stderr).toContain('Usage: ringstream')
   })
 
+  test('--log-format json writes JSON lines with time, level and message; --log-level warn keeps info out', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-log-'))
+    const child = run(['--port', '0', '--data-dir', dataDir, '--log-format', 'json'])
+    const exited = output(child)
+    let seen = ''
+    child.stdout!.on('data', (chunk: Buffer) => (seen += chunk.toString()))
+    for (let i = 0; i < 200 && !seen.includes('listening on'); i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    child.kill('SIGTERM')
+    const { stdout } = await exited
+    const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
+    expect(lines.map((line) => line.level)).toEqual(['info', 'info', 'info'])
+    expect(lines[0]).toMatchObject({ records: 0, checkpointLsn: 0 })
+    expect(lines[1]).toMatchObject({ url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) })
+    expect(String(lines[1]!.message)).toMatch(/^ringstream listening on http:/)
+    expect(lines[2]).toMatchObject({ signal: 'SIGTERM', message: 'ringstream: SIGTERM received, shutting down' })
+    for (const line of lines) expect(Date.parse(String(line.time))).toBeGreaterThan(Date.now() - 60_000)
+    const quiet = run(['--port', '0', '--data-dir', dataDir, '--log-level', 'warn'])
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    const stopped = output(quiet)
+    quiet.kill('SIGTERM')
+    expect((await stopped).stdout).toBe('')
+    const { code, stderr } = await output(run(['--log-level', 'loud']))
+    expect(code).toBe(1)
+    expect(stderr).toContain('the log level must be one of trace, debug, info, warn, error, fatal, silent')
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
   test('an unknown durability class is refused at startup', async () => {
     const { code, stderr } = await output(run(['--port', '0', '--durability', 'sometimes']))
     expect(code).toBe(1)
