@@ -27,6 +27,7 @@ Options (each also settable as an environment variable):
   --disk-reserve-bytes <n>    RINGSTREAM_DISK_RESERVE_BYTES   free space the WAL never takes (default ${DEFAULTS.diskReserveBytes})
   --log-format <text|json>    RINGSTREAM_LOG_FORMAT           log lines as text or JSON (time, level, message, fields) (default ${DEFAULTS.logFormat})
   --log-level <level>         RINGSTREAM_LOG_LEVEL            trace | debug | info | warn | error | fatal | silent (default ${DEFAULTS.logLevel})
+  --auth-tokens <file>        RINGSTREAM_AUTH_TOKENS          bearer tokens, one per line: TOKEN read|write PATH-PREFIX (reloaded on SIGHUP)
   --metrics <on|off>          RINGSTREAM_METRICS              GET /metrics in the Prometheus text format (default on)
   --tls-cert <file>           RINGSTREAM_TLS_CERT             PEM certificate (chain): serve HTTPS on --port, with --tls-key
   --tls-key <file>            RINGSTREAM_TLS_KEY              PEM private key of that certificate
@@ -51,6 +52,7 @@ const OPTIONS = {
   'disk-reserve-bytes': { type: 'string' },
   'tls-cert': { type: 'string' },
   metrics: { type: 'string' },
+  'auth-tokens': { type: 'string' },
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   'tls-key': { type: 'string' },
@@ -96,6 +98,8 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (logFormat !== undefined) config.logFormat = logFormat as LogFormat
   const logLevel = pick('log-level', 'RINGSTREAM_LOG_LEVEL')
   if (logLevel !== undefined) config.logLevel = logLevel as LogLevel
+  const tokens = pick('auth-tokens', 'RINGSTREAM_AUTH_TOKENS')
+  if (tokens !== undefined) config.authTokensFile = tokens
   const metrics = pick('metrics', 'RINGSTREAM_METRICS')
   if (metrics !== undefined) {
     if (metrics !== 'on' && metrics !== 'off') throw new Error(`--metrics must be on or off, got "${metrics}"`)
@@ -149,5 +153,6 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     )
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGHUP', () => server.reloadAuth())
   process.on('SIGINT', () => stop('SIGINT'))
 }

@@ -46,6 +46,8 @@ export interface ServerConfig {
   tlsCertFile: string | undefined
   /** GET /metrics and the counting behind it. */
   metrics: boolean
+  /** The bearer-token file (auth/tokens.ts); undefined: no authentication. */
+  authTokensFile: string | undefined
   /** Log lines as text or JSON, and from which level (util/log.ts). */
   logFormat: LogFormat
   logLevel: LogLevel
@@ -92,6 +94,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   diskReserveBytes: 64 * 1024 * 1024,
   tlsCertFile: undefined,
   metrics: true,
+  authTokensFile: undefined,
   logFormat: 'text',
   logLevel: 'info',
   tlsKeyFile: undefined,

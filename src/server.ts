@@ -16,7 +16,8 @@ import { MemoryStorage } from './storage/memory.js'
 import { LmdbRegistry } from './storage/registry-lmdb.js'
 import { IoRegistry } from './storage/registry-store.js'
 import { ServerMetrics } from './metrics/metrics.js'
-import { configureLog } from './util/log.js'
+import { configureLog, log } from './util/log.js'
+import { TokenTable } from './auth/tokens.js'
 import { Engine } from './streams/engine.js'
 import { recoveryTarget } from './streams/recovery.js'
 
@@ -33,6 +34,8 @@ export interface RingstreamServer {
   readonly recovery: RecoveryReport | undefined
   /** Writes a checkpoint now (durable modes; a no-op in memory mode). */
   checkpoint(): Promise<void>
+  /** Reads --auth-tokens again (SIGHUP); a bad file keeps the tokens in force. */
+  reloadAuth(): void
   /** Stops accepting, ends live reads, closes connections, checkpoints and closes storage. */
   close(): Promise<void>
 }
@@ -97,6 +100,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
   })
   const ctx = new HttpContext(engine, config)
   ctx.metrics = metrics
+  ctx.tokens = config.authTokensFile === undefined ? undefined : TokenTable.load(config.authTokensFile)
   let uws: Uws | undefined
   let uwsName = ''
   let app: TemplatedApp | undefined
@@ -145,6 +149,15 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
         engine.registry.sweep()
       }
       ctx.ready = true
+    },
+    reloadAuth() {
+      if (config.authTokensFile === undefined) return
+      try {
+        ctx.tokens = TokenTable.load(config.authTokensFile)
+        log.info({ tokens: ctx.tokens.size }, `ringstream: reloaded ${ctx.tokens.size} tokens from ${config.authTokensFile}`)
+      } catch (error) {
+        log.error({ err: error }, `ringstream: kept the previous tokens: ${(error as Error).message}`)
+      }
     },
     async checkpoint() {
       await durable?.checkpoint()

@@ -3,6 +3,7 @@
 // streams are served; until then every stream request is 503 NOT_READY), and turning
 // every thrown error into a response via the status table.
 
+import { accessFor } from '../auth/tokens.js'
 import { StreamError } from '../protocol/errors.js'
 import { decodeStreamPath, isReservedPath } from '../protocol/path.js'
 import type { HttpContext } from './context.js'
@@ -75,6 +76,7 @@ function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
   if (isReservedPath(path)) throw new StreamError('RESERVED_PATH', 'paths under __ds/ are reserved for the subscription APIs')
   const handler = HANDLERS[x.method]
   if (handler === undefined) throw new StreamError('METHOD_NOT_ALLOWED', `method ${x.method} is not allowed on streams`)
+  ctx.tokens?.check(x.header('authorization'), accessFor(x.method), path)
   return handler(x, ctx, path)
 }
 

@@ -10,10 +10,11 @@ import { log } from '../util/log.js'
 /** The request headers each method's handler reads, and only those: every getHeader is a
  * call into uWS, and the append path is measured in microseconds. */
 const CAPTURED = {
-  GET: ['accept-encoding', 'if-none-match'],
-  HEAD: [],
-  POST: ['content-type', 'content-length', 'producer-id', 'producer-epoch', 'producer-seq', 'stream-seq', 'stream-closed'],
+  GET: ['accept-encoding', 'if-none-match', 'authorization'],
+  HEAD: ['authorization'],
+  POST: ['authorization', 'content-type', 'content-length', 'producer-id', 'producer-epoch', 'producer-seq', 'stream-seq', 'stream-closed'],
   PUT: [
+    'authorization',
     'content-type',
     'content-length',
     'host',
@@ -25,7 +26,7 @@ const CAPTURED = {
     'stream-fork-offset',
     'stream-fork-sub-offset',
   ],
-  DELETE: [],
+  DELETE: ['authorization'],
   OPTIONS: [],
 } as const satisfies Record<string, readonly string[]>
 

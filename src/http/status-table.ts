@@ -41,6 +41,8 @@ const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   IO_ERROR: 500,
   SHUTTING_DOWN: 503,
   NOT_READY: 503,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
 }
 
 export interface ErrorReply {
@@ -59,6 +61,7 @@ export function errorReply(error: StreamError): ErrorReply {
   if (details.receivedSeq !== undefined) headers.push(['Producer-Received-Seq', String(details.receivedSeq)])
   if (error.code === 'METHOD_NOT_ALLOWED') headers.push(['Allow', 'GET, HEAD, PUT, POST, DELETE, OPTIONS'])
   if (error.code === 'NOT_READY') headers.push(['Retry-After', '1'])
+  if (error.code === 'UNAUTHORIZED') headers.push(['WWW-Authenticate', 'Bearer'])
   const body = JSON.stringify({ error: { code: error.code, message: error.message } })
   return { status: STATUS_BY_CODE[error.code], headers, body }
 }

@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'IO_ERROR'
   | 'SHUTTING_DOWN'
   | 'NOT_READY'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
 
 /** Structured details some codes carry; the status table turns them into headers. */
 export interface ErrorDetails {

@@ -1,0 +1,82 @@
+// Integration: bearer tokens (--auth-tokens) on a real server process: the 401/403 matrix,
+// what needs no token (CORS preflight, /healthz), the official client with a token, and a
+// SIGHUP reload (a bad file keeps the tokens in force).
+
+import { DurableStream } from '@durable-streams/client'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { expect, test } from 'vitest'
+import { ringstream, startup, useChildren } from '../process.js'
+
+const spawnChild = useChildren()
+const WRITER = 'writer-token-0123456789'
+const READER = 'reader-token-0123456789'
+const LATER = 'later-token-0123456789ab'
+
+test('no or a bad token is 401, a token outside its grants 403; preflight and /healthz need none; SIGHUP reloads', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ringstream-auth-'))
+  const file = join(dir, 'tokens')
+  writeFileSync(file, `# team chat\n${WRITER} write chat/\n${READER} read chat/\n${READER} read public/   # a second grant\n`)
+  const server = spawnChild(ringstream(['--port', '0', '--data-dir', join(dir, 'data'), '--auth-tokens', file]))
+  const { url } = await startup(server)
+  const stream = (path: string): string => `${url}/v1/stream/${path}`
+  const as = (token: string | undefined, init: RequestInit = {}): RequestInit => ({ ...init, headers: { ...(init.headers as Record<string, string>), ...(token === undefined ? {} : { Authorization: `Bearer ${token}` }) } })
+  const put: RequestInit = { method: 'PUT', headers: { 'Content-Type': 'text/plain' } }
+
+  const none = await fetch(stream('chat/a'), put)
+  expect(none.status).toBe(401)
+  expect(none.headers.get('www-authenticate')).toBe('Bearer')
+  expect(((await none.json()) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED')
+  expect((await fetch(stream('chat/a'), as('not-a-known-token-at-all', put))).status).toBe(401)
+  expect((await fetch(stream('chat/a'), { ...put, headers: { ...put.headers, Authorization: `Basic ${WRITER}` } })).status).toBe(401)
+  const readerWrites = await fetch(stream('chat/a'), as(READER, put))
+  expect(readerWrites.status).toBe(403)
+  expect(((await readerWrites.json()) as { error: { code: string } }).error.code).toBe('FORBIDDEN')
+  expect((await fetch(stream('other/a'), as(WRITER, put))).status).toBe(403)
+  expect((await fetch(stream('chat/a'), as(WRITER, put))).status).toBe(201)
+  expect((await fetch(stream('chat/a'), as(WRITER, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: 'hello' }))).status).toBe(204)
+  expect(await (await fetch(stream('chat/a'), as(READER))).text()).toBe('hello')
+  expect((await fetch(stream('chat/a'), as(READER, { method: 'HEAD' }))).status).toBe(200)
+  expect((await fetch(stream('chat/a'), as(READER, { method: 'DELETE' }))).status).toBe(403)
+  expect((await fetch(stream('public/x'), as(READER))).status).toBe(404)
+  expect((await fetch(stream('private/x'), as(READER))).status).toBe(403)
+  expect((await fetch(stream('chat/a'), { method: 'OPTIONS', headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' } })).status).toBe(204)
+  expect((await fetch(`${url}/healthz`)).status).toBe(200)
+
+  // The official client, sending its token as a header.
+  const client = await DurableStream.create({ url: stream('chat/client'), contentType: 'application/json', headers: { Authorization: `Bearer ${WRITER}` } })
+  await client.append(JSON.stringify({ n: 1 }))
+  expect(await (await client.stream({ live: false })).json()).toEqual([{ n: 1 }])
+
+  // SIGHUP: the new file is in force (READER gone, LATER added); a bad file changes nothing.
+  writeFileSync(file, `${WRITER} write chat/\n${LATER} read *\n`)
+  server.kill('SIGHUP')
+  let reloaded = false
+  for (let i = 0; i < 100 && !reloaded; i++) {
+    reloaded = (await fetch(stream('chat/a'), as(LATER))).status === 200
+    if (!reloaded) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  expect(reloaded).toBe(true)
+  expect((await fetch(stream('chat/a'), as(READER))).status).toBe(401)
+  writeFileSync(file, `${LATER} sudo *\n`)
+  server.kill('SIGHUP')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  expect((await fetch(stream('chat/a'), as(LATER))).status).toBe(200)
+  expect((await fetch(stream('chat/a'), as(WRITER, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: '!' }))).status).toBe(204)
+  server.kill('SIGTERM')
+  rmSync(dir, { recursive: true, force: true })
+})
+
+test('a bad token file refuses to start, naming the line', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ringstream-auth-'))
+  const file = join(dir, 'tokens')
+  writeFileSync(file, `${WRITER} write chat/\nshort read *\n`)
+  const child = spawnChild(ringstream(['--port', '0', '--data-dir', join(dir, 'data'), '--auth-tokens', file]))
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const code = await new Promise((resolve) => child.on('exit', resolve))
+  expect(code).toBe(1)
+  expect(stderr).toContain(`${file} line 2: a token shorter than 16 characters`)
+  rmSync(dir, { recursive: true, force: true })
+})
