@@ -152,7 +152,7 @@ export function targets(sum, recovery) {
   for (const id of fsyncConfigs.concat(['rs-memory-fs'])) {
     const s = w(id, 1000)
     if (!usable(s)) continue
-    const measured = `${s.rssPeakMiB} MiB (${s.rssStartMiB ?? '–'} at start) vs ${refPeak} MiB (${ref.rssStartMiB ?? '–'} at start), ${fmtPct(s.rssPeakMiB / refPeak)}${floor}`
+    const measured = `${s.rssPeakMiB} MiB (${s.rssStartMiB ?? '–'} at start) vs ${refPeak} MiB (${ref?.rssStartMiB ?? "–"} at start), ${fmtPct(s.rssPeakMiB / refPeak)}${floor}`
     add('peak RSS during write S=1000 ≤ ¼ of reference (in-memory)', id, refPeak ? measured : 'no reference run', refPeak ? s.rssPeakMiB <= refPeak / 4 : null, 'the reference keeps every append in its heap, so its RSS grows with the appends it accepted')
   }
   if (recovery?.serverRecoveryMsMedian !== undefined && recovery?.serverRecoveryMsMedian !== null) {
