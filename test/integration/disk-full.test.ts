@@ -61,12 +61,19 @@ describe('a full disk', () => {
     }
     const dataDir = join(mountPoint!, 'data')
     const args = ['--port', '0', '--data-dir', dataDir, '--wal-segment-bytes', String(16 * MiB), '--disk-reserve-bytes', String(8 * MiB)]
-    let server = spawnChild(ringstream(args))
+    // The servers' stderr, shown when a status is not the one expected.
+    let stderr = ''
+    const spawnServer = (): ReturnType<typeof spawnChild> => {
+      const child = spawnChild(ringstream(args))
+      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+      return child
+    }
+    let server = spawnServer()
     let url = `${(await startup(server)).url}/v1/stream`
     const restart = async (): Promise<void> => {
       server.kill('SIGKILL')
       await once(server, 'exit')
-      server = spawnChild(ringstream(args))
+      server = spawnServer()
       url = `${(await startup(server)).url}/v1/stream`
     }
     const post = (path: string, bytes: Buffer | string, type = 'application/octet-stream'): Promise<Response> =>
@@ -87,8 +94,9 @@ describe('a full disk', () => {
           acked++
           continue
         }
-        expect(res.status).toBe(507)
-        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('INSUFFICIENT_STORAGE')
+        const text = await res.text()
+        expect(res.status, `${text}\nserver stderr:\n${stderr}`).toBe(507)
+        expect((JSON.parse(text) as { error: { code: string } }).error.code).toBe('INSUFFICIENT_STORAGE')
         refused++
       }
       expect(refused).toBe(3)
