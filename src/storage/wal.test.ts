@@ -53,3 +53,40 @@ test('without room for a segment and the reserve, appends that need one fail; de
   expect(wal.currentSegmentBase).toBeGreaterThan(0)
   await wal.close()
 })
+
+test('no background spare starts while a roll preallocates the spare path itself', async () => {
+  const io = new SimIo()
+  await io.mkdirp(paths.walDir)
+  const file = await preallocate(io, paths.walSegment(0), SEGMENT)
+  // The free-space answer the roll waits for is held back until the test releases it.
+  let release: (allowed: boolean) => void = () => {}
+  let asks = 0
+  const wal = new WalWriter(io, paths, SEGMENT, { file, baseLsn: 0, capacity: SEGMENT, position: 0 }, () => {
+    asks++
+    return new Promise<boolean>((resolve) => (release = resolve))
+  })
+  const record = (bytes: number): Uint8Array[] => [new Uint8Array(bytes).fill(1)]
+  // No spare yet: the second append's roll asks for space and preallocates inline.
+  await wal.append(record(SEGMENT - 8 * 1024), false)
+  expect(asks).toBe(0)
+  const rolling = wal.append(record(8 * 1024), false)
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  expect(asks).toBe(1)
+  // The disk-full timer's "space is back" would start a spare now: it must wait for the roll.
+  wal.prepareSpare()
+  expect(asks).toBe(1)
+  release(true)
+  await rolling
+  // The roll's own spare request comes after it; then the next roll renames a spare that exists.
+  for (let i = 0; i < 20 && asks < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  expect(asks).toBe(2)
+  release(true)
+  const first = wal.currentSegmentBase
+  await wal.append(record(SEGMENT - 16 * 1024), false)
+  await wal.append(record(8 * 1024), false)
+  expect(wal.currentSegmentBase).toBeGreaterThan(first)
+  // close() waits for the spare the last roll started: let it have its space.
+  for (let i = 0; i < 20 && asks < 3; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  release(true)
+  await wal.close()
+})

@@ -55,6 +55,9 @@ export class WalWriter {
   private writing = false
   private scheduled = false
   private spare: Promise<{ file: IoFile; capacity: number }> | undefined
+  /** A roll is in progress: it may be preallocating the spare's path itself, so no
+   * background spare may start meanwhile (two writers of one path; found on a full disk). */
+  private rolling = false
   /** End of the last successfully written batch. */
   lsn: number
   /** Called after each successful batch with the new end LSN. */
@@ -154,6 +157,16 @@ export class WalWriter {
   }
 
   private async roll(bytesNeeded: number): Promise<void> {
+    this.rolling = true
+    try {
+      await this.rollOver(bytesNeeded)
+    } finally {
+      this.rolling = false
+    }
+    this.prepareSpare()
+  }
+
+  private async rollOver(bytesNeeded: number): Promise<void> {
     const capacity = Math.max(this.segmentBytes, bytesNeeded)
     let next = this.spare === undefined ? undefined : await this.spare.catch(() => undefined)
     this.spare = undefined
@@ -167,19 +180,19 @@ export class WalWriter {
     await this.io.syncDir(this.paths.walDir)
     await this.io.close(this.segment.file)
     this.segment = { file: next.file, baseLsn, capacity: next.capacity, position: 0 }
-    this.prepareSpare()
   }
 
   /** Starts preallocating the next segment in the background, if the reserve allows. */
   prepareSpare(): void {
-    if (this.spare !== undefined) return
+    if (this.spare !== undefined || this.rolling) return
     const capacity = this.segmentBytes
-    this.spare = this.mayTake(capacity).then(async (allowed) => {
+    const spare = this.mayTake(capacity).then(async (allowed) => {
       if (!allowed) throw new DiskFullError('no space for a spare WAL segment beside the disk reserve')
       return { file: await preallocate(this.io, this.paths.walSpare, capacity), capacity }
     })
-    this.spare.catch(() => {
-      this.spare = undefined
+    this.spare = spare
+    spare.catch(() => {
+      if (this.spare === spare) this.spare = undefined
     })
   }
 
