@@ -28,6 +28,7 @@ Options (each also settable as an environment variable):
   --log-format <text|json>    RINGSTREAM_LOG_FORMAT           log lines as text or JSON (time, level, message, fields) (default ${DEFAULTS.logFormat})
   --log-level <level>         RINGSTREAM_LOG_LEVEL            trace | debug | info | warn | error | fatal | silent (default ${DEFAULTS.logLevel})
   --auth-tokens <file>        RINGSTREAM_AUTH_TOKENS          bearer tokens, one per line: TOKEN read|write PATH-PREFIX (reloaded on SIGHUP)
+  --auth-jwks <file|url>      RINGSTREAM_AUTH_JWKS            JWT bearer tokens verified with this key set; claims ds_read / ds_write list path prefixes
   --metrics <on|off>          RINGSTREAM_METRICS              GET /metrics in the Prometheus text format (default on)
   --tls-cert <file>           RINGSTREAM_TLS_CERT             PEM certificate (chain): serve HTTPS on --port, with --tls-key
   --tls-key <file>            RINGSTREAM_TLS_KEY              PEM private key of that certificate
@@ -53,6 +54,7 @@ const OPTIONS = {
   'tls-cert': { type: 'string' },
   metrics: { type: 'string' },
   'auth-tokens': { type: 'string' },
+  'auth-jwks': { type: 'string' },
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   'tls-key': { type: 'string' },
@@ -100,6 +102,8 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (logLevel !== undefined) config.logLevel = logLevel as LogLevel
   const tokens = pick('auth-tokens', 'RINGSTREAM_AUTH_TOKENS')
   if (tokens !== undefined) config.authTokensFile = tokens
+  const jwks = pick('auth-jwks', 'RINGSTREAM_AUTH_JWKS')
+  if (jwks !== undefined) config.authJwks = jwks
   const metrics = pick('metrics', 'RINGSTREAM_METRICS')
   if (metrics !== undefined) {
     if (metrics !== 'on' && metrics !== 'off') throw new Error(`--metrics must be on or off, got "${metrics}"`)

@@ -48,6 +48,8 @@ export interface ServerConfig {
   metrics: boolean
   /** The bearer-token file (auth/tokens.ts); undefined: no authentication. */
   authTokensFile: string | undefined
+  /** A JSON Web Key Set file or URL for JWT bearer tokens (auth/jwt.ts). */
+  authJwks: string | undefined
   /** Log lines as text or JSON, and from which level (util/log.ts). */
   logFormat: LogFormat
   logLevel: LogLevel
@@ -95,6 +97,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   tlsCertFile: undefined,
   metrics: true,
   authTokensFile: undefined,
+  authJwks: undefined,
   logFormat: 'text',
   logLevel: 'info',
   tlsKeyFile: undefined,

@@ -17,7 +17,7 @@ import { LmdbRegistry } from './storage/registry-lmdb.js'
 import { IoRegistry } from './storage/registry-store.js'
 import { ServerMetrics } from './metrics/metrics.js'
 import { configureLog, log } from './util/log.js'
-import { TokenTable } from './auth/tokens.js'
+import { Authenticator } from './auth/auth.js'
 import { Engine } from './streams/engine.js'
 import { recoveryTarget } from './streams/recovery.js'
 
@@ -100,7 +100,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
   })
   const ctx = new HttpContext(engine, config)
   ctx.metrics = metrics
-  ctx.tokens = config.authTokensFile === undefined ? undefined : TokenTable.load(config.authTokensFile)
+  ctx.auth = Authenticator.load(config.authTokensFile, config.authJwks)
   let uws: Uws | undefined
   let uwsName = ''
   let app: TemplatedApp | undefined
@@ -151,10 +151,10 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       ctx.ready = true
     },
     reloadAuth() {
-      if (config.authTokensFile === undefined) return
+      if (ctx.auth === undefined) return
       try {
-        ctx.tokens = TokenTable.load(config.authTokensFile)
-        log.info({ tokens: ctx.tokens.size }, `ringstream: reloaded ${ctx.tokens.size} tokens from ${config.authTokensFile}`)
+        const tokens = ctx.auth.reload()
+        log.info({ tokens }, `ringstream: reloaded authentication (${tokens} tokens)`)
       } catch (error) {
         log.error({ err: error }, `ringstream: kept the previous tokens: ${(error as Error).message}`)
       }

@@ -76,8 +76,11 @@ function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
   if (isReservedPath(path)) throw new StreamError('RESERVED_PATH', 'paths under __ds/ are reserved for the subscription APIs')
   const handler = HANDLERS[x.method]
   if (handler === undefined) throw new StreamError('METHOD_NOT_ALLOWED', `method ${x.method} is not allowed on streams`)
-  ctx.tokens?.check(x.header('authorization'), accessFor(x.method), path)
-  return handler(x, ctx, path)
+  const checked = ctx.auth?.check(x.header('authorization'), accessFor(x.method), path)
+  if (!(checked instanceof Promise)) return handler(x, ctx, path)
+  // A JWT is verified asynchronously; the body must be taken now or uWS drops it.
+  if (x.method === 'PUT' || x.method === 'POST') x.readBody(ctx.config.appendBytesMax).catch(() => {})
+  return checked.then(() => handler(x, ctx, path))
 }
 
 function preflight(x: Exchange): void {

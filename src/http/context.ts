@@ -2,7 +2,7 @@
 // live-reader bookkeeping (long-polls and SSE sessions), one ticker for all SSE sessions,
 // and injectable time and randomness.
 
-import type { TokenTable } from '../auth/tokens.js'
+import type { Authenticator } from '../auth/auth.js'
 import type { ServerMetrics } from '../metrics/metrics.js'
 import type { ServerConfig } from '../config.js'
 import { nextCursor } from '../protocol/cursor.js'
@@ -50,8 +50,8 @@ export class HttpContext {
 
   /** Counted requests and appends for GET /metrics; undefined with --metrics off. */
   metrics: ServerMetrics | undefined
-  /** Bearer tokens every stream request must present (--auth-tokens); undefined: open. */
-  tokens: TokenTable | undefined
+  /** Bearer tokens every stream request must present (--auth-tokens, --auth-jwks); undefined: open. */
+  auth: Authenticator | undefined
 
   constructor(
     readonly engine: Engine,

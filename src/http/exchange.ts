@@ -114,8 +114,18 @@ export class Exchange {
     this.abortHandlers.push(handler)
   }
 
-  /** Reads the whole body; rejects with PAYLOAD_TOO_LARGE past `bytesMax`. */
+  /** The body being read, once readBody() was called (uWS hands the body over only to a
+   * reader attached in the request's own callback: an asynchronous auth check reads it first). */
+  private body: Promise<Buffer> | undefined
+
+  /** Reads the whole body (once; later calls get the same promise); rejects with
+   * PAYLOAD_TOO_LARGE past `bytesMax`. */
   readBody(bytesMax: number): Promise<Buffer> {
+    this.body ??= this.readBodyOnce(bytesMax)
+    return this.body
+  }
+
+  private readBodyOnce(bytesMax: number): Promise<Buffer> {
     const declared = this.header('content-length')
     const length = declared === '' ? -1 : Number(declared)
     if (length > bytesMax) return Promise.reject(tooLarge(bytesMax))

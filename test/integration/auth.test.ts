@@ -80,3 +80,60 @@ test('a bad token file refuses to start, naming the line', async () => {
   expect(stderr).toContain(`${file} line 2: a token shorter than 16 characters`)
   rmSync(dir, { recursive: true, force: true })
 })
+
+test('JWT bearer tokens against a JWKS file: right key, wrong key, expired, grants by claim, key rotation on SIGHUP', async () => {
+  const { SignJWT, exportJWK, generateKeyPair } = await import('jose')
+  const dir = mkdtempSync(join(tmpdir(), 'ringstream-jwt-'))
+  const jwksFile = join(dir, 'jwks.json')
+  const key = async (kid: string) => {
+    const pair = await generateKeyPair('ES256')
+    return { kid, ...pair, jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256', use: 'sig' } }
+  }
+  const [current, stranger, next] = await Promise.all([key('k1'), key('k2'), key('k3')])
+  writeFileSync(jwksFile, JSON.stringify({ keys: [current.jwk] }))
+  const sign = (signer: typeof current, claims: Record<string, unknown>, expires = '5m') =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: signer.kid }).setIssuedAt().setExpirationTime(expires).sign(signer.privateKey)
+  const server = spawnChild(ringstream(['--port', '0', '--data-dir', join(dir, 'data'), '--auth-jwks', jwksFile]))
+  const { url } = await startup(server)
+  const stream = (path: string): string => `${url}/v1/stream/${path}`
+  const put = (token: string, path: string): Promise<Response> => fetch(stream(path), { method: 'PUT', headers: { 'Content-Type': 'text/plain', Authorization: `Bearer ${token}` } })
+  const get = (token: string, path: string): Promise<Response> => fetch(stream(path), { headers: { Authorization: `Bearer ${token}` } })
+
+  const writer = await sign(current, { sub: 'alice', ds_write: ['chat/alice/'], ds_read: ['chat/'] })
+  expect((await put(writer, 'chat/alice/1')).status).toBe(201)
+  expect((await put(writer, 'chat/bob/1')).status).toBe(403)
+  // A body sent with a JWT arrives whole though the token is checked asynchronously.
+  const body = 'x'.repeat(300_000)
+  expect((await fetch(stream('chat/alice/1'), { method: 'POST', headers: { 'Content-Type': 'text/plain', Authorization: `Bearer ${writer}` }, body })).status).toBe(204)
+  expect(await (await get(writer, 'chat/alice/1')).text()).toBe(body)
+  expect((await get(writer, 'news/1')).status).toBe(403)
+  const reader = await sign(current, { ds_read: '*' })
+  expect((await get(reader, 'chat/alice/1')).status).toBe(200)
+  expect((await put(reader, 'chat/alice/2')).status).toBe(403)
+  const wrongKey = await sign(stranger, { ds_write: '*' })
+  const refused = await put(wrongKey, 'chat/alice/3')
+  expect(refused.status).toBe(401)
+  expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED')
+  const expired = await sign(current, { ds_write: "*" }, "-1m")
+  const late = await put(expired, 'chat/alice/4')
+  expect(late.status).toBe(401)
+  expect(((await late.json()) as { error: { message: string } }).error.message).toBe('the token has expired')
+  const tampered = `${writer.slice(0, -4)}${writer.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`
+  expect((await put(tampered, 'chat/alice/5')).status).toBe(401)
+  // Not a JWT and no token file: unknown.
+  expect((await put('plain-token-without-dots', 'chat/alice/6')).status).toBe(401)
+
+  // Key rotation: the new set is in force after SIGHUP; the old key's tokens are refused.
+  writeFileSync(jwksFile, JSON.stringify({ keys: [next.jwk] }))
+  server.kill('SIGHUP')
+  const rotated = await sign(next, { ds_write: '*' })
+  let accepted = false
+  for (let i = 0; i < 100 && !accepted; i++) {
+    accepted = (await put(rotated, `chat/rotated/${i}`)).status === 201
+    if (!accepted) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  expect(accepted).toBe(true)
+  expect((await put(writer, 'chat/alice/7')).status).toBe(401)
+  server.kill('SIGTERM')
+  rmSync(dir, { recursive: true, force: true })
+})
