@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { type JWTPayload, type JWTVerifyGetKey, createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify } from 'jose'
 import { StreamError } from '../protocol/errors.js'
-import type { Access } from './tokens.js'
+import { type Access, pathPrefix, requireGrant } from './tokens.js'
 
 /** Signature algorithms accepted (asymmetric only: the server holds no secret). */
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
@@ -17,7 +17,7 @@ function prefixes(payload: JWTPayload, claim: string): string[] {
   const value = payload[claim]
   if (value === undefined) return []
   const list = Array.isArray(value) ? value : [value]
-  return list.filter((item): item is string => typeof item === 'string').map((prefix) => (prefix === '*' || prefix === '/' ? '' : prefix.replace(/^\//, '')))
+  return list.filter((item): item is string => typeof item === 'string').map(pathPrefix)
 }
 
 export class JwtVerifier {
@@ -56,6 +56,6 @@ export class JwtVerifier {
       throw new StreamError('UNAUTHORIZED', why)
     }
     const grants = access === 'read' ? [...prefixes(payload, 'ds_read'), ...prefixes(payload, 'ds_write')] : prefixes(payload, 'ds_write')
-    if (!grants.some((prefix) => path.startsWith(prefix))) throw new StreamError('FORBIDDEN', `this token may not ${access} ${path}`)
+    requireGrant(grants, access, path)
   }
 }

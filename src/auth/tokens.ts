@@ -23,6 +23,17 @@ const TOKEN_CHARS_MIN = 16
 
 const digest = (token: string): string => createHash('sha256').update(token).digest('base64')
 
+/** A grant's path prefix as written (`*` or `/` for every path, a leading `/` optional) as
+ * stream paths are compared with it. Shared with auth/jwt.ts's claims. */
+export function pathPrefix(written: string): string {
+  return written === '*' || written === '/' ? '' : written.replace(/^\//, '')
+}
+
+/** Throws 403 unless one of `prefixes` (already pathPrefix()ed) covers `path`. */
+export function requireGrant(prefixes: readonly string[], access: Access, path: string): void {
+  if (!prefixes.some((prefix) => path.startsWith(prefix))) throw new StreamError('FORBIDDEN', `this token may not ${access} ${path}`)
+}
+
 export class TokenTable {
   private constructor(private readonly grants: ReadonlyMap<string, readonly Grant[]>) {}
 
@@ -47,7 +58,7 @@ export class TokenTable {
       if (access !== 'read' && access !== 'write') fail(`access "${access}"`)
       const key = digest(token)
       const list = grants.get(key) ?? []
-      list.push({ access: access as Access, prefix: prefix === '*' || prefix === '/' ? '' : prefix.replace(/^\//, '') })
+      list.push({ access: access as Access, prefix: pathPrefix(prefix) })
       grants.set(key, list)
     })
     return new TokenTable(grants)
@@ -57,8 +68,7 @@ export class TokenTable {
   check(token: string, access: Access, path: string): void {
     const grants = this.grants.get(digest(token))
     if (grants === undefined) throw new StreamError('UNAUTHORIZED', 'unknown token')
-    const allowed = grants.some((grant) => path.startsWith(grant.prefix) && (grant.access === 'write' || access === 'read'))
-    if (!allowed) throw new StreamError('FORBIDDEN', `this token may not ${access} ${path}`)
+    requireGrant(grants.filter((grant) => grant.access === 'write' || access === 'read').map((grant) => grant.prefix), access, path)
   }
 }
 
