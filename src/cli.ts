@@ -32,6 +32,9 @@ Options (each also settable as an environment variable):
   --metrics <on|off>          RINGSTREAM_METRICS              GET /metrics in the Prometheus text format (default on)
   --tls-cert <file>           RINGSTREAM_TLS_CERT             PEM certificate (chain): serve HTTPS on --port, with --tls-key
   --tls-key <file>            RINGSTREAM_TLS_KEY              PEM private key of that certificate
+  --webhooks                  RINGSTREAM_WEBHOOKS=1           serve webhook subscriptions (outbound requests); pull-wake is always on
+  --public-url <url>          RINGSTREAM_PUBLIC_URL           http(s)://host[:port] clients reach this server at (webhook callback URLs)
+  --webhook-signing-key <f>   RINGSTREAM_WEBHOOK_SIGNING_KEY  PEM Ed25519 key for webhook signatures (default: made once in the data dir)
   --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on
   -h, --help                                                  show this help
 
@@ -58,6 +61,9 @@ const OPTIONS = {
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   'tls-key': { type: 'string' },
+  webhooks: { type: 'boolean' },
+  'public-url': { type: 'string' },
+  'webhook-signing-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -114,6 +120,11 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   const tlsKey = pick('tls-key', 'RINGSTREAM_TLS_KEY')
   if (tlsKey !== undefined) config.tlsKeyFile = tlsKey
   if (values.salvage === true || env.RINGSTREAM_SALVAGE === '1') config.salvage = true
+  if (values.webhooks === true || env.RINGSTREAM_WEBHOOKS === '1') config.webhooks = true
+  const publicUrl = pick('public-url', 'RINGSTREAM_PUBLIC_URL')
+  if (publicUrl !== undefined) config.publicUrl = publicUrl.replace(/\/+$/, '')
+  const signingKey = pick('webhook-signing-key', 'RINGSTREAM_WEBHOOK_SIGNING_KEY')
+  if (signingKey !== undefined) config.webhookSigningKeyFile = signingKey
   const io = pick('io', 'RINGSTREAM_IO')
   if (io !== undefined) config.io = io as IoBackend
   return config

@@ -75,6 +75,25 @@ export interface ServerConfig {
   /** Checkpoint as soon as this many streams changed: a burst of creates must not hold a
    * million unstored streams in memory until the next timed checkpoint. */
   checkpointChangedStreams: number
+  /** Webhook subscriptions (outbound HTTP requests) are off unless asked for; pull-wake
+   * subscriptions are always served. */
+  webhooks: boolean
+  /** The URL clients reach this server at (callback and JWKS URLs in webhook bodies);
+   * undefined: the listening address (right for development, wrong behind a proxy). */
+  publicUrl: string | undefined
+  /** A PEM Ed25519 private key to sign webhooks with; undefined: the data directory's own. */
+  webhookSigningKeyFile: string | undefined
+  /** Subscriptions a server holds: each is in memory, and glob ones cost a match per append
+   * to a stream of their prefix. */
+  subscriptionsMax: number
+  /** Stream links one subscription holds (~150 bytes each in memory). */
+  subscriptionLinksMax: number
+  /** Streams one wake lists (webhook body size, stored snapshot); the rest come next wake. */
+  wakeStreamsMax: number
+  /** Webhook requests in flight at once, across subscriptions. */
+  webhookDeliveriesMax: number
+  /** One webhook attempt's limit, answer included: a slow receiver holds one slot this long. */
+  webhookTimeoutMs: number
 }
 
 export const DEFAULTS: Readonly<ServerConfig> = {
@@ -111,6 +130,14 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   segmentBytes: SEGMENT_BYTES_DEFAULT,
   residentStreamsMax: 10_000,
   checkpointChangedStreams: 20_000,
+  webhooks: false,
+  publicUrl: undefined,
+  webhookSigningKeyFile: undefined,
+  subscriptionsMax: 1000,
+  subscriptionLinksMax: 100_000,
+  wakeStreamsMax: 1000,
+  webhookDeliveriesMax: 64,
+  webhookTimeoutMs: 10_000,
 }
 
 /** Half the process's descriptor limit (the rest is for connections), within [256, 16384]:
@@ -151,4 +178,7 @@ export function validateConfig(config: ServerConfig): void {
   if (config.segmentBytes < 4096 || config.segmentBytes > 2 ** 36) fail('segmentBytes must be 4 KiB .. 64 GiB')
   if (config.residentStreamsMax < 1) fail('residentStreamsMax must be at least 1')
   if (config.checkpointChangedStreams < 1) fail('checkpointChangedStreams must be at least 1')
+  if (config.publicUrl !== undefined && !/^https?:\/\/[^/]+$/.test(config.publicUrl)) fail('the public URL must be http(s)://host[:port] with no path')
+  if (config.subscriptionsMax < 1 || config.subscriptionLinksMax < 1 || config.wakeStreamsMax < 1) fail('subscription limits must be at least 1')
+  if (config.webhookDeliveriesMax < 1 || config.webhookTimeoutMs < 100) fail('webhook deliveries need at least 1 slot and a timeout of at least 100 ms')
 }

@@ -20,6 +20,9 @@ import { configureLog, log } from './util/log.js'
 import { Authenticator } from './auth/auth.js'
 import { Engine } from './streams/engine.js'
 import { recoveryTarget } from './streams/recovery.js'
+import { WebhookDeliveries } from './subscriptions/delivery.js'
+import { SubscriptionKeys } from './subscriptions/keys.js'
+import { SubscriptionManager } from './subscriptions/manager.js'
 
 export interface RingstreamServer {
   /** Recovers durable state, then starts listening; resolves once the port is bound. */
@@ -108,6 +111,29 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
   let port = config.port
   let recovery: RecoveryReport | undefined
   let lock: DataDirLock | undefined
+  let subscriptions: SubscriptionManager | undefined
+  let deliveries: WebhookDeliveries | undefined
+  const url = (): string => `${config.tlsCertFile === undefined ? 'http' : 'https'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
+  /** Subscriptions hear of every stream change from recovery on: made before it. */
+  const startSubscriptions = (): SubscriptionManager => {
+    const keys = SubscriptionKeys.load(durable === undefined || dependencies.io !== undefined ? undefined : config.dataDir, config.webhookSigningKeyFile)
+    const manager = new SubscriptionManager({
+      engine,
+      keys,
+      webhooksEnabled: config.webhooks,
+      baseUrl: () => config.publicUrl ?? url(),
+      streamPathBytesMax: config.streamPathBytesMax,
+      subscriptionsMax: config.subscriptionsMax,
+      linksMax: config.subscriptionLinksMax,
+      wakeStreamsMax: config.wakeStreamsMax,
+    })
+    deliveries = new WebhookDeliveries({ manager, keys, inFlightMax: config.webhookDeliveriesMax, timeoutMs: config.webhookTimeoutMs })
+    manager.delivery = deliveries
+    engine.observer = manager
+    engine.controls.receiver = manager
+    ctx.subscriptions = manager
+    return manager
+  }
 
   return {
     config,
@@ -115,7 +141,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       return port
     },
     get url() {
-      return `${config.tlsCertFile === undefined ? 'http' : 'https'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
+      return url()
     },
     get recovery() {
       return recovery
@@ -130,6 +156,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       uwsName = loaded.name
       // The simulator is its own world; only real directories need the process lock.
       if (durable !== undefined && dependencies.io === undefined) lock = DataDirLock.acquire(config.dataDir)
+      subscriptions = startSubscriptions()
       // Listening during recovery: /healthz and /readyz (503) answer, streams get 503.
       app = buildApp(uws, ctx, tlsFiles(config))
       const bound = await new Promise<ListenSocket | false>((resolve) => app!.listen(config.host, config.port, resolve))
@@ -148,6 +175,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
         engine.registry.expiryEnabled = true
         engine.registry.sweep()
       }
+      await subscriptions.start()
       ctx.ready = true
     },
     reloadAuth() {
@@ -166,6 +194,8 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
       if (socket !== undefined && uws !== undefined) uws.us_listen_socket_close(socket)
       socket = undefined
       for (const live of [...ctx.live]) live.shutdown()
+      subscriptions?.stop()
+      deliveries?.stop()
       app?.close()
       await engine.close()
       await choice?.release()

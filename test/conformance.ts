@@ -23,13 +23,14 @@ export function conformanceSuite(durability: Durability, io: IoBackend = 'fs'): 
     return
   }
   describe(`conformance: ${label}`, () => {
-    const config = { baseUrl: '', longPollTimeoutMs: LONG_POLL_TIMEOUT_MS }
+    // The reserved subscription block too (webhooks on: the suite's receivers listen on 127.0.0.1).
+    const config = { baseUrl: '', longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, subscriptions: true }
     let server: RingstreamServer
     let dataDir: string
 
     beforeAll(async () => {
       dataDir = mkdtempSync(join(tmpdir(), `ringstream-conformance-${durability}-`))
-      server = createServer({ port: 0, durability, io, dataDir, longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, walSegmentBytes: 32 * 1024 * 1024 })
+      server = createServer({ port: 0, durability, io, dataDir, longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, walSegmentBytes: 32 * 1024 * 1024, webhooks: true })
       await server.listen()
       config.baseUrl = server.url
     })

@@ -1,4 +1,5 @@
-// http/app.ts — the uWS application: routing by method under /v1/stream/, CORS preflight,
+// http/app.ts — the uWS application: routing by method under /v1/stream/ (the reserved
+// __ds/ control routes first: http/subscriptions.ts), CORS preflight,
 // metrics (/metrics, Prometheus text; see metrics/), health (/healthz: the process answers) and readiness (/readyz: recovery is done and
 // streams are served; until then every stream request is 503 NOT_READY), and turning
 // every thrown error into a response via the status table.
@@ -9,6 +10,7 @@ import { decodeStreamPath, isReservedPath } from '../protocol/path.js'
 import type { HttpContext } from './context.js'
 import { Exchange } from './exchange.js'
 import { handleGet, handleHead } from './read.js'
+import { CONTROL_PREFIX, handleControl } from './subscriptions.js'
 import type { HttpRequest, HttpResponse, TemplatedApp, Uws } from './uws.js'
 import { STREAM_ROUTE_PREFIX, handleDelete, handlePost, handlePut } from './write.js'
 
@@ -72,6 +74,8 @@ function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
   }
   if (!ctx.ready) throw new StreamError('NOT_READY', 'the server is recovering its data directory; retry shortly')
   if (!x.url.startsWith(STREAM_ROUTE_PREFIX)) throw new StreamError('NOT_FOUND', `no route for ${x.url}; streams live under ${STREAM_ROUTE_PREFIX}`)
+  // The reserved control prefix is routed before streams (PROTOCOL §6).
+  if (x.url.startsWith(CONTROL_PREFIX, STREAM_ROUTE_PREFIX.length) && ctx.subscriptions !== undefined) return handleControl(x, ctx, x.url.slice(STREAM_ROUTE_PREFIX.length))
   const path = decodeStreamPath(x.url.slice(STREAM_ROUTE_PREFIX.length), ctx.config.streamPathBytesMax)
   if (isReservedPath(path)) throw new StreamError('RESERVED_PATH', 'paths under __ds/ are reserved for the subscription APIs')
   const handler = HANDLERS[x.method]

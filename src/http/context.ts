@@ -8,6 +8,7 @@ import type { ServerConfig } from '../config.js'
 import { nextCursor } from '../protocol/cursor.js'
 import type { Engine } from '../streams/engine.js'
 import type { Stream } from '../streams/stream.js'
+import type { SubscriptionManager } from '../subscriptions/manager.js'
 
 export interface Closable {
   /** What kind of live read this is (metrics). */
@@ -50,6 +51,8 @@ export class HttpContext {
 
   /** Counted requests and appends for GET /metrics; undefined with --metrics off. */
   metrics: ServerMetrics | undefined
+  /** The reserved subscription APIs (PROTOCOL §6); undefined: not served. */
+  subscriptions: SubscriptionManager | undefined
   /** Bearer tokens every stream request must present (--auth-tokens, --auth-jwks); undefined: open. */
   auth: Authenticator | undefined
 

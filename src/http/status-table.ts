@@ -43,6 +43,14 @@ const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   NOT_READY: 503,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
+  SUBSCRIPTION_NOT_FOUND: 404,
+  SUBSCRIPTION_ALREADY_EXISTS: 409,
+  WEBHOOK_URL_REJECTED: 400,
+  TOKEN_INVALID: 401,
+  TOKEN_EXPIRED: 401,
+  FENCED: 409,
+  ALREADY_CLAIMED: 409,
+  NO_PENDING_WORK: 409,
 }
 
 export interface ErrorReply {
@@ -62,6 +70,6 @@ export function errorReply(error: StreamError): ErrorReply {
   if (error.code === 'METHOD_NOT_ALLOWED') headers.push(['Allow', 'GET, HEAD, PUT, POST, DELETE, OPTIONS'])
   if (error.code === 'NOT_READY') headers.push(['Retry-After', '1'])
   if (error.code === 'UNAUTHORIZED') headers.push(['WWW-Authenticate', 'Bearer'])
-  const body = JSON.stringify({ error: { code: error.code, message: error.message } })
+  const body = JSON.stringify({ error: { code: error.code, message: error.message, current_holder: details.currentHolder, generation: details.generation } })
   return { status: STATUS_BY_CODE[error.code], headers, body }
 }

@@ -24,6 +24,14 @@ export type ErrorCode =
   | 'NOT_READY'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
+  | 'SUBSCRIPTION_NOT_FOUND'
+  | 'SUBSCRIPTION_ALREADY_EXISTS'
+  | 'WEBHOOK_URL_REJECTED'
+  | 'TOKEN_INVALID'
+  | 'TOKEN_EXPIRED'
+  | 'FENCED'
+  | 'ALREADY_CLAIMED'
+  | 'NO_PENDING_WORK'
 
 /** Structured details some codes carry; the status table turns them into headers. */
 export interface ErrorDetails {
@@ -31,6 +39,9 @@ export interface ErrorDetails {
   expectedSeq?: number
   receivedSeq?: number
   nextOffset?: string
+  /** ALREADY_CLAIMED: who holds the lease, and its generation (in the JSON body). */
+  currentHolder?: string
+  generation?: number
 }
 
 export class StreamError extends Error {

@@ -136,7 +136,9 @@ export class DurableStorage implements Storage {
       }
     }
     this.timer = setInterval(() => {
-      if (this.wal !== undefined && this.wal.lsn > this.lastCheckpointLsn) void this.checkpoint().catch(reportCheckpointError)
+      // Changes with no WAL record count too: a sliding TTL renewed by reads alone is kept
+      // only by checkpoints, so after a crash it goes back by at most one interval.
+      if (this.wal !== undefined && (this.wal.lsn > this.lastCheckpointLsn || target.changedCount() > 0)) void this.checkpoint().catch(reportCheckpointError)
     }, this.options.checkpointIntervalMs)
     this.timer.unref()
     return { checkpointLsn: fromLsn, records, droppedBytes: tail?.droppedBytes ?? 0, ms: performance.now() - started }
@@ -201,7 +203,7 @@ export class DurableStorage implements Storage {
       await syncAll(state.logs)
       // Data files created since the last checkpoint need their directory entries durable too.
       await io.syncDir(this.paths.streamsDir)
-      await store.commit(state.streams, state.removed, { lsn, nextStreamId: state.nextStreamId, segmentBytes: this.files.segmentBytes })
+      await store.commit(state.streams, state.removed, { lsn, nextStreamId: state.nextStreamId, segmentBytes: this.files.segmentBytes }, state.controls)
     } catch (error) {
       state.restore()
       throw error

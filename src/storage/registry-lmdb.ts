@@ -1,9 +1,10 @@
 // storage/registry-lmdb.ts — the registry store on a real disk: an lmdb environment in
 // <data-dir>/registry (a copy-on-write B+tree, memory-mapped: lookups are synchronous and
-// cost microseconds, a commit writes only the pages it changed). Four databases:
+// cost microseconds, a commit writes only the pages it changed). Five databases:
 // streams (id → entry, see registry-store.ts), paths (path → id), expiring (the ids of
-// streams with a TTL or Expires-At, for the expiry sweep) and meta (the checkpoint's LSN
-// and id counter). A checkpoint is one write transaction over all of them, awaited until
+// streams with a TTL or Expires-At, for the expiry sweep), controls (state that belongs to
+// no stream: subscriptions, storage/controls.ts) and meta (the checkpoint's LSN and id
+// counter). A checkpoint is one write transaction over all of them, awaited until
 // lmdb reports it flushed to disk, before any WAL segment it covers goes. Version 1 (no
 // expiring database) is upgraded in place when opened.
 
@@ -27,6 +28,7 @@ export class LmdbRegistry implements RegistryStore {
     private readonly paths: Database<number, string>,
     private readonly expiring: Database<boolean, number>,
     private readonly metaDb: Database<StoredMeta, string>,
+    private readonly controlDb: Database<string, string>,
   ) {}
 
   static async open(dir: string): Promise<LmdbRegistry> {
@@ -38,7 +40,8 @@ export class LmdbRegistry implements RegistryStore {
     const paths = root.openDB<number, string>('paths', {})
     const expiring = root.openDB<boolean, number>('expiring', { keyEncoding: 'uint32' })
     const meta = root.openDB<StoredMeta, string>('meta', {})
-    const store = new LmdbRegistry(root, streams, paths, expiring, meta)
+    const controls = root.openDB<string, string>('controls', { encoding: 'string' })
+    const store = new LmdbRegistry(root, streams, paths, expiring, meta, controls)
     const saved = meta.get(META_KEY)
     if (saved !== undefined && (saved.format !== FORMAT || (saved.version !== VERSION && saved.version !== 1))) {
       throw new Error(`${dir} holds a registry of format ${saved.format} version ${saved.version}; this ringstream reads ${FORMAT} versions 1 and ${VERSION}`)
@@ -78,8 +81,19 @@ export class LmdbRegistry implements RegistryStore {
     return ids
   }
 
-  async commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta): Promise<void> {
+  storedPaths(): Iterable<string> {
+    return this.paths.getKeys()
+  }
+
+  controls(): Array<[string, string]> {
+    const all: Array<[string, string]> = []
+    for (const { key, value } of this.controlDb.getRange()) all.push([key, value])
+    return all
+  }
+
+  async commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta, controls?: ReadonlyMap<string, string | undefined>): Promise<void> {
     await this.root.transaction(() => {
+      for (const [key, value] of controls ?? []) void (value === undefined ? this.controlDb.remove(key) : this.controlDb.put(key, value))
       for (const { id, path } of removes) {
         void this.streams.remove(id)
         void this.expiring.remove(id)

@@ -37,8 +37,13 @@ export interface RegistryStore {
   /** Up to `limit` ids greater than `after`, in order, of the stored streams that can
    * expire (a TTL or an Expires-At): the expiry sweep walks these, never the idle rest. */
   expiringAfter(after: number, limit: number): number[]
-  /** Atomically and durably: removes, then stores, then records `meta`. */
-  commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta): Promise<void>
+  /** Every stored path (live or soft-deleted streams), in order: subscription backfill. */
+  storedPaths(): Iterable<string>
+  /** Every stored control key and value (subscriptions: few, loaded whole at startup). */
+  controls(): Array<[string, string]>
+  /** Atomically and durably: removes, then stores, then sets or removes (undefined) the
+   * control keys, then records `meta`. */
+  commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta, controls?: ReadonlyMap<string, string | undefined>): Promise<void>
   close(): Promise<void>
 }
 
@@ -161,6 +166,7 @@ export class IoRegistry implements RegistryStore {
     private readonly dir: string,
     private readonly entries: Map<number, Buffer>,
     private readonly paths: Map<string, number>,
+    private readonly controlValues: Map<string, string>,
     public meta: RegistryMeta | undefined,
   ) {
     for (const [id, entry] of entries) {
@@ -179,6 +185,7 @@ export class IoRegistry implements RegistryStore {
     const path = `${dir}/registry.json`
     const entries = new Map<number, Buffer>()
     const paths = new Map<string, number>()
+    const controls = new Map<string, string>()
     let meta: RegistryMeta | undefined
     let file
     try {
@@ -190,13 +197,21 @@ export class IoRegistry implements RegistryStore {
       const buffer = Buffer.allocUnsafe(await io.size(file))
       await io.read(file, buffer, 0)
       await io.close(file)
-      const saved = JSON.parse(buffer.toString('utf8')) as { format: string; version: number; meta: RegistryMeta; entries: Array<[number, string]>; paths: Array<[string, number]> }
+      const saved = JSON.parse(buffer.toString('utf8')) as {
+        format: string
+        version: number
+        meta: RegistryMeta
+        entries: Array<[number, string]>
+        paths: Array<[string, number]>
+        controls?: Array<[string, string]>
+      }
       if (saved.format !== IO_FORMAT || saved.version !== IO_VERSION) throw new RegistryCorruptionError(`${path} is not a version ${IO_VERSION} registry`)
       meta = saved.meta
       for (const [id, base64] of saved.entries) entries.set(id, Buffer.from(base64, 'base64'))
       for (const [streamPath, id] of saved.paths) paths.set(streamPath, id)
+      for (const [key, value] of saved.controls ?? []) controls.set(key, value)
     }
-    return new IoRegistry(io, path, dir, entries, paths, meta)
+    return new IoRegistry(io, path, dir, entries, paths, controls, meta)
   }
 
   get(id: number): StreamSnapshot | undefined {
@@ -212,9 +227,22 @@ export class IoRegistry implements RegistryStore {
     return [...this.expiring].filter((id) => id > after).sort((a, b) => a - b).slice(0, limit)
   }
 
-  async commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta): Promise<void> {
+  storedPaths(): Iterable<string> {
+    return [...this.paths.keys()].sort()
+  }
+
+  controls(): Array<[string, string]> {
+    return [...this.controlValues]
+  }
+
+  async commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta, controlChanges?: ReadonlyMap<string, string | undefined>): Promise<void> {
     const entries = new Map(this.entries)
     const paths = new Map(this.paths)
+    const controls = new Map(this.controlValues)
+    for (const [key, value] of controlChanges ?? []) {
+      if (value === undefined) controls.delete(key)
+      else controls.set(key, value)
+    }
     for (const { id, path } of removes) {
       entries.delete(id)
       if (paths.get(path) === id) paths.delete(path)
@@ -223,7 +251,7 @@ export class IoRegistry implements RegistryStore {
       entries.set(snapshot.id, encodeEntry(snapshot))
       paths.set(snapshot.path, snapshot.id)
     }
-    const text = JSON.stringify({ format: IO_FORMAT, version: IO_VERSION, meta, entries: [...entries].map(([id, entry]) => [id, entry.toString('base64')]), paths: [...paths] })
+    const text = JSON.stringify({ format: IO_FORMAT, version: IO_VERSION, meta, entries: [...entries].map(([id, entry]) => [id, entry.toString('base64')]), paths: [...paths], controls: [...controls] })
     const tmp = `${this.path}.tmp`
     const file = await this.io.open(tmp, true)
     try {
@@ -239,6 +267,8 @@ export class IoRegistry implements RegistryStore {
     for (const [id, entry] of entries) this.entries.set(id, entry)
     this.paths.clear()
     for (const [path, id] of paths) this.paths.set(path, id)
+    this.controlValues.clear()
+    for (const [key, value] of controls) this.controlValues.set(key, value)
     for (const { id } of removes) this.expiring.delete(id)
     for (const snapshot of puts) if (canExpire(snapshot)) this.expiring.add(snapshot.id)
     this.meta = meta

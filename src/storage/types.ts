@@ -79,7 +79,17 @@ export interface DeleteChange {
   readonly streamId: number
 }
 
-export type Change = CreateChange | AppendChange | DeleteChange
+/** State that belongs to no stream (subscriptions): a key set to a value, or removed.
+ * Stored by the WAL and checkpoints exactly like stream state; see storage/controls.ts. */
+export interface ControlChange {
+  readonly kind: 'control'
+  readonly key: string
+  /** Undefined: the key is removed. */
+  readonly value: string | undefined
+}
+
+export type StreamChange = CreateChange | AppendChange | DeleteChange
+export type Change = StreamChange | ControlChange
 
 /** How much a log holds: its bytes and the entries of its indexes (messages: JSON only). */
 export interface LogShape {
@@ -134,6 +144,8 @@ export interface EngineSnapshot {
   readonly logs: readonly StreamLog[]
   /** Streams gone since the last checkpoint. */
   readonly removed: readonly RemovedStream[]
+  /** Control keys set (a value) or removed (undefined) since the last checkpoint. */
+  readonly controls: ReadonlyMap<string, string | undefined>
   /** The checkpoint failed: these changes are still to be written. */
   restore(): void
   /** The checkpoint stored them. */

@@ -11,6 +11,8 @@
 //               4 expires, 8 parent) | u8 durability | [f64 ttl] [f64 expiresAt]
 //               [u32 parentId] | f64 base | u16 chunkCount | chunk*
 //   delete (3): nothing more
+//   control (4): str key | u32 valueLength (0xffffffff: the key is removed) | utf8 value
+//               (stream id 0: state that belongs to no stream, e.g. subscriptions)
 //   chunk:      u32 messageCount (0xffffffff: not JSON) | u32 end* | u32 byteLength | bytes
 //   str:        u16 byteLength | utf8
 // A zero batch length (and checksum) marks the end of the written part of a segment.
@@ -27,7 +29,9 @@ const enum RecordType {
   Create = 1,
   Append = 2,
   Delete = 3,
+  Control = 4,
 }
+const REMOVED = 0xffffffff
 
 /** A decoded record: the change plus the time it was made. */
 export interface WalRecord {
@@ -86,15 +90,30 @@ class Writer {
   }
 }
 
+const RECORD_TYPES: Readonly<Record<Change['kind'], RecordType>> = {
+  create: RecordType.Create,
+  append: RecordType.Append,
+  delete: RecordType.Delete,
+  control: RecordType.Control,
+}
+
 /** Encodes a change as record buffers (header first, payloads as their own views). */
 export function encodeRecord(change: Change, timeMs: number): Uint8Array[] {
   const head = new Writer()
   head.u32(0)
   const parts: Uint8Array[] = []
-  head.u8(change.kind === 'create' ? RecordType.Create : change.kind === 'append' ? RecordType.Append : RecordType.Delete)
+  head.u8(RECORD_TYPES[change.kind])
   head.f64(timeMs)
-  head.u32(change.streamId)
-  if (change.kind === 'append') {
+  head.u32(change.kind === 'control' ? 0 : change.streamId)
+  if (change.kind === 'control') {
+    head.str(change.key)
+    if (change.value === undefined) head.u32(REMOVED)
+    else {
+      const value = Buffer.from(change.value)
+      head.u32(value.length)
+      parts.push(value)
+    }
+  } else if (change.kind === 'append') {
     head.f64(change.position)
     const { producer, streamSeq, chunk } = change
     head.u8((change.close ? 1 : 0) | (producer ? 2 : 0) | (streamSeq !== undefined ? 4 : 0) | (chunk ? 8 : 0))
@@ -256,6 +275,16 @@ function decodeRecord(reader: Reader): WalRecord {
   const timeMs = reader.f64()
   const streamId = reader.u32()
   if (type === RecordType.Delete) return { timeMs, change: { kind: 'delete', streamId } }
+  if (type === RecordType.Control) {
+    const key = reader.str()
+    const length = reader.u32()
+    let value: string | undefined
+    if (length !== REMOVED) {
+      const bytes = reader.bytes(length)
+      value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8')
+    }
+    return { timeMs, change: { kind: 'control', key, value } }
+  }
   if (type === RecordType.Append) {
     const position = reader.f64()
     const flags = reader.u8()

@@ -9,11 +9,12 @@ import { type ContentType, type Durability, type ProducerHeaders, isJsonContentT
 import { frameJsonAppend } from '../protocol/json.js'
 import { formatOffset } from '../protocol/offset.js'
 import { decideProducer } from '../protocol/producer.js'
-import { isIoError } from '../io/types.js'
 import type { AppendChange, AppendChunk, Change, LogShape, Storage } from '../storage/types.js'
 import { type MaybePromise, andThen } from '../util/maybe.js'
 import { type ForkRequest, type PreparedFork, forkSource, prepareFork } from './fork.js'
+import { Controls } from './controls.js'
 import { Registry } from './registry.js'
+import { storageError } from './storage-error.js'
 import { Stream, type StreamConfig } from './stream.js'
 import { wakeWaiters } from './waiters.js'
 
@@ -65,22 +66,31 @@ export interface ReadResult {
 
 export const DEFAULT_CONTENT_TYPE: ContentType = { value: 'application/octet-stream', essence: 'application/octet-stream' }
 
-/** Storage failures are operating errors: a full disk is 507, anything else 500. */
-function storageError(error: unknown): StreamError {
-  if (error instanceof StreamError) return error
-  if (isIoError(error, 'ENOSPC')) return new StreamError('INSUFFICIENT_STORAGE', 'no space left on the storage device')
-  return new StreamError('IO_ERROR', `storage write failed: ${(error as Error).message}`)
+/** Told of committed stream changes (subscriptions). Called after the change is visible,
+ * and during recovery for each replayed one (`replayed`). Must not throw. */
+export interface StreamObserver {
+  /** The stream was created or gained bytes. */
+  changed(stream: Stream, replayed: boolean): void
+  /** The stream was deleted or expired. */
+  removed(stream: Stream): void
 }
 
 export class Engine {
   readonly registry: Registry
+  /** State that belongs to no stream, stored like stream state (subscriptions). */
+  readonly controls: Controls
+  observer: StreamObserver | undefined
   private nextId: number
   private readonly now: () => number
 
   constructor(private readonly options: EngineOptions) {
     this.now = options.now ?? Date.now
     this.nextId = options.firstStreamId ?? 1
-    this.registry = new Registry(this.now, (stream) => wakeWaiters(stream))
+    this.registry = new Registry(this.now, (stream) => {
+      wakeWaiters(stream)
+      this.observer?.removed(stream)
+    })
+    this.controls = new Controls(options.storage, options.defaultDurability, this.now)
     this.registry.startSweeping(options.expirySweepMs)
   }
 
@@ -109,6 +119,10 @@ export class Engine {
     }
     const requestKey = createRequestKey(request)
     const existing = this.registry.find(request.path)
+    if (existing?.deletion !== undefined) {
+      const again = (): MaybePromise<[Stream, boolean]> => this.create(request)
+      return existing.deletion.then(again, again)
+    }
     if (existing !== undefined) return this.confirmExisting(existing, request, requestKey)
     if (fork !== undefined && forkSource(this.registry, request.fork!.sourcePath) !== fork.source) {
       throw new StreamError('CONFIG_MISMATCH', 'fork source changed while the fork was being created')
@@ -248,14 +262,14 @@ export class Engine {
     }
     if (pending === undefined) {
       onCommit()
-      wakeWaiters(stream)
+      this.committed(stream, change)
       return value()
     }
     const settled: Promise<R> = pending.then(
       () => {
         if (stream.lastCommit === settled) stream.lastCommit = undefined
         onCommit()
-        wakeWaiters(stream)
+        this.committed(stream, change)
         return value()
       },
       (error: unknown) => {
@@ -268,24 +282,40 @@ export class Engine {
     return settled
   }
 
+  private committed(stream: Stream, change: Change): void {
+    wakeWaiters(stream)
+    if (this.observer !== undefined && (change.kind === 'create' || (change.kind === 'append' && change.chunk !== undefined))) this.observer.changed(stream, false)
+  }
+
   /** Answers that depend on staged state wait until that state is durable. */
   private afterInflight<R>(stream: Stream, value: () => R): MaybePromise<R> {
     if (stream.lastCommit === undefined) return value()
     return stream.lastCommit.then(value)
   }
 
-  /** DELETE: retires the stream now; resolves when the deletion is durable. */
+  /** DELETE: the stream is retired once its WAL record commits (a failed write leaves it
+   * as it was); meanwhile requests see it as gone (404) and a PUT of its path waits. */
   delete(path: string): MaybePromise<void> {
     const stream = this.registry.get(path)
-    this.registry.delete(path)
-    const pending = this.options.storage.commit({ kind: 'delete', streamId: stream.id }, stream.config.durability, this.now())
-    if (pending === undefined) return undefined
-    return pending.then(
-      () => undefined,
+    let pending: Promise<unknown> | undefined
+    try {
+      pending = this.options.storage.commit({ kind: 'delete', streamId: stream.id }, stream.config.durability, this.now())
+    } catch (error) {
+      throw storageError(error)
+    }
+    if (pending === undefined) return this.registry.retireIfCurrent(stream)
+    const deletion = pending.then(
+      () => {
+        stream.deletion = undefined
+        this.registry.retireIfCurrent(stream)
+      },
       (error: unknown) => {
+        stream.deletion = undefined
         throw storageError(error)
       },
     )
+    stream.deletion = deletion
+    return deletion
   }
 
   /** Metadata lookup (HEAD): no TTL renewal. */

@@ -59,6 +59,7 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
     attach(store: RegistryStore, salvage: boolean): void {
       const meta = store.meta
       if (meta !== undefined) engine.reserveStreamIds(meta.nextStreamId)
+      for (const [key, value] of store.controls()) engine.controls.load(key, value)
       const read = (id: number): StreamSnapshot | undefined => {
         try {
           return store.get(id)
@@ -85,10 +86,12 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
         },
         stored: (id) => store.get(id),
         expiringAfter: (after, limit) => store.expiringAfter(after, limit),
+        paths: () => store.storedPaths(),
       }
     },
 
     apply({ change, timeMs }: WalRecord): void {
+      if (change.kind === 'control') return engine.controls.replay(change.key, change.value)
       if (change.kind === 'create') {
         if (registry.findById(change.streamId) !== undefined) return // already in the store
         const previous = registry.find(change.path)
@@ -99,6 +102,7 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
         stream.closed = stream.staged.closed = change.closed
         stream.lastAccessMs = timeMs
         registry.add(stream)
+        engine.observer?.changed(stream, true)
         return
       }
       const stream = registry.findById(change.streamId)
@@ -112,6 +116,7 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
       if (change.chunk !== undefined) {
         stream.appendBytes(change.chunk.bytes, change.chunk.messageEnds, true)
         stream.commitBytes(tail + change.chunk.bytes.length)
+        engine.observer?.changed(stream, true)
       }
       if (change.streamSeq !== undefined) stream.lastStreamSeq = stream.staged.lastStreamSeq = change.streamSeq
       const producer = change.producer
@@ -126,12 +131,17 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
 
     snapshot(): EngineSnapshot {
       const changes = registry.takeChanges()
+      const controls = engine.controls.take()
       return {
+        controls,
         nextStreamId: engine.nextStreamId,
         streams: changes.streams.map(snapshotOf),
         logs: changes.streams.map((stream) => stream.log),
         removed: changes.removed,
-        restore: () => registry.restoreChanges(changes),
+        restore: () => {
+          registry.restoreChanges(changes)
+          engine.controls.untake(controls)
+        },
         stored: () => registry.committedChanges(changes),
       }
     },

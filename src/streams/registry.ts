@@ -21,6 +21,8 @@ export interface RegistryBacking {
   stored(id: number): StreamSnapshot | undefined
   /** Stored ids after `after` of the streams that can expire, in order, up to `limit`. */
   expiringAfter(after: number, limit: number): number[]
+  /** Every stored path. */
+  paths(): Iterable<string>
 }
 
 /** What a checkpoint persists: streams changed since the last one, and those removed. */
@@ -95,7 +97,7 @@ export class Registry {
   /** A live stream or a StreamError (404 when absent, 410 when soft-deleted). */
   get(path: string): Stream {
     const stream = this.find(path)
-    if (stream === undefined) throw new StreamError('NOT_FOUND', 'stream not found')
+    if (stream === undefined || stream.deletion !== undefined) throw new StreamError('NOT_FOUND', 'stream not found')
     if (stream.softDeleted) throw new StreamError('GONE', 'stream was deleted')
     return stream
   }
@@ -103,6 +105,24 @@ export class Registry {
   /** A registered stream (live or soft-deleted) by id; recovery resolves records with it. */
   findById(id: number): Stream | undefined {
     return this.byId.get(id) ?? this.admit(this.backing?.loadId(id))
+  }
+
+  /** Calls `visit` for every live stream whose path passes `filter`, in memory or stored
+   * (stored ones are loaded only when they pass); stops when `visit` returns false. */
+  forEachLive(filter: (path: string) => boolean, visit: (stream: Stream) => boolean): void {
+    const seen = new Set<string>()
+    const resident: Stream[] = []
+    for (const [path, stream] of this.streams) if (filter(path)) resident.push(stream)
+    for (const stream of resident) {
+      seen.add(stream.path)
+      if (this.find(stream.path) === stream && !stream.softDeleted && stream.deletion === undefined && !visit(stream)) return
+    }
+    if (this.backing === undefined) return
+    for (const path of this.backing.paths()) {
+      if (seen.has(path) || !filter(path)) continue
+      const stream = this.find(path)
+      if (stream !== undefined && !stream.softDeleted && stream.deletion === undefined && !visit(stream)) return
+    }
   }
 
   /** Registers a new stream (its fork source gains a reference). */
@@ -198,6 +218,7 @@ export class Registry {
       stream.residentForks === 0 &&
       stream.waiters === undefined &&
       stream.lastCommit === undefined &&
+      stream.deletion === undefined &&
       stream.log.idle
     )
   }
@@ -209,9 +230,10 @@ export class Registry {
     this.onRetired(stream)
   }
 
-  /** DELETE: removes the stream, or soft-deletes it while forks read through it. */
-  delete(path: string): void {
-    this.retire(this.get(path))
+  /** A committed DELETE: removes the stream, or soft-deletes it while forks read through
+   * it, unless it went meanwhile (expired). */
+  retireIfCurrent(stream: Stream): void {
+    if (this.streams.get(stream.path) === stream && !stream.softDeleted) this.retire(stream)
   }
 
   private isExpired(stream: Stream, nowMs: number): boolean {

@@ -57,6 +57,8 @@ export class Stream {
   /** The latest change handed to storage and not yet settled; undefined when none is. */
   lastCommit: Promise<unknown> | undefined
   softDeleted = false
+  /** A DELETE whose record is not durable yet: the stream is gone to new requests. */
+  deletion: Promise<void> | undefined
   /** Live forks reading through this stream; a referenced stream is only soft-deleted. */
   forkRefs = 0
   /** …of them durable (memory-class forks do not survive a restart): what checkpoints keep. */
