@@ -39,7 +39,8 @@ export interface RegistryStore {
   expiringAfter(after: number, limit: number): number[]
   /** Every stored path (live or soft-deleted streams), in order: subscription backfill. */
   storedPaths(): Iterable<string>
-  /** Every stored control key and value (subscriptions: few, loaded whole at startup). */
+  /** Every stored control key and value, in key order (subscriptions: few, loaded whole
+   * at startup). */
   controls(): Array<[string, string]>
   /** Atomically and durably: removes, then stores, then sets or removes (undefined) the
    * control keys, then records `meta`. */
@@ -232,7 +233,8 @@ export class IoRegistry implements RegistryStore {
   }
 
   controls(): Array<[string, string]> {
-    return [...this.controlValues]
+    // In key order, as lmdb gives them (a subscription before its links).
+    return [...this.controlValues].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
   }
 
   async commit(puts: readonly StreamSnapshot[], removes: readonly RemovedStream[], meta: RegistryMeta, controlChanges?: ReadonlyMap<string, string | undefined>): Promise<void> {
