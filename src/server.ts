@@ -67,6 +67,10 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
         readCounts: (): { readonly hits: number; readonly misses: number } | undefined => durable?.readCounts,
         diskFull: (): boolean => durable?.diskFull ?? false,
         recoveryMs: (): number | undefined => recovery?.ms,
+        subscriptions: () =>
+          subscriptions === undefined || deliveries === undefined
+            ? undefined
+            : { subscriptions: subscriptions.size, wakes: subscriptions.wakes, webhookAttempts: deliveries.attempts, webhookFailures: deliveries.failures, webhooksInFlight: deliveries.inFlightCount },
       })
     : undefined
   const durable: DurableStorage | undefined =

@@ -13,6 +13,15 @@ export interface MetricSources {
   readCounts(): { readonly hits: number; readonly misses: number } | undefined
   diskFull(): boolean
   recoveryMs(): number | undefined
+  subscriptions(): SubscriptionCounts | undefined
+}
+
+export interface SubscriptionCounts {
+  readonly subscriptions: number
+  readonly wakes: number
+  readonly webhookAttempts: number
+  readonly webhookFailures: number
+  readonly webhooksInFlight: number
 }
 
 const STREAM_PREFIX = '/v1/stream/'
@@ -124,6 +133,11 @@ export class ServerMetrics {
     gauge('ringstream_sse_connections', 'Open SSE reads', () => sources.liveReads().sse)
     gauge('ringstream_long_poll_connections', 'Waiting long-poll reads', () => sources.liveReads().longPoll)
     gauge('ringstream_disk_full', '1 while appends are refused because the disk is full', () => (sources.diskFull() ? 1 : 0))
+    counter('ringstream_subscription_wakes_total', 'Subscription wakes issued (each a new generation)', () => sources.subscriptions()?.wakes ?? 0)
+    counter('ringstream_webhook_attempts_total', 'Webhook requests made', () => sources.subscriptions()?.webhookAttempts ?? 0)
+    counter('ringstream_webhook_failures_total', 'Webhook requests that failed (not 2xx, timed out, refused) and were rescheduled', () => sources.subscriptions()?.webhookFailures ?? 0)
+    gauge('ringstream_subscriptions', 'Subscriptions held', () => sources.subscriptions()?.subscriptions ?? 0)
+    gauge('ringstream_webhooks_in_flight', 'Webhook requests in flight', () => sources.subscriptions()?.webhooksInFlight ?? 0)
     gauge('ringstream_recovery_seconds', 'How long the last startup recovery took', () => (sources.recoveryMs() ?? 0) / 1000)
     this.batchRecords = new Histogram({
       name: 'ringstream_wal_batch_records',

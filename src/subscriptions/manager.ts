@@ -89,6 +89,8 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
   private unsaved: Array<[Subscription, Link]> | undefined = []
   private leaseTimer: NodeJS.Timeout | undefined
   private readonly now: () => number
+  /** Wakes issued (metrics). */
+  wakes = 0
   delivery: WakeDelivery | undefined
 
   constructor(private readonly options: ManagerOptions) {
@@ -468,6 +470,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
   private issueWake(sub: Subscription): MaybePromise<void> {
     const nowMs = this.now()
     sub.generation++
+    this.wakes++
     const webhook = sub.config.type === 'webhook'
     const wake = { id: newWakeId(), generation: sub.generation, snapshot: this.snapshotPending(sub), holder: undefined, leaseUntilMs: webhook ? nowMs + sub.config.leaseTtlMs : undefined }
     sub.wake = wake

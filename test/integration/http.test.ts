@@ -68,11 +68,20 @@ describe('limits and validation', () => {
     ['a%0Ab', 'INVALID_PATH'],
     ['bad%ZZ', 'INVALID_PATH'],
     ['x'.repeat(2000), 'INVALID_PATH'],
-    ['__ds/subscriptions/x', 'RESERVED_PATH'],
+    ['__ds', 'RESERVED_PATH'],
   ])('path %s is refused with 400 %s', async (path, code) => {
     const res = await rawPut(`/v1/stream/${path}`)
     expect(res.status).toBe(400)
     expect((JSON.parse(res.body) as { error: { code: string } }).error.code).toBe(code)
+  })
+
+  test('paths under __ds/ are control routes, never streams', async () => {
+    const notJson = await rawPut('/v1/stream/__ds/subscriptions/x')
+    expect(notJson.status).toBe(400)
+    const unknown = await rawPut('/v1/stream/__ds/anything')
+    expect(unknown.status).toBe(404)
+    expect((JSON.parse(unknown.body) as { error: { code: string } }).error.code).toBe('SUBSCRIPTION_NOT_FOUND')
+    expect((await fetch(live.stream('__ds/anything'))).status).toBe(404)
   })
 
   test('nested paths with slashes are ordinary streams', async () => {

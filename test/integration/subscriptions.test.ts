@@ -4,6 +4,7 @@
 // with the official client, claim, crash holding the lease, and ack.
 
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
@@ -15,6 +16,9 @@ const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-subscriptions-'))
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
 const live = useServer({ durability: 'fsync', io: 'fs', dataDir, webhooks: true, webhookTimeoutMs: 1000 })
 const spawnChild = useChildren()
+
+const require = createRequire(import.meta.url)
+const parseMetrics = require('parse-prometheus-text-format') as (text: string) => Array<{ name: string; metrics: Array<{ value?: string }> }>
 
 const subUrl = (id: string): string => live.stream(`__ds/subscriptions/${id}`)
 
@@ -138,4 +142,15 @@ describe('pull-wake workers', () => {
     expect(stale).toMatchObject({ status: 409, body: { error: { code: 'FENCED' } } })
     expect((await json(`${subUrl(id)}/claim`, 'POST', { worker: 'worker-3' })).body.error.code).toBe('NO_PENDING_WORK')
   })
+})
+
+test('/metrics counts subscriptions, wakes and webhook attempts and failures', async () => {
+  const families = parseMetrics(await (await fetch(`${live.url}/metrics`)).text())
+  const value = (name: string): number => Number(families.find((family) => family.name === name)?.metrics[0]?.value)
+  // The tests above made five subscriptions, woke each, and had deliveries fail.
+  expect(value('ringstream_subscriptions')).toBe(5)
+  expect(value('ringstream_subscription_wakes_total')).toBeGreaterThanOrEqual(5)
+  expect(value('ringstream_webhook_attempts_total')).toBeGreaterThan(value('ringstream_webhook_failures_total'))
+  expect(value('ringstream_webhook_failures_total')).toBeGreaterThanOrEqual(2)
+  expect(families.map((family) => family.name)).toContain('ringstream_webhooks_in_flight')
 })
