@@ -35,6 +35,8 @@ Options (each also settable as an environment variable):
   --webhooks                  RINGSTREAM_WEBHOOKS=1           serve webhook subscriptions (outbound requests); pull-wake is always on
   --public-url <url>          RINGSTREAM_PUBLIC_URL           http(s)://host[:port] clients reach this server at (webhook callback URLs)
   --webhook-signing-key <f>   RINGSTREAM_WEBHOOK_SIGNING_KEY  PEM Ed25519 key for webhook signatures (default: made once in the data dir)
+  --cluster-url <url>         RINGSTREAM_CLUSTER_URL          scale-out: the path-hashing proxy every node is reached through
+  --node-url <url>            RINGSTREAM_NODE_URL             …and this node's URL as the others reach it (default: the listen address)
   --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on
   -h, --help                                                  show this help
 
@@ -62,6 +64,8 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'tls-key': { type: 'string' },
   webhooks: { type: 'boolean' },
+  'cluster-url': { type: 'string' },
+  'node-url': { type: 'string' },
   'public-url': { type: 'string' },
   'webhook-signing-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -123,6 +127,10 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (values.webhooks === true || env.RINGSTREAM_WEBHOOKS === '1') config.webhooks = true
   const publicUrl = pick('public-url', 'RINGSTREAM_PUBLIC_URL')
   if (publicUrl !== undefined) config.publicUrl = publicUrl.replace(/\/+$/, '')
+  const clusterUrl = pick('cluster-url', 'RINGSTREAM_CLUSTER_URL')
+  if (clusterUrl !== undefined) config.clusterUrl = clusterUrl.replace(/\/+$/, '')
+  const nodeUrl = pick('node-url', 'RINGSTREAM_NODE_URL')
+  if (nodeUrl !== undefined) config.nodeUrl = nodeUrl.replace(/\/+$/, '')
   const signingKey = pick('webhook-signing-key', 'RINGSTREAM_WEBHOOK_SIGNING_KEY')
   if (signingKey !== undefined) config.webhookSigningKeyFile = signingKey
   const io = pick('io', 'RINGSTREAM_IO')

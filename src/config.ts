@@ -94,6 +94,11 @@ export interface ServerConfig {
   webhookDeliveriesMax: number
   /** One webhook attempt's limit, answer included: a slow receiver holds one slot this long. */
   webhookTimeoutMs: number
+  /** Scale-out: the path-hashing proxy all nodes are reached through (deploy/haproxy.cfg);
+   * undefined: a single node. */
+  clusterUrl: string | undefined
+  /** …and this node's own URL as the other nodes reach it (default: the listen address). */
+  nodeUrl: string | undefined
 }
 
 export const DEFAULTS: Readonly<ServerConfig> = {
@@ -138,6 +143,8 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   wakeStreamsMax: 1000,
   webhookDeliveriesMax: 64,
   webhookTimeoutMs: 10_000,
+  clusterUrl: undefined,
+  nodeUrl: undefined,
 }
 
 /** Half the process's descriptor limit (the rest is for connections), within [256, 16384]:
@@ -179,6 +186,10 @@ export function validateConfig(config: ServerConfig): void {
   if (config.residentStreamsMax < 1) fail('residentStreamsMax must be at least 1')
   if (config.checkpointChangedStreams < 1) fail('checkpointChangedStreams must be at least 1')
   if (config.publicUrl !== undefined && !/^https?:\/\/[^/]+$/.test(config.publicUrl)) fail('the public URL must be http(s)://host[:port] with no path')
+  for (const [name, value] of [['cluster URL', config.clusterUrl], ['node URL', config.nodeUrl]] as const) {
+    if (value !== undefined && !/^https?:\/\/[^/]+$/.test(value)) fail(`the ${name} must be http(s)://host[:port] with no path`)
+  }
+  if (config.nodeUrl !== undefined && config.clusterUrl === undefined) fail('--node-url needs --cluster-url')
   if (config.subscriptionsMax < 1 || config.subscriptionLinksMax < 1 || config.wakeStreamsMax < 1) fail('subscription limits must be at least 1')
   if (config.webhookDeliveriesMax < 1 || config.webhookTimeoutMs < 100) fail('webhook deliveries need at least 1 slot and a timeout of at least 100 ms')
 }

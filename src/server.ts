@@ -23,6 +23,7 @@ import { recoveryTarget } from './streams/recovery.js'
 import { WebhookDeliveries } from './subscriptions/delivery.js'
 import { SubscriptionKeys } from './subscriptions/keys.js'
 import { SubscriptionManager } from './subscriptions/manager.js'
+import { ForwardTable } from './cluster/forwards.js'
 
 export interface RingstreamServer {
   /** Recovers durable state, then starts listening; resolves once the port is bound. */
@@ -106,6 +107,19 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
     expirySweepMs: config.expirySweepMs,
   })
   const ctx = new HttpContext(engine, config)
+  if (config.clusterUrl !== undefined) {
+    const forwards = new ForwardTable(engine.controls)
+    engine.controls.receivers.push(forwards)
+    const clusterUrl = config.clusterUrl
+    ctx.cluster = {
+      clusterUrl,
+      forwards,
+      forwardTimeoutMs: 5000,
+      get nodeUrl() {
+        return config.nodeUrl ?? url()
+      },
+    }
+  }
   ctx.metrics = metrics
   ctx.auth = Authenticator.load(config.authTokensFile, config.authJwks)
   let uws: Uws | undefined
@@ -134,7 +148,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
     deliveries = new WebhookDeliveries({ manager, keys, inFlightMax: config.webhookDeliveriesMax, timeoutMs: config.webhookTimeoutMs })
     manager.delivery = deliveries
     engine.observer = manager
-    engine.controls.receiver = manager
+    engine.controls.receivers.push(manager)
     ctx.subscriptions = manager
     return manager
   }

@@ -9,6 +9,7 @@ import { StreamError } from '../protocol/errors.js'
 import { decodeStreamPath, isReservedPath } from '../protocol/path.js'
 import type { HttpContext } from './context.js'
 import { Exchange } from './exchange.js'
+import { forward } from './forward.js'
 import { handleGet, handleHead } from './read.js'
 import { CONTROL_PREFIX, handleControl } from './subscriptions.js'
 import type { HttpRequest, HttpResponse, TemplatedApp, Uws } from './uws.js'
@@ -80,6 +81,9 @@ function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
   if (isReservedPath(path)) throw new StreamError('RESERVED_PATH', 'paths under __ds/ are reserved for the subscription APIs')
   const handler = HANDLERS[x.method]
   if (handler === undefined) throw new StreamError('METHOD_NOT_ALLOWED', `method ${x.method} is not allowed on streams`)
+  // A stream another node holds (a fork of its stream): that node answers, and authorizes.
+  const holder = ctx.cluster?.forwards.holderOf(path)
+  if (holder !== undefined) return forward(x, ctx, holder)
   const checked = ctx.auth?.check(x.header('authorization'), accessFor(x.method), path)
   if (!(checked instanceof Promise)) return handler(x, ctx, path)
   // A JWT is verified asynchronously; the body must be taken now or uWS drops it.

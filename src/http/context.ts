@@ -9,6 +9,7 @@ import { nextCursor } from '../protocol/cursor.js'
 import type { Engine } from '../streams/engine.js'
 import type { Stream } from '../streams/stream.js'
 import type { SubscriptionManager } from '../subscriptions/manager.js'
+import type { ForwardTable } from '../cluster/forwards.js'
 
 export interface Closable {
   /** What kind of live read this is (metrics). */
@@ -35,6 +36,16 @@ export interface SharedFrame {
   withControl?: { readonly cursor: string; readonly upToDate: boolean; readonly closed: boolean; readonly bytes: Buffer }
 }
 
+export interface ClusterContext {
+  /** The proxy every stream is reachable through. */
+  readonly clusterUrl: string
+  /** This node's own URL, as other nodes reach it. */
+  readonly nodeUrl: string
+  readonly forwards: ForwardTable
+  /** How long finding a fork source's node may take. */
+  readonly forwardTimeoutMs: number
+}
+
 export class HttpContext {
   readonly live = new Set<Closable>()
   /** Recovery is done: streams are served (until then the app answers health checks only). */
@@ -51,6 +62,8 @@ export class HttpContext {
 
   /** Counted requests and appends for GET /metrics; undefined with --metrics off. */
   metrics: ServerMetrics | undefined
+  /** Scale-out behind a path-hashing proxy (http/forward.ts); undefined: a single node. */
+  cluster: ClusterContext | undefined
   /** The reserved subscription APIs (PROTOCOL §6); undefined: not served. */
   subscriptions: SubscriptionManager | undefined
   /** Bearer tokens every stream request must present (--auth-tokens, --auth-jwks); undefined: open. */

@@ -54,6 +54,7 @@ const EXPOSED_HEADERS = [
   'Producer-Received-Seq',
   'ETag',
   'Location',
+  'Ringstream-Node',
   'Content-Type',
   'Content-Encoding',
 ].join(', ')
@@ -97,6 +98,15 @@ export class Exchange {
 
   hasHeader(name: RequestHeader): boolean {
     return this.values[this.indexOf(name)] !== ''
+  }
+
+  /** The captured request headers that were sent, as name/value pairs (forwarding). */
+  sentHeaders(): Array<[string, string]> {
+    const sent: Array<[string, string]> = []
+    this.names.forEach((name, i) => {
+      if (this.values[i] !== '') sent.push([name, this.values[i]!])
+    })
+    return sent
   }
 
   /** A handler reading a header its method does not capture is a bug, not a missing header. */

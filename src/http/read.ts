@@ -11,6 +11,7 @@ import { type MaybePromise, andThen } from '../util/maybe.js'
 import type { Stream, Waiter } from '../streams/stream.js'
 import { addWaiter, removeWaiter } from '../streams/waiters.js'
 import type { Closable, HttpContext } from './context.js'
+import { NODE_HEADER } from './forward.js'
 import type { Exchange } from './exchange.js'
 import { startSse } from './sse.js'
 
@@ -53,6 +54,8 @@ export function handleHead(x: Exchange, ctx: HttpContext, path: string): void {
   if (ttlSeconds !== undefined) headers.push(['Stream-TTL', String(ttlSeconds)])
   if (expiresAtMs !== undefined) headers.push(['Stream-Expires-At', new Date(expiresAtMs).toISOString()])
   if (stream.closed) headers.push(['Stream-Closed', 'true'])
+  // Which node holds the stream: how a node finds a fork source's node (http/forward.ts).
+  if (ctx.cluster !== undefined) headers.push([NODE_HEADER, ctx.cluster.nodeUrl])
   x.send(200, headers)
 }
 

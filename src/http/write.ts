@@ -18,6 +18,7 @@ import type { ForkRequest } from '../streams/fork.js'
 import type { Stream } from '../streams/stream.js'
 import type { HttpContext } from './context.js'
 import type { Exchange } from './exchange.js'
+import { forkOnSourceNode, forward } from './forward.js'
 
 export const STREAM_ROUTE_PREFIX = '/v1/stream/'
 
@@ -72,6 +73,19 @@ export async function handlePut(x: Exchange, ctx: HttpContext, path: string): Pr
   const closed = parseStreamClosed(x.header('stream-closed'))
   const fork = parseFork(x, ctx)
   const durability = parseDurability(x.header('stream-durability'))
+  // Behind a path-hashing proxy, a fork of a stream another node holds is made there.
+  const cluster = ctx.cluster
+  if (fork !== undefined && cluster !== undefined && ctx.engine.registry.find(fork.sourcePath) === undefined) {
+    // Taken now: uWS hands the body only to a reader attached in the request's callback.
+    x.readBody(ctx.config.appendBytesMax).catch(() => {})
+    const holder = cluster.forwards.holderOf(fork.sourcePath)
+    if (holder !== undefined) {
+      return forward(x, ctx, holder, async (status) => {
+        if (status === 200 || status === 201) await cluster.forwards.set(path, holder)
+      })
+    }
+    if (await forkOnSourceNode(x, ctx, path, fork)) return
+  }
   const body = await x.readBody(ctx.config.appendBytesMax)
   if (x.done) return
   const [stream, created] = await ctx.engine.create({

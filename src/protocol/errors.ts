@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'FENCED'
   | 'ALREADY_CLAIMED'
   | 'NO_PENDING_WORK'
+  | 'NODE_UNAVAILABLE'
 
 /** Structured details some codes carry; the status table turns them into headers. */
 export interface ErrorDetails {

@@ -2,8 +2,9 @@
 // leases, wakes) kept by the same rules as stream state: each change is a WAL record
 // committed in the server's durability class, checkpoints store the keys changed since
 // the last one (the registry store's controls), and recovery hands the stored values and
-// then the replayed records to the receiver, in order. Keys and values are strings; the
-// receiver owns their meaning.
+// then the replayed records to every receiver, in order. Keys and values are strings;
+// each receiver owns the keys of its prefix (subscriptions `sub/`, cluster forwards `fwd/`)
+// and ignores the others.
 
 import type { Durability } from '../protocol/headers.js'
 import type { Storage } from '../storage/types.js'
@@ -18,7 +19,7 @@ export interface ControlReceiver {
 export class Controls {
   /** Committed since the last checkpoint took them (durable classes only). */
   private changed = new Map<string, string | undefined>()
-  receiver: ControlReceiver | undefined
+  readonly receivers: ControlReceiver[] = []
 
   constructor(
     private readonly storage: Storage,
@@ -46,13 +47,13 @@ export class Controls {
 
   /** Recovery: a value from the checkpoint. */
   load(key: string, value: string): void {
-    this.receiver?.restore(key, value)
+    for (const receiver of this.receivers) receiver.restore(key, value)
   }
 
   /** Recovery: a replayed record; the next checkpoint stores it. */
   replay(key: string, value: string | undefined): void {
     this.changed.set(key, value)
-    this.receiver?.restore(key, value)
+    for (const receiver of this.receivers) receiver.restore(key, value)
   }
 
   /** What a checkpoint stores. */
