@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # deploy/local-cluster.sh — a ringstream cluster on one machine: N nodes (node i on port P+i,
-# its data in D/node-i) behind HAProxy on port P (deploy/haproxy.cfg with the nodes filled
-# in), in the foreground. SIGTERM or SIGINT stops HAProxy, then the nodes (gracefully: each
-# writes its final checkpoint). If a node or HAProxy exits by itself, everything stops.
+# its data in D/node-i, its pid in D/node-i.pid) behind HAProxy on port P (deploy/haproxy.cfg
+# with the nodes filled in), in the foreground. A node that dies (kill -9, a crash) is
+# started again after a second, as a service manager would; meanwhile its streams answer
+# 503. SIGTERM or SIGINT stops HAProxy, then the nodes (gracefully: each writes its final
+# checkpoint). If HAProxy exits by itself, everything stops.
 #
 #   deploy/local-cluster.sh --nodes 3 --port 4437 --data-dir ./cluster [-- extra ringstream flags]
 #
@@ -29,23 +31,40 @@ root="$(dirname "$here")"
 mkdir -p "$data"
 proxy="http://127.0.0.1:${port}"
 
-node_pids=()
+supervisors=()
 haproxy_pid=""
 stop() {
   trap - TERM INT
+  touch "$data/.stopping"
   [ -n "$haproxy_pid" ] && kill -TERM "$haproxy_pid" 2>/dev/null || true
-  for pid in "${node_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for i in $(seq 1 "$nodes"); do [ -f "$data/node-$i.pid" ] && kill -TERM "$(cat "$data/node-$i.pid")" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  rm -f "$data/.stopping"
 }
 trap 'stop; exit 0' TERM INT
+rm -f "$data/.stopping"
+
+# Runs node i, again whenever it exits, until the cluster stops.
+supervise() {
+  local i="$1" node_port="$2"
+  while :; do
+    node "$root/bin/ringstream.js" --port "$node_port" --data-dir "$data/node-$i" \
+      --cluster-url "$proxy" --node-url "http://127.0.0.1:${node_port}" "${extra[@]}" &
+    local pid=$!
+    echo "$pid" > "$data/node-$i.pid"
+    echo "node-$i pid $pid on http://127.0.0.1:${node_port} data $data/node-$i"
+    wait "$pid" || true
+    [ -e "$data/.stopping" ] && return 0
+    echo "node-$i exited; starting it again in 1 s"
+    sleep 1
+  done
+}
 
 servers=""
 for i in $(seq 1 "$nodes"); do
   node_port=$((port + i))
-  node "$root/bin/ringstream.js" --port "$node_port" --data-dir "$data/node-$i" \
-    --cluster-url "$proxy" --node-url "http://127.0.0.1:${node_port}" "${extra[@]}" &
-  node_pids+=($!)
-  echo "node-$i pid $! on http://127.0.0.1:${node_port} data $data/node-$i"
+  supervise "$i" "$node_port" &
+  supervisors+=($!)
   servers+="  server node$i 127.0.0.1:${node_port}"$'\n'
 done
 
@@ -70,12 +89,12 @@ node -e '
     }
   }
   wait()
-' "$(IFS=,; echo "${node_pids[*]},${haproxy_pid}")" "$proxy" $(for i in $(seq 1 "$nodes"); do echo "http://127.0.0.1:$((port + i))"; done)
+' "$(IFS=,; echo "${supervisors[*]},${haproxy_pid}")" "$proxy" $(for i in $(seq 1 "$nodes"); do echo "http://127.0.0.1:$((port + i))"; done)
 echo "cluster ready on ${proxy} (${nodes} nodes)"
 
-# Whoever exits first (a node, HAProxy) ends the cluster.
+# HAProxy exiting ends the cluster.
 set +e
-wait -n "${node_pids[@]}" "$haproxy_pid"
+wait "$haproxy_pid"
 status=$?
 stop
 exit "$status"

@@ -75,7 +75,10 @@ export async function handlePut(x: Exchange, ctx: HttpContext, path: string): Pr
   const durability = parseDurability(x.header('stream-durability'))
   // Behind a path-hashing proxy, a fork of a stream another node holds is made there.
   const cluster = ctx.cluster
-  if (fork !== undefined && cluster !== undefined && ctx.engine.registry.find(fork.sourcePath) === undefined) {
+  const registry = ctx.engine.registry
+  if (fork !== undefined && cluster !== undefined && registry.find(fork.sourcePath) === undefined) {
+    // A stream here is never a fork of a source held elsewhere: its configuration differs.
+    if (registry.find(path) !== undefined) throw new StreamError('CONFIG_MISMATCH', 'stream exists with a different configuration')
     // Taken now: uWS hands the body only to a reader attached in the request's callback.
     x.readBody(ctx.config.appendBytesMax).catch(() => {})
     const holder = cluster.forwards.holderOf(fork.sourcePath)
