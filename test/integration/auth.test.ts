@@ -137,3 +137,36 @@ test('JWT bearer tokens against a JWKS file: right key, wrong key, expired, gran
   server.kill('SIGTERM')
   rmSync(dir, { recursive: true, force: true })
 })
+
+test('subscriptions under auth: managing needs a grant on __ds/subscriptions/<id>; acks carry the wake token; the JWK Set is public', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ringstream-auth-subs-'))
+  const file = join(dir, 'tokens')
+  writeFileSync(file, `${WRITER} write jobs/\n${WRITER} write wake/\n${WRITER} write __ds/subscriptions/team-\n${READER} read __ds/subscriptions/\n`)
+  const server = spawnChild(ringstream(['--port', '0', '--data-dir', join(dir, 'data'), '--auth-tokens', file]))
+  const { url } = await startup(server)
+  const at = (path: string): string => `${url}/v1/stream/${path}`
+  const json = (token: string | undefined, method: string, body?: unknown): RequestInit => ({
+    method,
+    headers: { 'Content-Type': 'application/json', ...(token === undefined ? {} : { Authorization: `Bearer ${token}` }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const config = { type: 'pull-wake', pattern: 'jobs/*', wake_stream: 'wake/q' }
+  expect((await fetch(at('wake/q'), json(WRITER, 'PUT', []))).status).toBe(201)
+  expect((await fetch(at('__ds/subscriptions/team-a'), json(undefined, 'PUT', config))).status).toBe(401)
+  expect((await fetch(at('__ds/subscriptions/other'), json(WRITER, 'PUT', config))).status).toBe(403)
+  expect((await fetch(at('__ds/subscriptions/team-a'), json(READER, 'PUT', config))).status).toBe(403)
+  expect((await fetch(at('__ds/subscriptions/team-a'), json(WRITER, 'PUT', config))).status).toBe(201)
+  expect((await fetch(at('__ds/subscriptions/team-a'), json(READER, 'GET'))).status).toBe(200)
+  expect((await fetch(at('__ds/jwks.json'))).status).toBe(200)
+  expect((await fetch(at('jobs/1'), { method: 'PUT', headers: { 'Content-Type': 'text/plain', Authorization: `Bearer ${WRITER}` }, body: 'x' })).status).toBe(201)
+  expect((await fetch(at('__ds/subscriptions/team-a/claim'), json(undefined, 'POST', { worker: 'w' }))).status).toBe(401)
+  const claim = (await (await fetch(at('__ds/subscriptions/team-a/claim'), json(WRITER, 'POST', { worker: 'w' }))).json()) as Record<string, any>
+  // The wake's own token authorizes the ack: no auth grant needed.
+  const ack = await fetch(at('__ds/subscriptions/team-a/ack'), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${claim.token}` },
+    body: JSON.stringify({ wake_id: claim.wake_id, generation: claim.generation, acks: [{ stream: 'jobs/1', offset: claim.streams[0].tail_offset }], done: true }),
+  })
+  expect(await ack.json()).toEqual({ ok: true, next_wake: false })
+  rmSync(dir, { recursive: true, force: true })
+})
