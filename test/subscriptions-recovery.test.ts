@@ -105,6 +105,25 @@ describe('subscription state across power cuts', () => {
     expect(got.body.streams).toEqual([{ path: 'solo', link_type: 'explicit', acked_offset: '0000000000000000_0000000000000012' }])
     expect(got.body.generation).toBe(0)
   })
+
+  test('an explicit link still wakes after a restart that replayed later records of its subscription', async () => {
+    let io = new SimIo()
+    let server = await boot(io)
+    const cut = async (): Promise<RingstreamServer> => boot((io = io.crashed()))
+    await put(server, 'wake', { 'Content-Type': 'application/json' }, '[]')
+    await put(server, 'only', { 'Content-Type': 'text/plain' }, 'a;')
+    expect((await call(server, '__ds/subscriptions/e', 'PUT', { type: 'pull-wake', streams: ['only'], wake_stream: 'wake' })).status).toBe(201)
+    await post(server, 'only', 'b;')
+    // A claim and an ack store the subscription again after its link.
+    const first = await call(server, '__ds/subscriptions/e/claim', 'POST', { worker: 'w' })
+    const acks = [{ stream: 'only', offset: first.body.streams[0].tail_offset }]
+    expect((await call(server, '__ds/subscriptions/e/ack', 'POST', { wake_id: first.body.wake_id, generation: first.body.generation, acks, done: true }, first.body.token)).status).toBe(200)
+    server = await cut()
+    const tail = (await post(server, 'only', 'c;')).headers.get('stream-next-offset')
+    const again = await call(server, '__ds/subscriptions/e/claim', 'POST', { worker: 'w' })
+    expect(again.status).toBe(200)
+    expect(again.body.streams).toEqual([expect.objectContaining({ path: 'only', link_type: 'explicit', tail_offset: tail, has_pending: true })])
+  })
 })
 
 describe('sliding TTL after a crash', () => {

@@ -32,6 +32,7 @@ import {
   subscriptionKey,
 } from './model.js'
 import { checkWebhookUrl } from './webhook-url.js'
+import { SubscriptionDirectory } from './directory.js'
 
 export interface SubscriptionLimits {
   /** Subscriptions a server holds: each costs memory and a glob match per append. */
@@ -78,12 +79,7 @@ export interface AckRequest {
 const LEASE_SWEEP_MS = 100
 
 export class SubscriptionManager implements ControlReceiver, StreamObserver {
-  private readonly subs = new Map<string, Subscription>()
-  /** Subscriptions by an explicit stream, and glob ones by their pattern's literal first
-   * segment (or in `anyPrefix`): an append looks at the few that can match it. */
-  private readonly byExplicit = new Map<string, Set<Subscription>>()
-  private readonly byPrefix = new Map<string, Set<Subscription>>()
-  private readonly anyPrefix = new Set<Subscription>()
+  private readonly subs = new SubscriptionDirectory()
   private readonly leased = new Set<Subscription>()
   /** Recovery: links made during replay, stored once started. */
   private unsaved: Array<[Subscription, Link]> | undefined = []
@@ -123,22 +119,22 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
       if (previous !== undefined) this.forget(previous)
       if (value === undefined) return
       const sub = decodeSubscription(id, value)
-      const kept = previous?.incarnation === sub.incarnation ? previous : undefined
-      if (kept !== undefined) for (const link of kept.links.values()) sub.links.set(link.path, link)
-      this.index(sub)
+      this.subs.add(sub)
+      // A newer record of the same incarnation: its links (and their index entries) stay.
+      if (previous?.incarnation === sub.incarnation) for (const link of previous.links.values()) this.subs.link(sub, link)
       return
     }
     const sub = this.subs.get(id)
     if (sub === undefined) return
-    if (value === undefined) return void this.unlinkIndex(sub, path)
+    if (value === undefined) return void this.subs.unlink(sub, path)
     const link = decodeLink(sub, path, value)
-    if (link !== undefined) this.linkIndex(sub, link)
+    if (link !== undefined) this.subs.link(sub, link)
   }
 
   /** After recovery: stores links replay made, resumes leases, deliveries and wakes. */
   start(): Promise<void> {
     const writes: Array<MaybePromise<void>> = []
-    for (const [sub, link] of this.unsaved ?? []) if (this.subs.get(sub.id) === sub && sub.links.get(link.path) === link) writes.push(this.saveLink(sub, link))
+    for (const [sub, link] of this.unsaved ?? []) if (this.subs.holds(sub) && sub.links.get(link.path) === link) writes.push(this.saveLink(sub, link))
     this.unsaved = undefined
     for (const sub of this.subs.values()) {
       for (const link of sub.links.values()) this.refreshPending(sub, link)
@@ -170,7 +166,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
   changed(stream: Stream, replayed: boolean): void {
     if (this.subs.size === 0) return
     const path = stream.path
-    for (const sub of this.candidates(path)) {
+    for (const sub of this.subs.candidates(path)) {
       let link = sub.links.get(path)
       if (link === undefined) {
         if (sub.glob === undefined || !sub.glob.matches(path)) continue
@@ -180,7 +176,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
         }
         // A stream discovered by its first change is linked before that change.
         link = { path, explicit: false, streamId: stream.id, acked: -1 }
-        this.linkIndex(sub, link)
+        this.subs.link(sub, link)
         this.persistLink(sub, link)
       } else if (link.streamId !== stream.id) {
         link.streamId = stream.id
@@ -194,7 +190,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
 
   removed(stream: Stream): void {
     if (this.subs.size === 0) return
-    for (const sub of this.candidates(stream.path)) {
+    for (const sub of this.subs.candidates(stream.path)) {
       const link = sub.links.get(stream.path)
       if (link === undefined || link.streamId !== stream.id) continue
       sub.pending.delete(link.path)
@@ -204,19 +200,10 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
         link.acked = -1
         void Promise.resolve(this.saveLink(sub, link)).catch(reportWriteError)
       } else {
-        this.unlinkIndex(sub, link.path)
+        this.subs.unlink(sub, link.path)
         void Promise.resolve(this.options.engine.controls.put(linkKey(sub.id, link.path), undefined)).catch(reportWriteError)
       }
     }
-  }
-
-  private *candidates(path: string): Iterable<Subscription> {
-    const explicit = this.byExplicit.get(path)
-    if (explicit !== undefined) yield* explicit
-    const slash = path.indexOf('/')
-    const prefixed = this.byPrefix.get(slash < 0 ? path : path.slice(0, slash))
-    if (prefixed !== undefined) for (const sub of prefixed) if (explicit === undefined || !explicit.has(sub)) yield sub
-    for (const sub of this.anyPrefix) if (explicit === undefined || !explicit.has(sub)) yield sub
   }
 
   // ---- requests ----------------------------------------------------------------------
@@ -250,8 +237,8 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
         },
       )
     }
-    this.index(sub)
-    for (const link of links) this.linkIndex(sub, link)
+    this.subs.add(sub)
+    for (const link of links) this.subs.link(sub, link)
     const writes = [this.save(sub), ...links.map((link) => this.saveLink(sub, link))]
     return andAll(writes, (): [Subscription, boolean] => [sub, true])
   }
@@ -275,7 +262,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
       if (existing?.explicit === true) continue
       const link = existing ?? this.linkAtTail(path, true)
       link.explicit = true
-      this.linkIndex(sub, link)
+      this.subs.link(sub, link)
       writes.push(this.saveLink(sub, link))
     }
     return andAll(writes, () => undefined)
@@ -286,12 +273,10 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     const link = sub.links.get(path)
     if (link === undefined || !link.explicit) return undefined
     link.explicit = false
-    const byPath = this.byExplicit.get(path)
-    byPath?.delete(sub)
-    if (byPath?.size === 0) this.byExplicit.delete(path)
+    this.subs.dropExplicit(sub, path)
     // The glob link stays while the pattern matches (PROTOCOL §6.4).
     if (sub.glob?.matches(path) === true && link.streamId !== 0) return this.saveLink(sub, link)
-    this.unlinkIndex(sub, path)
+    this.subs.unlink(sub, path)
     return this.options.engine.controls.put(linkKey(id, path), undefined)
   }
 
@@ -351,7 +336,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
   /** The body of the current wake's webhook request, or undefined when there is none. */
   wakeBody(sub: Subscription): string | undefined {
     const wake = sub.wake
-    if (wake === undefined || this.subs.get(sub.id) !== sub) return undefined
+    if (wake === undefined || !this.subs.holds(sub)) return undefined
     const nowMs = this.now()
     const token = this.options.keys.issueToken({ subject: sub.subject, generation: wake.generation, wakeId: wake.id }, nowMs)
     return JSON.stringify({
@@ -366,7 +351,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
 
   /** The receiver answered 2xx for `wakeId`; `{ "done": true }` acks the wake's snapshot. */
   delivered(sub: Subscription, wakeId: string, done: boolean): MaybePromise<void> {
-    if (this.subs.get(sub.id) !== sub || sub.wake?.id !== wakeId) return undefined
+    if (!this.subs.holds(sub) || sub.wake?.id !== wakeId) return undefined
     sub.retry = undefined
     if (!done) return this.save(sub)
     const writes: Array<MaybePromise<void>> = []
@@ -385,7 +370,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
   /** The attempt for `wakeId` failed: records the next attempt's time (persisted, so a
    * restart keeps the schedule) and returns it. */
   deliveryFailed(sub: Subscription, wakeId: string, nextAttemptAtMs: number): void {
-    if (this.subs.get(sub.id) !== sub || sub.wake?.id !== wakeId) return
+    if (!this.subs.holds(sub) || sub.wake?.id !== wakeId) return
     sub.retry = { attempts: (sub.retry?.attempts ?? 0) + 1, nextAttemptAtMs }
     void Promise.resolve(this.save(sub)).catch(reportWriteError)
   }
@@ -463,7 +448,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
 
   /** Starts a wake when work is pending and none is in flight. */
   private maybeWake(sub: Subscription): MaybePromise<void> {
-    if (sub.wake !== undefined || sub.pending.size === 0 || this.unsaved !== undefined || this.subs.get(sub.id) !== sub) return undefined
+    if (sub.wake !== undefined || sub.pending.size === 0 || this.unsaved !== undefined || !this.subs.holds(sub)) return undefined
     return this.issueWake(sub)
   }
 
@@ -566,54 +551,9 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     }
   }
 
-  private index(sub: Subscription): void {
-    this.subs.set(sub.id, sub)
-    const glob = sub.glob
-    if (glob === undefined) return
-    if (glob.firstSegment === undefined) this.anyPrefix.add(sub)
-    else {
-      let set = this.byPrefix.get(glob.firstSegment)
-      if (set === undefined) this.byPrefix.set(glob.firstSegment, (set = new Set()))
-      set.add(sub)
-    }
-  }
-
   private forget(sub: Subscription): void {
-    this.subs.delete(sub.id)
+    this.subs.remove(sub)
     this.leased.delete(sub)
-    this.anyPrefix.delete(sub)
-    const first = sub.glob?.firstSegment
-    if (first !== undefined) {
-      const set = this.byPrefix.get(first)
-      set?.delete(sub)
-      if (set?.size === 0) this.byPrefix.delete(first)
-    }
-    for (const link of sub.links.values()) if (link.explicit) this.dropExplicit(sub, link.path)
-  }
-
-  private linkIndex(sub: Subscription, link: Link): void {
-    const previous = sub.links.get(link.path)
-    if (previous !== undefined && previous !== link && previous.explicit && !link.explicit) this.dropExplicit(sub, link.path)
-    sub.links.set(link.path, link)
-    if (link.explicit) {
-      let set = this.byExplicit.get(link.path)
-      if (set === undefined) this.byExplicit.set(link.path, (set = new Set()))
-      set.add(sub)
-    }
-  }
-
-  private unlinkIndex(sub: Subscription, path: string): void {
-    const link = sub.links.get(path)
-    if (link === undefined) return
-    sub.links.delete(path)
-    sub.pending.delete(path)
-    if (link.explicit) this.dropExplicit(sub, path)
-  }
-
-  private dropExplicit(sub: Subscription, path: string): void {
-    const set = this.byExplicit.get(path)
-    set?.delete(sub)
-    if (set?.size === 0) this.byExplicit.delete(path)
   }
 
   private save(sub: Subscription): MaybePromise<void> {
