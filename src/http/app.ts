@@ -5,6 +5,7 @@
 // every thrown error into a response via the status table.
 
 import { accessFor } from '../auth/tokens.js'
+import { STREAM_ROUTE } from '../metrics/metrics.js'
 import { StreamError } from '../protocol/errors.js'
 import { decodeStreamPath, isReservedPath } from '../protocol/path.js'
 import type { HttpContext } from './context.js'
@@ -75,6 +76,7 @@ function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
   }
   if (!ctx.ready) throw new StreamError('NOT_READY', 'the server is recovering its data directory; retry shortly')
   if (!x.url.startsWith(STREAM_ROUTE_PREFIX)) throw new StreamError('NOT_FOUND', `no route for ${x.url}; streams live under ${STREAM_ROUTE_PREFIX}`)
+  x.route = STREAM_ROUTE
   // The reserved control prefix is routed before streams (PROTOCOL §6).
   if (x.url.startsWith(CONTROL_PREFIX, STREAM_ROUTE_PREFIX.length) && ctx.subscriptions !== undefined) return handleControl(x, ctx, x.url.slice(STREAM_ROUTE_PREFIX.length))
   const path = decodeStreamPath(x.url.slice(STREAM_ROUTE_PREFIX.length), ctx.config.streamPathBytesMax)

@@ -59,8 +59,10 @@ const EXPOSED_HEADERS = [
   'Content-Encoding',
 ].join(', ')
 
-/** Told the status of every response (metrics); must be cheap: it runs per request. */
-export type ResponseObserver = (method: string, url: string, status: number) => void
+/** Told the status of every response (metrics); must be cheap: it runs per request.
+ * `route`: the router's verdict when it has one (a stream request), saving the observer a
+ * look at the URL. */
+export type ResponseObserver = (method: string, url: string, status: number, route: number | undefined) => void
 
 export class Exchange {
   readonly method: string
@@ -70,6 +72,8 @@ export class Exchange {
   private readonly names: readonly RequestHeader[]
   private readonly values: string[] = []
   aborted = false
+  /** Set by the router once it knows (metrics' route index: see ResponseObserver). */
+  route: number | undefined
   private finished = false
   private abortHandlers: Array<() => void> = []
 
@@ -164,7 +168,7 @@ export class Exchange {
   send(status: number, headers: Array<[string, string]>, body: Uint8Array | string = '', closeConnection = false): void {
     if (this.done) return
     this.finished = true
-    this.observe?.(this.method, this.url, status)
+    this.observe?.(this.method, this.url, status, this.route)
     const res = this.res
     res.cork(() => {
       res.writeStatus(statusLine(status))
@@ -190,7 +194,7 @@ export class Exchange {
 
   /** Starts a streaming (chunked) response: status and headers now, body via write(). */
   startStream(status: number, headers: Array<[string, string]>): void {
-    this.observe?.(this.method, this.url, status)
+    this.observe?.(this.method, this.url, status, this.route)
     const res = this.res
     res.cork(() => {
       res.writeStatus(statusLine(status))

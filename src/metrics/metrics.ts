@@ -28,6 +28,10 @@ const STREAM_PREFIX = '/v1/stream/'
 const ROUTES = ['stream', 'healthz', 'readyz', 'metrics', 'other'] as const
 const METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'other'] as const
 
+/** ROUTES' index of stream requests: the router tells it (looking at the URL again cost
+ * ~2% of a request's instructions). */
+export const STREAM_ROUTE = 0
+
 /** The route of a request URL as an index into ROUTES: a bounded set, never the stream path. */
 function routeOf(url: string): number {
   if (url.startsWith(STREAM_PREFIX)) return 0
@@ -154,8 +158,8 @@ export class ServerMetrics {
   }
 
   /** Every response (http/exchange.ts). */
-  readonly response = (method: string, url: string, status: number): void => {
-    const slot = slotOf(routeOf(url), methodOf(method), status)
+  readonly response = (method: string, url: string, status: number, route: number | undefined): void => {
+    const slot = slotOf(route ?? routeOf(url), methodOf(method), status)
     this.responses[slot] = this.responses[slot]! + 1
   }
 
