@@ -69,7 +69,7 @@ for i in $(seq 1 "$nodes"); do
 done
 
 # The template with its example servers replaced by these nodes.
-awk -v servers="$servers" '/^  # @SERVERS@/ { printf "%s", servers; skip = 1; next } skip && /^  server / { next } { print }' \
+awk -v servers="$servers" '/^  # @SERVERS@/ { printf "%s", servers; skip = 1; print; next } skip && /^  server / { next } { skip = 0; print }' \
   "$here/haproxy.cfg" > "$data/haproxy.cfg"
 RINGSTREAM_PROXY_BIND="127.0.0.1:${port}" haproxy -db -f "$data/haproxy.cfg" &
 haproxy_pid=$!
