@@ -1,13 +1,14 @@
 // storage/data-files.ts — what every stream's files share: open descriptors (a bounded
 // cache, least recently used first, so idle streams hold none), the read cache's byte
 // budget across streams, the pooled read buffers, the index page cache, the sweep that
-// writes deferred bytes, the writes held back during replay, and removing a stream's files.
+// writes deferred bytes, the writes held back during replay (and the blocks it reuses), and removing a stream's files.
 // One stream's own bytes and indexes are file-log.ts.
 
 import type { Io, IoFile } from '../io/types.js'
 import { type IndexFile, IndexPages } from './boundary-index.js'
 import type { FileLog } from './file-log.js'
 import { ReadBuffers } from './read-buffers.js'
+import { ReplayBlocks } from './replay-blocks.js'
 import { SEGMENT_BYTES_DEFAULT } from './segments.js'
 import { forEachLimited } from '../util/limited.js'
 import { log } from '../util/log.js'
@@ -46,11 +47,16 @@ export class DataFiles {
   /** Logs holding cached bytes, least recently used first. */
   private readonly cached = new Set<FileLog>()
   private cachedBytes = 0
-  /** While replay runs, committed bytes wait in memory (they are in the WAL) up to this
-   * many: replay then reads and decodes without interleaved data-file writes, and the
-   * server is ready before they are written. Undefined when not replaying. */
+  /** While replay runs, committed bytes wait in memory (they are in the WAL) until this
+   * many wait: replay then reads and decodes without a data-file write per record, and
+   * the last of them are written after the server is ready. Undefined when not replaying. */
   private holdBytesMax: number | undefined
+  /** Bytes held since the last sweep started. */
   private heldBytes = 0
+  /** The writes of the last sweep, until they finish (never rejects). */
+  private sweeping: Promise<void> | undefined
+  /** While replay runs: staging blocks to reuse. */
+  replayBlocks: ReplayBlocks | undefined
 
   constructor(
     readonly io: Io,
@@ -108,29 +114,40 @@ export class DataFiles {
     }
   }
 
-  /** Until resumeWrites(), data-file writes wait unless more than the read cache's budget
-   * (at least REPLAY_HELD_BYTES_MIN) waits: afterwards these bytes sit in the cache anyway. */
+  /** Until resumeWrites(), data-file writes wait until REPLAY_HELD_BYTES wait. */
   holdWrites(): void {
-    this.holdBytesMax = Math.max(this.readCacheBytes, REPLAY_HELD_BYTES_MIN)
+    this.holdBytesMax = REPLAY_HELD_BYTES
+    this.replayBlocks = new ReplayBlocks()
   }
 
   /** Starts writing what was held, in the background like any sweep. */
   resumeWrites(): void {
     this.holdBytesMax = undefined
     this.heldBytes = 0
+    this.replayBlocks = undefined
     this.sweep()
   }
 
-  /** `log` committed `bytes` more; true when they are held rather than written. */
+  /** `log` committed `bytes` more; true when they are held rather than written. Held bytes
+   * are swept once there are enough, unless the previous sweep is still writing (then
+   * replayPause makes replay wait for it). */
   hold(log: FileLog, bytes: number): boolean {
     if (this.holdBytesMax === undefined) return false
     this.unswept.add(log)
     this.heldBytes += bytes
-    if (this.heldBytes > this.holdBytesMax) {
-      this.heldBytes = 0
-      this.sweep()
-    }
+    if (this.heldBytes > this.holdBytesMax && this.sweeping === undefined) this.sweep()
     return true
+  }
+
+  /** Called by replay before it reads more of the WAL: waits while the held bytes are past
+   * their bound and the previous sweep still writes, so staged bytes stay within about two
+   * sweeps (the memory replay takes, which the process keeps afterwards) whatever the disk's
+   * speed. Undefined when replay need not wait. */
+  replayPause(): Promise<void> | undefined {
+    if (this.holdBytesMax === undefined || this.heldBytes <= this.holdBytesMax || this.sweeping === undefined) return undefined
+    return this.sweeping.then(() => {
+      if (this.heldBytes > (this.holdBytesMax ?? Infinity) && this.sweeping === undefined) this.sweep()
+    })
   }
 
   /** Writes `log` within FLUSH_DELAY_MS. */
@@ -150,7 +167,12 @@ export class DataFiles {
   private sweep(): void {
     const logs = [...this.unswept]
     this.unswept.clear()
-    void forEachLimited(logs, SWEEP_WRITES_MAX, (log) => log.flush().catch(reportFlushError))
+    this.heldBytes = 0
+    const writes = forEachLimited(logs, SWEEP_WRITES_MAX, (log) => log.flush().catch(reportFlushError))
+    this.sweeping = writes
+    void writes.finally(() => {
+      if (this.sweeping === writes) this.sweeping = undefined
+    })
   }
 
   private evict(): void {
@@ -203,8 +225,10 @@ export function reportFlushError(error: unknown): void {
   log.error({ err: error }, `ringstream: writing a stream data file failed (bytes stay in the WAL; will retry): ${(error as Error).message}`)
 }
 
-/** Replay holds at least this many committed bytes before writing any (see holdWrites). */
-const REPLAY_HELD_BYTES_MIN = 16 * 1024 * 1024
+/** Replay writes held bytes once this many wait (see holdWrites): big enough that a sweep
+ * writes each busy stream in a few large writes, small enough that replay's staging, at
+ * most about twice this plus one WAL read, is a small part of the server's memory. */
+const REPLAY_HELD_BYTES = 4 * 1024 * 1024
 /** Longest a committed byte waits (in memory, and in the WAL) before its data-file write. */
 const FLUSH_DELAY_MS = 1000
 /** Data-file writes a sweep keeps in flight at once. */

@@ -115,7 +115,7 @@ export class DurableStorage implements Storage {
     const tail = await replayWal(io, this.paths, fromLsn, this.options.salvage, (record) => {
       target.apply(record)
       records++
-    })
+    }, undefined, () => this.files.replayPause())
     // Replayed bytes are readable from memory and in the WAL: written after ready.
     this.files.resumeWrites()
     const segment =

@@ -7,8 +7,8 @@
 // Writes are coarse: a log writes once it holds FLUSH_BYTES of committed bytes, and a
 // sweep writes the rest every FLUSH_DELAY_MS — the WAL already holds them, and one write
 // per append per turn cost more than the WAL itself.
-// Written bytes stay in memory as a read cache, within one byte budget shared by every
-// stream (least recently used streams give theirs up first): catch-up readers of recent
+// Written bytes stay in memory as a read cache (not during replay), within one byte budget
+// shared by every stream (least recently used streams give theirs up first): catch-up readers of recent
 // data get views, as in memory mode, instead of a file read into a fresh buffer each.
 // Older bytes are read into pooled buffers (read-buffers.ts), lent to the reader for one
 // event-loop turn.
@@ -84,15 +84,20 @@ export class FileLog implements StreamLog {
     if (this.messages !== undefined && messageEnds !== undefined) for (const end of messageEnds) this.messages.add(start + end)
     this.appends.add(start + bytes.length)
     this.pendingBytes += bytes.length
-    if (bytes.length > COALESCE_BYTES_MAX) {
+    // A borrowed payload is copied anyway: into the block, unless it would not fit one.
+    if (bytes.length > (borrowed ? BLOCK_BYTES_MAX : COALESCE_BYTES_MAX)) {
       this.closeRegion()
       this.pending.push(borrowed ? Buffer.from(bytes) : bytes)
       return
     }
     if (this.block === undefined || this.blockUsed + bytes.length > this.block.length) {
       this.closeRegion()
-      if (this.block !== undefined) this.blockBytes = Math.min(BLOCK_BYTES_MAX, this.blockBytes * 2)
-      this.block = Buffer.allocUnsafe(Math.max(this.blockBytes, bytes.length))
+      if (this.block !== undefined) {
+        this.files.replayBlocks?.retire(this.block, this.blockUsed)
+        this.blockBytes = Math.min(BLOCK_BYTES_MAX, this.blockBytes * 2)
+      }
+      const size = Math.max(this.blockBytes, bytes.length)
+      this.block = this.files.replayBlocks?.take(size) ?? Buffer.allocUnsafe(size)
       this.blockUsed = 0
       this.blockStart = 0
     }
@@ -237,18 +242,30 @@ export class FileLog implements StreamLog {
     // Released while writing (the stream was deleted): its pending bytes are gone already.
     if (this.released) return
     for (const piece of pieces) this.markUnsynced('data', piece.segment)
+    const { replayBlocks } = this.files
+    if (this.pendingBytes === bytes && this.block !== undefined) {
+      // Idle streams keep no block; one that was busy starts its next one smaller.
+      replayBlocks?.retire(this.block, this.blockUsed)
+      this.block = undefined
+      this.blockBytes = Math.max(BLOCK_BYTES_MIN, this.blockBytes / 2)
+    }
     // Drop what was written from the front (appends may have arrived meanwhile; they are
-    // after it, in `pending` or in the open region, and are untouched).
+    // after it, in `pending` or in the open region, and are untouched). In replay nothing
+    // reads: written bytes are not cached, and their blocks are reused (replay-blocks.ts).
+    const keep = (part: Uint8Array): void => {
+      if (replayBlocks === undefined) this.cached.push(part)
+      else replayBlocks.written(part)
+    }
     let drop = bytes
     let index = 0
     while (drop > 0) {
       const head = this.pending[index]!
       if (head.length <= drop) {
         drop -= head.length
-        this.cached.push(head)
+        keep(head)
         index++
       } else {
-        this.cached.push(head.subarray(0, drop))
+        keep(head.subarray(0, drop))
         this.pending[index] = head.subarray(drop)
         drop = 0
       }
@@ -256,13 +273,9 @@ export class FileLog implements StreamLog {
     this.pending.splice(0, index)
     this.pendingBytes -= bytes
     this.flushed += bytes
+    if (replayBlocks !== undefined) return
     this.cachedBytes += bytes
     this.files.touchCache(this, bytes)
-    if (this.pendingBytes === 0 && this.block !== undefined) {
-      // Idle streams keep no block; one that was busy starts its next one smaller.
-      this.block = undefined
-      this.blockBytes = Math.max(BLOCK_BYTES_MIN, this.blockBytes / 2)
-    }
   }
 
   /** Syncs the files written since the last sync, together; nothing to write or sync

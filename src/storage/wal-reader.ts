@@ -126,6 +126,8 @@ export async function replayWal(
   salvage: boolean,
   apply: (record: WalRecord) => void,
   chunkBytes = READ_CHUNK_BYTES,
+  /** Awaited, when it returns a promise, before each read of more WAL (backpressure). */
+  pause: () => Promise<void> | undefined = () => undefined,
 ): Promise<WalTail | undefined> {
   const segments: Segment[] = []
   for (const name of await io.list(paths.walDir)) {
@@ -145,6 +147,8 @@ export async function replayWal(
     for (;;) {
       let frame = window.frameAt(at)
       if (frame === undefined) {
+        const paused = pause()
+        if (paused !== undefined) await paused
         await window.more(at)
         frame = window.frameAt(at)!
       }
