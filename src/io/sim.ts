@@ -1,11 +1,11 @@
 // io/sim.ts — an in-memory, deterministic I/O backend for fault injection. It tracks what
-// is durable (datasync'd content, syncDir'd names) separately from what is merely written,
+// is durable (datasync'd content, syncDir'd names, or everything at a syncFs) separately from what is merely written,
 // so crash() can drop everything unsynced — optionally keeping a torn prefix of the
 // unsynced writes — and failNext() can make the next operation fail with EIO or ENOSPC.
 
 import type { Io, IoFile } from './types.js'
 
-type Op = 'open' | 'writev' | 'read' | 'datasync' | 'truncate' | 'rename' | 'unlink' | 'syncDir'
+type Op = 'open' | 'writev' | 'read' | 'datasync' | 'truncate' | 'rename' | 'unlink' | 'syncDir' | 'syncFs'
 
 class Content {
   bytes = new Uint8Array(0)
@@ -253,5 +253,15 @@ export class SimIo implements Io {
     const inDir = (path: string): boolean => path.startsWith(prefix) && !path.slice(prefix.length).includes('/')
     for (const path of [...this.durableNames.keys()]) if (inDir(path) && !this.names.has(path)) this.durableNames.delete(path)
     for (const [path, inode] of this.names) if (inDir(path)) this.durableNames.set(path, inode)
+  }
+
+  /** One file system: every file's content and every name become durable. */
+  async syncFs(_dir: string): Promise<void> {
+    this.check('syncFs')
+    for (const inode of this.names.values()) {
+      inode.durable = inode.current.clone()
+      inode.unsynced = []
+    }
+    this.durableNames = new Map(this.names)
   }
 }

@@ -13,8 +13,10 @@ export interface Io {
   /** Opens (creating if asked) a file for reading and writing. */
   open(path: string, create: boolean): Promise<IoFile>
   /** Writes all buffers contiguously at `position`; with `datasync` the data is on stable
-   * storage when the promise resolves. A short write is completed or becomes an error. */
-  writev(file: IoFile, buffers: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>
+   * storage when the promise resolves. A short write is completed or becomes an error.
+   * `background`: no request waits on this write (a data file's, written after the WAL
+   * made its bytes durable), so the backend may do it off the event loop's thread. */
+  writev(file: IoFile, buffers: readonly Uint8Array[], position: number, datasync: boolean, background?: boolean): Promise<void>
   /** Reads into `buffer` from `position`; returns bytes read (short only at end of file). */
   read(file: IoFile, buffer: Uint8Array, position: number): Promise<number>
   datasync(file: IoFile): Promise<void>
@@ -29,6 +31,10 @@ export interface Io {
   unlink(path: string): Promise<void>
   /** Makes creates, renames and unlinks in `dir` durable. */
   syncDir(dir: string): Promise<void>
+  /** Where the backend has it (syncfs(2)): makes every completed write, create, rename and
+   * unlink on the file system holding `dir` durable, in one call. A checkpoint that wrote
+   * many files uses it instead of a datasync each. */
+  syncFs?(dir: string): Promise<void>
 }
 
 /** Errors carry the errno code (EIO, ENOSPC, ENOENT, …) like Node's own. */

@@ -90,6 +90,24 @@ describe.skipIf(addon === undefined)('UringIo on io_uring', () => {
     fs.rmSync(dir, { recursive: true, force: true })
   })
 
+  test('background writes (IOSQE_ASYNC) land like any other, errors included; syncFs syncs a directory\'s file system and names a bad one', async () => {
+    const io = make()
+    const file = await io.open(path.join(dir, 'bg'), true)
+    await io.writev(file, [bytes('back'), bytes('ground')], 0, false, true)
+    await io.writev(file, [bytes('!')], 10, true, true)
+    expect(fs.readFileSync(path.join(dir, 'bg'), 'utf8')).toBe('background!')
+    await io.close(file)
+    const full = await io.open('/dev/full', false)
+    expect(await rejectionCode(io.writev(full, [bytes('x')], 0, false, true))).toBe('ENOSPC')
+    await io.close(full)
+    expect(io.syncFs).toBeTypeOf('function')
+    await io.syncFs!(dir)
+    await io.syncFs!(dir)
+    expect(await rejectionCode(io.syncFs!(path.join(dir, 'missing')))).toBe('ENOENT')
+    fs.writeFileSync(path.join(dir, 'plain'), 'x')
+    expect(await rejectionCode(io.syncFs!(path.join(dir, 'plain')))).toBe('ENOTDIR')
+  })
+
   test('a write error rejects with the errno code, shaped like node:fs errors', async () => {
     const io = make()
     const full = await io.open('/dev/full', false)

@@ -189,7 +189,7 @@ export class DataFiles {
     return {
       cacheKey: `${streamId}.${kind}`,
       read: (buffer, position) => this.use(streamId, (file) => this.io.read(file, buffer, position), kind),
-      write: (buffer, position) => this.use(streamId, (file) => this.io.writev(file, [buffer], position, false), kind),
+      write: (buffer, position) => this.use(streamId, (file) => this.io.writev(file, [buffer], position, false, true), kind),
     }
   }
 

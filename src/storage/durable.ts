@@ -8,7 +8,7 @@
 
 import type { Io } from '../io/types.js'
 import type { Durability } from '../protocol/headers.js'
-import { DataFiles } from './data-files.js'
+import { DataFiles, type FileRef } from './data-files.js'
 import { FileLog } from './file-log.js'
 import { forEachLimited } from '../util/limited.js'
 import { MemoryLog } from './memory.js'
@@ -200,9 +200,7 @@ export class DurableStorage implements Storage {
     const state = target.snapshot()
     const released = [...this.files.released]
     try {
-      await syncAll(state.logs)
-      // Data files created since the last checkpoint need their directory entries durable too.
-      await io.syncDir(this.paths.streamsDir)
+      await syncAll(io, this.paths.streamsDir, state.logs)
       await store.commit(state.streams, state.removed, { lsn, nextStreamId: state.nextStreamId, segmentBytes: this.files.segmentBytes }, state.controls)
     } catch (error) {
       state.restore()
@@ -252,10 +250,31 @@ export class DurableStorage implements Storage {
  * concurrent syncs together. */
 const CHECKPOINT_SYNCS_MAX = 64
 
-function syncAll(logs: readonly StreamLog[]): Promise<void> {
-  return forEachLimited(logs, CHECKPOINT_SYNCS_MAX, async (log) => {
-    if (log instanceof FileLog) await log.sync()
-  })
+/** From this many changed streams on, a checkpoint writes their files and makes them
+ * durable with one Io.syncFs where the backend has it: a datasync per file cost the event
+ * loop 30–60 µs each here (1,000 streams: 30–60 ms, and a reopen for files closed since),
+ * syncfs nothing. Below it, syncing the few files is cheaper than syncing the file system. */
+const SYNCFS_STREAMS_MIN = 16
+
+/** Makes the changed logs' files durable, directory entries of new files included. */
+async function syncAll(io: Io, streamsDir: string, logs: readonly StreamLog[]): Promise<void> {
+  const fileLogs = logs.filter((log): log is FileLog => log instanceof FileLog)
+  if (io.syncFs === undefined || fileLogs.length < SYNCFS_STREAMS_MIN) {
+    await forEachLimited(fileLogs, CHECKPOINT_SYNCS_MAX, (log) => log.sync())
+    await io.syncDir(streamsDir)
+    return
+  }
+  const handed: Array<{ log: FileLog; written: readonly FileRef[] }> = []
+  try {
+    await forEachLimited(fileLogs, CHECKPOINT_SYNCS_MAX, async (log) => {
+      const written = await log.writeOut()
+      if (written.length > 0) handed.push({ log, written })
+    })
+    await io.syncFs(streamsDir)
+  } catch (error) {
+    for (const { log, written } of handed) log.syncFailed(written)
+    throw error
+  }
 }
 
 function reportCheckpointError(error: unknown): void {

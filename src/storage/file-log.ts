@@ -238,7 +238,7 @@ export class FileLog implements StreamLog {
     }
     // A write crossing a segment boundary rolls into the next file (created by its first write).
     const pieces = splitParts(parts, this.flushed, this.files.segmentBytes)
-    await Promise.all(pieces.map((piece) => this.files.use(this.streamId, (file) => this.files.io.writev(file, piece.parts, piece.position, false), 'data', piece.segment)))
+    await Promise.all(pieces.map((piece) => this.files.use(this.streamId, (file) => this.files.io.writev(file, piece.parts, piece.position, false, true), 'data', piece.segment)))
     // Released while writing (the stream was deleted): its pending bytes are gone already.
     if (this.released) return
     for (const piece of pieces) this.markUnsynced('data', piece.segment)
@@ -281,17 +281,30 @@ export class FileLog implements StreamLog {
   /** Syncs the files written since the last sync, together; nothing to write or sync
    * costs no I/O (a checkpoint calls this for every stream that changed). */
   async sync(): Promise<void> {
-    if (this.unwritten) await this.flush()
-    const written = this.unsynced
-    if (written.length === 0 || this.released) return
-    this.unsynced = []
+    const written = await this.writeOut()
+    if (written.length === 0) return
     const { io } = this.files
     try {
       await Promise.all(written.map(({ kind, segment }) => this.files.use(this.streamId, (file) => io.datasync(file), kind, segment)))
     } catch (error) {
-      for (const { kind, segment } of written) this.markUnsynced(kind, segment)
+      this.syncFailed(written)
       throw error
     }
+  }
+
+  /** Writes what is unwritten and hands over the files written since their last sync, for
+   * a caller that makes them durable itself (one Io.syncFs for many logs); if that fails,
+   * it gives them back with syncFailed. */
+  async writeOut(): Promise<readonly FileRef[]> {
+    if (this.unwritten) await this.flush()
+    if (this.released) return []
+    const written = this.unsynced
+    this.unsynced = []
+    return written
+  }
+
+  syncFailed(written: readonly FileRef[]): void {
+    for (const { kind, segment } of written) this.markUnsynced(kind, segment)
   }
 
   private markUnsynced(kind: FileKind, segment: number): void {
