@@ -47,7 +47,9 @@ function checkArguments(ring) {
   assert.throws(() => addon.prepWritev(ring, 0, [new Uint8Array(1)], -1, 0), TypeError)
   assert.throws(() => addon.prepWritev(ring, 0, [new Uint8Array(1)], 0.5, 0), TypeError)
   assert.throws(() => addon.prepWritev(ring, -1, [new Uint8Array(1)], 0, 0), TypeError)
-  assert.throws(() => addon.prepWritev(ring, 0, [new Uint8Array(1)], 0, 2), TypeError)
+  assert.throws(() => addon.prepWritev(ring, 0, [new Uint8Array(1)], 0, 4), TypeError)
+  assert.throws(() => addon.syncFs(-1, () => {}), TypeError)
+  assert.throws(() => addon.syncFs(0, 'not a function'), TypeError)
   assert.throws(() => addon.prepRead(ring, 0, [1, 2], 0), TypeError)
   assert.throws(() => addon.prepFsync(ring, 0, 7), TypeError)
 }
@@ -101,6 +103,17 @@ async function backpressure(ring, track, fd, slots) {
   await Promise.all(taken)
 }
 
+// A background (IOSQE_ASYNC) write with its linked datasync, then syncfs on the thread pool.
+async function backgroundAndSyncFs(ring, track, fd, dir) {
+  const written = track(addon.prepWritev(ring, fd, [Buffer.from('async')], 40, 3), 2)
+  addon.submit(ring)
+  assert.deepEqual(await written, [5, 0])
+  const dirFd = fs.openSync(dir, 'r')
+  assert.equal(await new Promise((resolve) => addon.syncFs(dirFd, resolve)), 0)
+  fs.closeSync(dirFd)
+  assert.equal(await new Promise((resolve) => addon.syncFs(dirFd, resolve)), 9)
+}
+
 async function throwingCallback(fd) {
   const ring = addon.create(1, () => {
     throw new Error('from the completion callback')
@@ -123,6 +136,7 @@ async function main() {
   await writeAndRead(ring, track, fd)
   await errors(ring, track, file)
   await backpressure(ring, track, fd, 4)
+  await backgroundAndSyncFs(ring, track, fd, dir)
   assert.ok(batches > 0)
   addon.close(ring)
   assert.throws(() => addon.submit(ring), /closed/)
