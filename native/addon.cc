@@ -4,7 +4,8 @@
 // src/io/uring.ts; this file validates cheaply and does one job.
 //
 //   create(slots, onCompletions(batch: Int32Array, count)) -> ring
-//   prepWritev(ring, fd, buffers, position, flags) -> slot | -1   (flags: 1 = linked datasync)
+//   prepWritev(ring, fd, buffers, position, flags) -> slot | -1   (flags: 1 = linked datasync,
+//                               2 = background: IOSQE_ASYNC, the copy runs on io-wq)
 //   prepRead(ring, fd, buffer, position) -> slot | -1
 //   prepFsync(ring, fd, flags) -> slot | -1                      (flags: 1 = datasync)
 //   submit(ring) -> SQEs left unsubmitted (kernel said EAGAIN/EBUSY)
@@ -45,6 +46,7 @@ constexpr uint32_t kSlotsMax = 4096;          // bounds the iovec table (16 KiB 
 constexpr uint32_t kLengthMax = 0x7ffff000;   // Linux MAX_RW_COUNT: res must fit an int32
 constexpr double kPositionMax = 9007199254740991.0;
 constexpr uint32_t kFlagDatasync = 1;
+constexpr uint32_t kFlagBackground = 2;  // IOSQE_ASYNC: the write runs on io-wq, not in submit
 constexpr uint64_t kPartFsync = 1;
 const napi_type_tag kRingTag = {0x72696e6773747265ULL, 0x616d2d7572696e67ULL};
 
@@ -306,12 +308,13 @@ Napi::Value PrepWritev(const Napi::CallbackInfo& info) {
   if (!IsUint32In(info[1], 0, INT32_MAX)) return ThrowType(env, "fd must be a non-negative integer");
   if (!info[2].IsArray()) return ThrowType(env, "buffers must be an array");
   if (!IsPosition(info[3])) return ThrowType(env, "position must be a safe non-negative integer");
-  if (!IsUint32In(info[4], 0, kFlagDatasync)) return ThrowType(env, "flags must be 0 or 1");
+  if (!IsUint32In(info[4], 0, kFlagDatasync | kFlagBackground)) return ThrowType(env, "flags must be in 0..3");
   const auto fd = static_cast<int32_t>(info[1].As<Napi::Number>().Int32Value());
   Napi::Array buffers = info[2].As<Napi::Array>();
   const uint32_t count = buffers.Length();
   if (count == 0 || count > kIovMax) return ThrowType(env, "buffers must hold 1..1024 Uint8Arrays");
-  const bool datasync = info[4].As<Napi::Number>().Uint32Value() == kFlagDatasync;
+  const uint32_t flags = info[4].As<Napi::Number>().Uint32Value();
+  const bool datasync = (flags & kFlagDatasync) != 0;
 
   const int32_t slot = AcquireSlot(handle, datasync ? 2 : 1);
   if (slot < 0) return Napi::Number::New(env, -1);
@@ -331,6 +334,7 @@ Napi::Value PrepWritev(const Napi::CallbackInfo& info) {
     iov[i].iov_len = length;
   }
   io_uring_sqe* sqe = Sqe(handle, slot, IORING_OP_WRITEV, fd, 0);
+  if ((flags & kFlagBackground) != 0) sqe->flags |= IOSQE_ASYNC;
   sqe->addr = reinterpret_cast<uint64_t>(iov);
   sqe->len = count;
   sqe->off = static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value());

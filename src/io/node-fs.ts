@@ -27,18 +27,6 @@ function fdOf(file: IoFile): number {
   return (file as NodeFile).fd
 }
 
-/** Writes all buffers at `position` of `fd` on libuv's thread pool, finishing short writes. */
-export async function writevFd(fd: number, buffers: readonly Uint8Array[], position: number): Promise<void> {
-  let pending = buffers.filter((buffer) => buffer.length > 0)
-  let at = position
-  while (pending.length > 0) {
-    const batch = pending.slice(0, IOV_MAX)
-    const { bytesWritten } = await writevAsync(fd, batch as NodeJS.ArrayBufferView[], at)
-    at += bytesWritten
-    pending = remainder(pending, bytesWritten)
-  }
-}
-
 export class NodeFsIo implements Io {
   readonly name = 'node-fs'
 
@@ -49,7 +37,14 @@ export class NodeFsIo implements Io {
 
   async writev(file: IoFile, buffers: readonly Uint8Array[], position: number, datasync: boolean): Promise<void> {
     const fd = fdOf(file)
-    await writevFd(fd, buffers, position)
+    let pending = buffers.filter((buffer) => buffer.length > 0)
+    let at = position
+    while (pending.length > 0) {
+      const batch = pending.slice(0, IOV_MAX)
+      const { bytesWritten } = await writevAsync(fd, batch as NodeJS.ArrayBufferView[], at)
+      at += bytesWritten
+      pending = remainder(pending, bytesWritten)
+    }
     if (datasync) await fdatasyncAsync(fd)
   }
 

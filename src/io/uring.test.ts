@@ -90,7 +90,7 @@ describe.skipIf(addon === undefined)('UringIo on io_uring', () => {
     fs.rmSync(dir, { recursive: true, force: true })
   })
 
-  test('background writes (on the thread pool) land like any other, errors included; syncFs syncs a directory\'s file system and names a bad one', async () => {
+  test('background writes (IOSQE_ASYNC) land like any other, errors included; syncFs syncs a directory\'s file system and names a bad one', async () => {
     const io = make()
     const file = await io.open(path.join(dir, 'bg'), true)
     await io.writev(file, [bytes('back'), bytes('ground')], 0, false, true)

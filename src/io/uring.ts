@@ -1,7 +1,7 @@
 // io/uring.ts — the io_uring I/O backend over the native addon (native/addon.cc). The ring
 // carries writev (+ linked fdatasync), read and datasync; open/size/truncate/close and the
-// directory operations are off the hot path and stay on node:fs, as do data-file writes
-// nothing waits on ('background'); syncfs is the addon's, on libuv's thread pool. This file owns the
+// directory operations are off the hot path and stay on node:fs; syncfs is the addon's,
+// on libuv's thread pool. This file owns the
 // policy: slot backpressure (a FIFO of requests waiting for a free slot), one
 // io_uring_enter per tick, IOV_MAX chunking, finishing short writes and reads, errno codes.
 
@@ -9,7 +9,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import { promisify, getSystemErrorMap } from 'node:util'
 import { byteLength, remainder } from './buffers.js'
-import { NodeFsIo, writevFd } from './node-fs.js'
+import { NodeFsIo } from './node-fs.js'
 import type { Io, IoFile } from './types.js'
 
 /** The opaque ring handle the addon hands out. */
@@ -19,7 +19,7 @@ export type UringRing = object
 export interface UringAddon {
   /** Throws an Error with an errno `code` (EPERM, ENOSYS, …) when io_uring is unavailable. */
   create(slots: number, onCompletions: (batch: Int32Array, count: number) => void): UringRing
-  /** Slot index, or -1 when every slot is busy. flags: 1 = linked fdatasync. */
+  /** Slot index, or -1 when every slot is busy. flags: 1 = linked fdatasync, 2 = IOSQE_ASYNC. */
   prepWritev(ring: UringRing, fd: number, buffers: readonly Uint8Array[], position: number, flags: number): number
   prepRead(ring: UringRing, fd: number, buffer: Uint8Array, position: number): number
   /** flags: 1 = fdatasync, 0 = fsync. */
@@ -38,6 +38,10 @@ export const IOV_MAX = 1024
 /** Linux caps one read or write at this many bytes (MAX_RW_COUNT). */
 const READ_BYTES_MAX = 0x7ffff000
 const FLAG_DATASYNC = 1
+/** IOSQE_ASYNC: the kernel copies on an io-wq worker instead of inside io_uring_enter on
+ * the event loop (measured: a buffered write creating a file's first block cost ~85 µs of
+ * the loop inline). Addons with syncFs know the flag; older prebuilt ones refuse it. */
+const FLAG_BACKGROUND = 2
 const SUBMIT_RETRY_MS = 1
 const DEFAULT_SLOTS = 256
 
@@ -183,17 +187,8 @@ export class UringIo implements Io {
   }
 
   writev(file: IoFile, buffers: readonly Uint8Array[], position: number, datasync: boolean, background = false): Promise<void> {
-    if (background) {
-      // On libuv's thread pool: the kernel's work for a buffered write (block allocation,
-      // the journal) then never runs inside io_uring_enter on the event loop, where it
-      // cost ~80 µs per write to a new file and stalled submits (the WAL's too) for up to
-      // 8 ms; with IOSQE_ASYNC the submits still stalled (io-wq workers made on demand).
-      return this.track(file, 'write', async (open) => {
-        await writevFd(open.fd, buffers, position)
-        if (datasync) await this.sync(open)
-      })
-    }
-    return this.track(file, 'write', (open) => this.writevAll(open, buffers, position, datasync))
+    const flags = background && this.syncFs !== undefined ? FLAG_BACKGROUND : 0
+    return this.track(file, 'write', (open) => this.writevAll(open, buffers, position, datasync, flags))
   }
 
   read(file: IoFile, buffer: Uint8Array, position: number): Promise<number> {
@@ -255,7 +250,7 @@ export class UringIo implements Io {
     }
   }
 
-  private async writevAll(file: UringFile, buffers: readonly Uint8Array[], position: number, datasync: boolean): Promise<void> {
+  private async writevAll(file: UringFile, buffers: readonly Uint8Array[], position: number, datasync: boolean, flags: number): Promise<void> {
     const nonEmpty = buffers.filter((buffer) => buffer.length > 0)
     if (nonEmpty.length === 0) {
       if (datasync) await this.sync(file)
@@ -271,7 +266,7 @@ export class UringIo implements Io {
       chunks.push({ buffers: chunk, position: bytes })
       bytes += byteLength(chunk)
     }
-    const outcomes = await Promise.allSettled(chunks.map((chunk) => this.writeOnce(file, chunk.buffers, chunk.position, linked)))
+    const outcomes = await Promise.allSettled(chunks.map((chunk) => this.writeOnce(file, chunk.buffers, chunk.position, linked, flags)))
     // Settled together, so nothing of this call is still being written when it fails.
     for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason
     let synced = linked
@@ -279,16 +274,16 @@ export class UringIo implements Io {
       const written = (outcomes[index] as PromiseFulfilledResult<number>).value
       if (written < byteLength(chunk.buffers)) {
         // A short write broke the link: its fdatasync came back ECANCELED and must be redone.
-        await this.writeRest(file, remainder(chunk.buffers, written), chunk.position + written)
+        await this.writeRest(file, remainder(chunk.buffers, written), chunk.position + written, flags)
         synced = false
       }
     }
     if (datasync && !synced) await this.sync(file)
   }
 
-  private async writeRest(file: UringFile, buffers: Uint8Array[], position: number): Promise<void> {
+  private async writeRest(file: UringFile, buffers: Uint8Array[], position: number, flags: number): Promise<void> {
     while (buffers.length > 0) {
-      const written = await this.writeOnce(file, buffers, position, false)
+      const written = await this.writeOnce(file, buffers, position, false, flags)
       if (written === 0) throw uringError(-os.constants.errno.EIO, 'write', file.path)
       position += written
       buffers = remainder(buffers, written)
@@ -296,10 +291,10 @@ export class UringIo implements Io {
   }
 
   /** One WRITEV (+ linked fdatasync); resolves to the bytes written, possibly short. */
-  private writeOnce(file: UringFile, buffers: Uint8Array[], position: number, linkDatasync: boolean): Promise<number> {
+  private writeOnce(file: UringFile, buffers: Uint8Array[], position: number, linkDatasync: boolean, flags: number): Promise<number> {
     const total = byteLength(buffers)
     return this.run<number>({
-      prep: (addon, ring) => addon.prepWritev(ring, file.fd, buffers, position, linkDatasync ? FLAG_DATASYNC : 0),
+      prep: (addon, ring) => addon.prepWritev(ring, file.fd, buffers, position, flags | (linkDatasync ? FLAG_DATASYNC : 0)),
       parts: linkDatasync ? 2 : 1,
       settle: (request) => {
         if (request.res < 0) throw uringError(request.res, 'write', file.path)

@@ -43,8 +43,8 @@ export interface OpenSegment {
 
 export async function preallocate(io: Io, path: string, bytes: number): Promise<IoFile> {
   const file = await io.open(path, true)
-  // In the background (libuv's thread pool under uring): zeroing 64 MiB inside
-  // io_uring_enter cost the event loop ~1 ms per chunk, at every WAL roll.
+  // In the background (io-wq under uring): zeroing 64 MiB inside io_uring_enter cost the
+  // event loop ~1 ms per chunk, at every WAL roll.
   for (let at = 0; at < bytes; at += ZERO_CHUNK.length) {
     await io.writev(file, [ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, bytes - at))], at, false, true)
   }

@@ -47,7 +47,7 @@ function checkArguments(ring) {
   assert.throws(() => addon.prepWritev(ring, 0, [new Uint8Array(1)], -1, 0), TypeError)
   assert.throws(() => addon.prepWritev(ring, 0, [new Uint8Array(1)], 0.5, 0), TypeError)
   assert.throws(() => addon.prepWritev(ring, -1, [new Uint8Array(1)], 0, 0), TypeError)
-  assert.throws(() => addon.prepWritev(ring, 0, [new Uint8Array(1)], 0, 2), TypeError)
+  assert.throws(() => addon.prepWritev(ring, 0, [new Uint8Array(1)], 0, 4), TypeError)
   assert.throws(() => addon.syncFs(-1, () => {}), TypeError)
   assert.throws(() => addon.syncFs(0, 'not a function'), TypeError)
   assert.throws(() => addon.prepRead(ring, 0, [1, 2], 0), TypeError)
@@ -103,8 +103,11 @@ async function backpressure(ring, track, fd, slots) {
   await Promise.all(taken)
 }
 
-// syncfs on the thread pool, on a directory and on a closed fd.
-async function syncFsOnThreadPool(dir) {
+// A background (IOSQE_ASYNC) write with its linked datasync, then syncfs on the thread pool.
+async function backgroundAndSyncFs(ring, track, fd, dir) {
+  const written = track(addon.prepWritev(ring, fd, [Buffer.from('async')], 40, 3), 2)
+  addon.submit(ring)
+  assert.deepEqual(await written, [5, 0])
   const dirFd = fs.openSync(dir, 'r')
   assert.equal(await new Promise((resolve) => addon.syncFs(dirFd, resolve)), 0)
   fs.closeSync(dirFd)
@@ -133,7 +136,7 @@ async function main() {
   await writeAndRead(ring, track, fd)
   await errors(ring, track, file)
   await backpressure(ring, track, fd, 4)
-  await syncFsOnThreadPool(dir)
+  await backgroundAndSyncFs(ring, track, fd, dir)
   assert.ok(batches > 0)
   addon.close(ring)
   assert.throws(() => addon.submit(ring), /closed/)
