@@ -132,18 +132,25 @@ describe.skipIf(missing !== undefined)(`a ${NODES}-node cluster behind HAProxy${
     expect([...holders.values()]).toContain(victimUrl)
     const acked = new Map(paths.map((path) => [path, [] as Array<{ end: number; body: string }>]))
     const refused = new Map(paths.map((path) => [path, 0]))
+    // What each refusal was (status or error), for the message when a live node's stream had one.
+    const reasons = new Map(paths.map((path) => [path, [] as string[]]))
     let killed = false
     const afterKill = new Map(paths.map((path) => [path, 0]))
     const stop = { value: false }
     const writers = paths.map(async (path, w) => {
       for (let k = 0; !stop.value; k++) {
         const body = `${w}:${k};`
-        const res = await fetch(stream(path), { method: 'POST', headers: { 'content-type': 'text/plain' }, body }).catch(() => undefined)
+        let failure = ''
+        const res = await fetch(stream(path), { method: 'POST', headers: { 'content-type': 'text/plain' }, body }).catch((error: Error) => {
+          failure = `${error.message} (${(error.cause as Error | undefined)?.message ?? ''})`
+          return undefined
+        })
         if (res?.status === 204) {
           acked.get(path)!.push({ end: Number(res.headers.get('stream-next-offset')!.split('_')[1]), body })
           if (killed) afterKill.set(path, afterKill.get(path)! + 1)
         } else {
           refused.set(path, refused.get(path)! + 1)
+          reasons.get(path)!.push(res === undefined ? failure : `${res.status} ${await res.text()}`)
           await new Promise((resolve) => setTimeout(resolve, 20))
         }
       }
@@ -162,7 +169,7 @@ describe.skipIf(missing !== undefined)(`a ${NODES}-node cluster behind HAProxy${
       const content = await (await fetch(stream(path))).text()
       for (const { end, body } of acked.get(path)!) expect(content.slice(end - body.length, end), `${path}: acknowledged append ${body}`).toBe(body)
       if (holders.get(path) !== victimUrl) {
-        expect(refused.get(path), `${path} on a live node was never refused`).toBe(0)
+        expect(refused.get(path), `${path} on a live node was never refused (${reasons.get(path)!.join('; ')})`).toBe(0)
         expect(afterKill.get(path)!, `${path} took appends after the kill`).toBeGreaterThan(0)
       }
     }
