@@ -109,6 +109,25 @@ describe('streams that leave memory', () => {
   })
 })
 
+describe('expiry of removed forks', () => {
+  test('a fork and its source that expired and left memory are never loaded again from entries the next checkpoint removes', async () => {
+    const io = new SimIo()
+    const server = await boot(io, { expirySweepMs: 50 })
+    await put(server, 'src', { 'Content-Type': 'text/plain', 'Stream-TTL': '1' }, 'abc')
+    await put(server, 'fork', { 'Content-Type': 'text/plain', 'Stream-TTL': '1', 'Stream-Forked-From': '/v1/stream/src' })
+    await server.checkpoint()
+    // Both expire; the sweeps remove them from memory, and the stored sweep walks their
+    // stored (not yet removed) entries: loading the fork would need its removed source.
+    await new Promise((resolve) => setTimeout(resolve, 1600))
+    expect((await fetch(url(server, 'fork'))).status).toBe(404)
+    expect((await fetch(url(server, 'src'))).status).toBe(404)
+    await server.checkpoint()
+    const later = await boot(io.crashed())
+    expect((await fetch(url(later, 'fork'))).status).toBe(404)
+    expect((await fetch(url(later, 'src'))).status).toBe(404)
+  })
+})
+
 describe('crashes and damage', () => {
   test('a crash during an incremental checkpoint (before the store commits) recovers from the WAL', async () => {
     const io = new SimIo()

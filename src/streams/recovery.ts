@@ -74,6 +74,7 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
         }
       }
       const loadId = (id: number): Stream | undefined => {
+        if (registry.isGone(id)) return undefined
         const saved = read(id)
         return saved === undefined ? undefined : build(saved)
       }

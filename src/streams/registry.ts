@@ -11,6 +11,7 @@ import { StreamError } from '../protocol/errors.js'
 import type { RemovedStream } from '../storage/registry-store.js'
 import type { StreamSnapshot } from '../storage/types.js'
 import type { Stream } from './stream.js'
+import { log } from '../util/log.js'
 
 /** Streams not in memory: built from the registry store on demand. */
 export interface RegistryBacking {
@@ -68,7 +69,14 @@ export class Registry {
   }
 
   startSweeping(intervalMs: number): void {
-    this.sweepTimer = setInterval(() => this.sweep(), intervalMs)
+    this.sweepTimer = setInterval(() => {
+      // One stream's failure (a damaged entry, an I/O error) must not end the process.
+      try {
+        this.sweep()
+      } catch (error) {
+        log.error({ err: error }, `ringstream: expiry sweep failed (will retry): ${(error as Error).message}`)
+      }
+    }, intervalMs)
     this.sweepTimer.unref()
   }
 
@@ -105,6 +113,12 @@ export class Registry {
   /** A registered stream (live or soft-deleted) by id; recovery resolves records with it. */
   findById(id: number): Stream | undefined {
     return this.byId.get(id) ?? this.admit(this.backing?.loadId(id))
+  }
+
+  /** Removed, with the removal not checkpointed yet: its stored entry must not be loaded
+   * (building it would look for a source that may be removed too). */
+  isGone(id: number): boolean {
+    return this.gone.has(id)
   }
 
   /** Calls `visit` for every live stream whose path passes `filter`, in memory or stored
@@ -292,7 +306,7 @@ export class Registry {
     const ids = backing.expiringAfter(this.storedSweepAfter, STORED_SWEEP_BATCH)
     this.storedSweepAfter = ids.length < STORED_SWEEP_BATCH ? 0 : ids[ids.length - 1]!
     for (const id of ids) {
-      if (this.byId.has(id)) continue
+      if (this.byId.has(id) || this.gone.has(id)) continue
       let saved: StreamSnapshot | undefined
       try {
         saved = backing.stored(id)

@@ -6,7 +6,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -49,6 +49,8 @@ describe.skipIf(missing !== undefined)(`a ${NODES}-node cluster behind HAProxy${
   }, 90_000)
 
   afterAll(async () => {
+    // CLUSTER_LOG=FILE keeps what the nodes and HAProxy printed (how a node's crash was found).
+    if (process.env.CLUSTER_LOG !== undefined) writeFileSync(process.env.CLUSTER_LOG, log)
     if (cluster.exitCode === null) {
       const exited = once(cluster, 'exit')
       cluster.kill('SIGTERM')
