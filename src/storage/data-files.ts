@@ -135,8 +135,13 @@ export class DataFiles {
     if (this.holdBytesMax === undefined) return false
     this.unswept.add(log)
     this.heldBytes += bytes
-    if (this.heldBytes > this.holdBytesMax && this.sweeping === undefined) this.sweep()
+    this.sweepIfDue()
     return true
+  }
+
+  /** Sweeps the held bytes when enough wait and no sweep is writing. */
+  private sweepIfDue(): void {
+    if (this.holdBytesMax !== undefined && this.heldBytes > this.holdBytesMax && this.sweeping === undefined) this.sweep()
   }
 
   /** Called by replay before it reads more of the WAL: waits while the held bytes are past
@@ -145,9 +150,7 @@ export class DataFiles {
    * speed. Undefined when replay need not wait. */
   replayPause(): Promise<void> | undefined {
     if (this.holdBytesMax === undefined || this.heldBytes <= this.holdBytesMax || this.sweeping === undefined) return undefined
-    return this.sweeping.then(() => {
-      if (this.heldBytes > (this.holdBytesMax ?? Infinity) && this.sweeping === undefined) this.sweep()
-    })
+    return this.sweeping.then(() => this.sweepIfDue())
   }
 
   /** Writes `log` within FLUSH_DELAY_MS. */

@@ -161,10 +161,6 @@ export class Registry {
       // Streams that cannot go yet (changed, pinned) are walked again only after another quarter.
       this.evictAt = Math.max(this.residentMax, this.byId.size) + (this.residentMax >> 2)
     }
-    if (this.gone.has(stream.id)) {
-      stream.log.unload()
-      return undefined
-    }
     this.streams.set(stream.path, stream)
     this.byId.set(stream.id, stream)
     if (stream.parent !== undefined) stream.parent.residentForks++
