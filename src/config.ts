@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import type { Durability } from './protocol/headers.js'
 import { SEGMENT_BYTES_DEFAULT } from './storage/segments.js'
+import { INLINE_BYTES_DEFAULT } from './storage/file-log.js'
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './util/log.js'
 
 export type IoBackend = 'auto' | 'uring' | 'fs'
@@ -69,6 +70,9 @@ export interface ServerConfig {
   /** Stream bytes per data segment file (storage/segments.ts); fixed when a data
    * directory is created (the directory's own value wins afterwards). */
   segmentBytes: number
+  /** Streams of at most this many bytes keep them in their registry entry instead of a
+   * data file (storage/file-log.ts); 0: every stream with bytes has a data file. */
+  inlineBytesMax: number
   /** Streams kept in memory when idle; the rest wait in the registry store (~1–2 KiB each
    * in memory, microseconds to load again). */
   residentStreamsMax: number
@@ -133,6 +137,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   readCacheBytes: 16 * 1024 * 1024,
   salvage: false,
   segmentBytes: SEGMENT_BYTES_DEFAULT,
+  inlineBytesMax: INLINE_BYTES_DEFAULT,
   residentStreamsMax: 10_000,
   checkpointChangedStreams: 20_000,
   webhooks: false,
@@ -182,6 +187,9 @@ export function validateConfig(config: ServerConfig): void {
   if (config.walSegmentBytes < config.appendBytesMax) fail('a WAL segment must hold the largest append')
   if (config.openFilesMax < 1) fail('openFilesMax must be at least 1')
   if (config.checkpointIntervalMs < 100) fail('checkpoint interval must be at least 100 ms')
+  // Entries over half an lmdb page (inline bytes past ~1.4 KiB, as base64) take overflow
+  // pages of their own; past 4 KiB a data file is the better home.
+  if (!Number.isInteger(config.inlineBytesMax) || config.inlineBytesMax < 0 || config.inlineBytesMax > 4096) fail('inlineBytesMax must be 0 .. 4096')
   if (config.segmentBytes < 4096 || config.segmentBytes > 2 ** 36) fail('segmentBytes must be 4 KiB .. 64 GiB')
   if (config.residentStreamsMax < 1) fail('residentStreamsMax must be at least 1')
   if (config.checkpointChangedStreams < 1) fail('checkpointChangedStreams must be at least 1')

@@ -87,6 +87,7 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
           readCacheBytes: config.readCacheBytes,
           salvage: config.salvage,
           segmentBytes: config.segmentBytes,
+          inlineBytesMax: config.inlineBytesMax,
           checkpointChangedStreams: config.checkpointChangedStreams,
           diskReserveBytes: config.diskReserveBytes,
           onWalBatch: metrics?.walBatch,

@@ -8,7 +8,9 @@ import { SimIo } from '../src/io/sim.js'
 import { DATA, post, put, sleep, text, url, useSimServers } from './sim-server.js'
 
 const SEGMENT = `${DATA}/wal/00000000000000000000.wal`
-const boot = useSimServers({ longPollTimeoutMs: 200 })
+// Every stream here writes a data file (no inline small streams): these cases are about
+// the files. Inline streams' recovery is in registry.test.ts.
+const boot = useSimServers({ longPollTimeoutMs: 200, inlineBytesMax: 0 })
 
 describe('power cuts', () => {
   test('fsync-acknowledged appends survive; recovery replays them from the WAL', async () => {

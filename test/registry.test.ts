@@ -7,7 +7,7 @@
 
 import { describe, expect, test } from 'vitest'
 import { SimIo } from '../src/io/sim.js'
-import { DATA, post, put, text, url, useSimServers } from './sim-server.js'
+import { DATA, post, put, sleep, text, url, useSimServers } from './sim-server.js'
 
 const REGISTRY = `${DATA}/registry/registry.json`
 const boot = useSimServers({ residentStreamsMax: 2 })
@@ -77,7 +77,8 @@ describe('streams that leave memory', () => {
     // The cascade removed all three from the store, and their files with them.
     expect(storedPaths(disk).filter((path) => !path.startsWith('filler'))).toEqual([])
     expect((await disk.list(`${DATA}/streams`)).filter((name) => /^00000000000[123]\./.test(name))).toEqual([])
-    const third = await boot(disk.crashed())
+    const cut = disk.crashed()
+    const third = await boot(cut)
     for (const path of ['src', 'mid', 'leaf']) expect((await fetch(url(third, path), { method: 'HEAD' })).status).toBe(404)
     expect((await put(third, 'src')).status).toBe(201)
   })
@@ -152,7 +153,9 @@ describe('crashes and damage', () => {
     const io = new SimIo()
     const server = await boot(io)
     const paths = Array.from({ length: 20 }, (_, i) => `many${i}`)
-    for (const path of paths) await put(server, path, { 'Content-Type': 'text/plain' }, `${path}:a;`)
+    // Past the inline limit: these streams have data files.
+    const first = (path: string): string => `${path}:a;`.padEnd(1100, '.')
+    for (const path of paths) await put(server, path, { 'Content-Type': 'text/plain' }, first(path))
     await server.checkpoint()
     for (const path of paths) await post(server, path, `${path}:b;`)
     // 20 changed streams: above the threshold, the files are synced by syncFs, not one by one.
@@ -160,12 +163,12 @@ describe('crashes and damage', () => {
     await expect(server.checkpoint()).rejects.toThrow(/EIO/)
     const crashed = await boot(io.crashed())
     expect(crashed.recovery!.records).toBeGreaterThan(0)
-    for (const path of paths) expect(await text(crashed, path)).toBe(`${path}:a;${path}:b;`)
+    for (const path of paths) expect(await text(crashed, path)).toBe(`${first(path)}${path}:b;`)
     await server.checkpoint()
     // Nothing left in the WAL to replay: the data files alone must hold every byte.
     const later = await boot(io.crashed())
     expect(later.recovery!.records).toBe(0)
-    for (const path of paths) expect(await text(later, path)).toBe(`${path}:a;${path}:b;`)
+    for (const path of paths) expect(await text(later, path)).toBe(`${first(path)}${path}:b;`)
   })
 
   test('index entries written after the checkpoint and torn by the crash are rebuilt from the WAL', async () => {
@@ -207,9 +210,11 @@ describe('crashes and damage', () => {
     for (let i = 0; i < 3; i++) await post(server, 'few', `[${i},${i}]`, { 'Content-Type': 'application/json' })
     for (let i = 0; i < 515; i++) await post(server, 'many', `${i % 10}`)
     await server.checkpoint()
-    // No index file for three appends; one full page (512 entries) for 515, the rest stored beside it.
+    // Three small appends: no file at all (bytes and index in the registry entry). 515: one
+    // full index page (512 entries) in the index file, the rest stored beside it.
     const files = await io.list(`${DATA}/streams`)
-    expect(files.filter((name) => name.startsWith('000000000001.')).sort()).toEqual(['000000000001.000000.data'])
+    expect(files.filter((name) => name.startsWith('000000000001.'))).toEqual([])
+    expect(files).toContain('000000000002.000000.data')
     expect(io.contents(`${DATA}/streams/000000000002.appends`)?.length).toBe(4096)
     const again = await boot(io.crashed())
     const messages = (await (await fetch(url(again, 'few'))).json()) as number[]
@@ -288,3 +293,79 @@ describe('crashes and damage', () => {
     expect((await fetch(url(salvaged, 'hurt'))).status).toBe(404)
   })
 })
+
+const fileOf = (id: number): string => `${DATA}/streams/${String(id).padStart(12, '0')}.000000.data`
+/** The files a stream has in the streams directory. */
+async function filesOf(io: SimIo, id: number): Promise<string[]> {
+  return (await io.list(`${DATA}/streams`)).filter((name) => name.startsWith(`${String(id).padStart(12, '0')}.`))
+}
+
+describe('small streams kept in their registry entry', () => {
+  test('a small stream has no data file, across evictions and crashes; past the limit all its bytes move to one, byte-exact', async () => {
+    const io = new SimIo()
+    const server = await boot(io)
+    await put(server, 'small', { 'Content-Type': 'text/plain' }, 'a;')
+    for (let i = 0; i < 10; i++) await post(server, 'small', `b${i};`)
+    let expected = 'a;' + Array.from({ length: 10 }, (_, i) => `b${i};`).join('')
+    await server.checkpoint()
+    // Two resident streams at most: these push 'small' out of memory after the checkpoint.
+    for (const other of ['x', 'y', 'z']) await put(server, other, { 'Content-Type': 'text/plain' }, other)
+    await server.checkpoint()
+    await sleep(1200)
+    expect(await filesOf(io, 1)).toEqual([])
+    expect(await text(server, 'small')).toBe(expected)
+    // A read from inside the stored bytes.
+    const mid = await fetch(`${url(server, 'small')}?offset=0000000000000000_${String(5).padStart(16, '0')}`)
+    expect(await mid.text()).toBe(expected.slice(5))
+    const disk = io.crashed()
+    const again = await boot(disk)
+    expect(again.recovery!.records).toBe(0)
+    expect(await text(again, 'small')).toBe(expected)
+    // Past the limit (1 KiB): the sweep writes every byte, from the first one.
+    const big = 'c'.repeat(1100)
+    await post(again, 'small', big)
+    expected += big
+    await sleep(1200)
+    expect(Buffer.from(disk.contents(fileOf(1))!).toString()).toBe(expected)
+    // A crash before the next checkpoint: the entry still holds the old bytes; the WAL the rest.
+    const cut = disk.crashed()
+    const third = await boot(cut)
+    expect(await text(third, 'small')).toBe(expected)
+    await post(third, 'small', 'd;')
+    expected += 'd;'
+    await third.checkpoint()
+    const fourth = await boot(cut.crashed())
+    expect(fourth.recovery!.records).toBe(0)
+    expect(await text(fourth, 'small')).toBe(expected)
+    expect((await post(fourth, 'small', 'e;')).status).toBe(204)
+    expect(await text(fourth, 'small')).toBe(expected + 'e;')
+  })
+
+  test('a fork of a small stream reads its stored bytes; deleting both leaves nothing stored', async () => {
+    const io = new SimIo()
+    const server = await boot(io)
+    await put(server, 'src', { 'Content-Type': 'text/plain' }, 'one;')
+    await post(server, 'src', 'two;')
+    await post(server, 'src', 'three;')
+    await server.checkpoint()
+    const fork = await put(server, 'fork', { 'Stream-Forked-From': '/v1/stream/src', 'Stream-Fork-Offset': `0000000000000000_${String(8).padStart(16, '0')}` })
+    expect(fork.status).toBe(201)
+    await post(server, 'fork', 'own;')
+    await post(server, 'src', 'four;')
+    await server.checkpoint()
+    const disk = io.crashed()
+    const again = await boot(disk)
+    expect(again.recovery!.records).toBe(0)
+    expect(await text(again, 'fork')).toBe('one;two;own;')
+    expect(await text(again, 'src')).toBe('one;two;three;four;')
+    expect(await filesOf(disk, 1)).toEqual([])
+    expect(await filesOf(disk, 2)).toEqual([])
+    expect((await fetch(url(again, 'src'), { method: 'DELETE' })).status).toBe(204)
+    // Soft-deleted while the fork reads through it.
+    expect(await text(again, 'fork')).toBe('one;two;own;')
+    expect((await fetch(url(again, 'fork'), { method: 'DELETE' })).status).toBe(204)
+    await again.checkpoint()
+    expect(storedPaths(disk)).toEqual([])
+  })
+})
+

@@ -66,6 +66,9 @@ export class DataFiles {
     /** Stream bytes per data segment file (see segments.ts); set from the data directory
      * at recovery, before any file is touched. */
     public segmentBytes: number = SEGMENT_BYTES_DEFAULT,
+    /** Streams with at most this many bytes keep them in their registry entry, not in a
+     * data file (file-log.ts); 0: every stream has a data file. */
+    readonly inlineBytesMax = 0,
   ) {}
 
   /** Reads of written bytes from the cache (hits) and from the files (misses), for metrics. */

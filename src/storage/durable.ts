@@ -9,7 +9,7 @@
 import type { Io } from '../io/types.js'
 import type { Durability } from '../protocol/headers.js'
 import { DataFiles, type FileRef } from './data-files.js'
-import { FileLog } from './file-log.js'
+import { FileLog, INLINE_BYTES_DEFAULT } from './file-log.js'
 import { forEachLimited } from '../util/limited.js'
 import { MemoryLog } from './memory.js'
 import { type DataPaths, dataPaths, segmentBase } from './paths.js'
@@ -30,6 +30,9 @@ export interface DurableOptions {
   readonly readCacheBytes: number
   /** Stream bytes per data segment file. */
   readonly segmentBytes: number
+  /** Streams of at most this many bytes keep them in their registry entry instead of a
+   * data file (storage/file-log.ts); default INLINE_BYTES_DEFAULT, 0: never. */
+  readonly inlineBytesMax?: number
   readonly salvage: boolean
   /** Checkpoint as soon as this many streams changed (bounds the streams held in memory
    * because their state is not stored yet). */
@@ -82,7 +85,7 @@ export class DurableStorage implements Storage {
 
   constructor(private readonly options: DurableOptions) {
     this.paths = dataPaths(options.dataDir)
-    this.files = new DataFiles(options.io, (id, kind, segment) => this.paths.streamFile(id, kind, segment), options.openFilesMax, options.readCacheBytes, options.segmentBytes)
+    this.files = new DataFiles(options.io, (id, kind, segment) => this.paths.streamFile(id, kind, segment), options.openFilesMax, options.readCacheBytes, options.segmentBytes, options.inlineBytesMax ?? INLINE_BYTES_DEFAULT)
   }
 
   createLog(streamId: number, durability: Durability, shape: LogShape): StreamLog {
@@ -270,7 +273,8 @@ async function syncAll(io: Io, streamsDir: string, logs: readonly StreamLog[]): 
       const written = await log.writeOut()
       if (written.length > 0) handed.push({ log, written })
     })
-    await io.syncFs(streamsDir)
+    // Inline streams (and streams whose files are synced) wrote nothing to make durable.
+    if (handed.length > 0) await io.syncFs(streamsDir)
   } catch (error) {
     for (const { log, written } of handed) log.syncFailed(written)
     throw error

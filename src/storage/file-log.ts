@@ -12,6 +12,11 @@
 // data get views, as in memory mode, instead of a file read into a fresh buffer each.
 // Older bytes are read into pooled buffers (read-buffers.ts), lent to the reader for one
 // event-loop turn.
+// A small stream is kept inline: while it has never written its data file and holds at
+// most DataFiles.inlineBytesMax committed bytes, its bytes stay in memory and a checkpoint
+// stores them in the stream's registry entry (inlineAtMost): no data file is created, so
+// a checkpoint after a burst to a thousand new small streams is one registry transaction.
+// Past the limit the log writes them all, from position 0, and is a file log from then on.
 
 import type { LogShape, StreamLog } from './types.js'
 import { type MaybePromise, andThen } from '../util/maybe.js'
@@ -31,6 +36,12 @@ const COALESCE_BYTES_MAX = 4096
  * quiet streams hold a few hundred bytes, carved from Node's shared buffer pool. */
 const BLOCK_BYTES_MIN = 256
 const BLOCK_BYTES_MAX = 64 * 1024
+/** Streams of up to this many bytes keep them inline (see the header; a server's default):
+ * the 4 KiB block and the inode a data file would take for them cost more than the bytes,
+ * and their base64 in the registry entry still fits an lmdb page beside other entries. In
+ * memory, a resident or changed inline stream holds its bytes, so this also bounds that:
+ * (residentStreamsMax + checkpointChangedStreams) · 1 KiB, 30 MiB by default. */
+export const INLINE_BYTES_DEFAULT = 1024
 /** A log writes to its data file as soon as it holds this many committed bytes. */
 const FLUSH_BYTES = 16 * 1024
 
@@ -66,6 +77,12 @@ export class FileLog implements StreamLog {
   ) {
     this.flushed = shape.length
     this.committed = shape.length
+    if (shape.inline !== undefined && shape.inline.length > 0) {
+      if (shape.inline.length !== shape.length) throw new Error(`stream ${streamId}: ${shape.inline.length} inline bytes for a length of ${shape.length}`)
+      this.flushed = 0
+      this.pending = [shape.inline]
+      this.pendingBytes = shape.inline.length
+    }
     const appendTail = shape.appendTail ?? []
     this.appends = new BoundaryIndex(files.indexFile(streamId, 'appends'), files.indexPages, shape.appends - appendTail.length, appendTail)
     if (shape.messages !== undefined) {
@@ -119,7 +136,7 @@ export class FileLog implements StreamLog {
   commit(length: number): void {
     const added = Math.max(0, length - this.committed)
     this.committed += added
-    if (this.flushScheduled || this.files.hold(this, added)) return
+    if (this.inline || this.flushScheduled || this.files.hold(this, added)) return
     if (this.committed - this.flushed < FLUSH_BYTES) {
       this.files.deferFlush(this)
       return
@@ -224,7 +241,7 @@ export class FileLog implements StreamLog {
   }
 
   private async writeData(): Promise<void> {
-    if (this.released) return
+    if (this.released || this.inline) return
     const bytes = this.committed - this.flushed
     if (bytes <= 0) return
     this.closeRegion()
@@ -312,6 +329,28 @@ export class FileLog implements StreamLog {
   }
 
 
+  /** Whether the log keeps its bytes for its registry entry instead of a data file (see
+   * the header): nothing written yet, few enough committed bytes, and no full index page. */
+  private get inline(): boolean {
+    return this.flushed === 0 && this.committed <= this.files.inlineBytesMax && !this.appends.pageUnwritten && this.messages?.pageUnwritten !== true
+  }
+
+  /** The committed bytes [0, length) when the log is inline, for the registry entry a
+   * checkpoint stores (undefined: the data file holds them). Once all its bytes are taken,
+   * an inline log keeps them as that one buffer and gives up its staging block. */
+  inlineAtMost(length: number): Uint8Array | undefined {
+    if (!this.inline || length === 0 || length > this.committed) return undefined
+    const parts = this.readMemory(0, length)
+    if (parts.length === 1) return parts[0]!
+    const bytes = Buffer.concat(parts, length)
+    if (length === this.pendingBytes) {
+      this.pending = [bytes]
+      this.block = undefined
+      this.blockBytes = BLOCK_BYTES_MIN
+    }
+    return bytes
+  }
+
   /** Committed bytes that reached the data file. */
   get flushedLength(): number {
     return this.flushed
@@ -320,11 +359,14 @@ export class FileLog implements StreamLog {
   /** Committed bytes or full index pages (staged entries included) not in the files yet;
    * the entries of a partial page are a checkpoint's to keep (BoundaryIndex.tailAtMost). */
   private get unwritten(): boolean {
+    if (this.inline) return false
     return this.committed > this.flushed || this.appends.pageUnwritten || this.messages?.pageUnwritten === true
   }
 
+  /** An inline log is idle once everything it holds is committed: the registry (which
+   * evicts only streams whose changes a checkpoint stored) then has its bytes. */
   get idle(): boolean {
-    return this.pendingBytes === 0 && !this.unwritten && !this.flushScheduled && this.unsynced.length === 0
+    return (this.pendingBytes === 0 || (this.inline && this.pendingBytes === this.committed)) && !this.unwritten && !this.flushScheduled && this.unsynced.length === 0
   }
 
   unload(): void {

@@ -14,7 +14,8 @@ import type { StreamSnapshot } from './types.js'
 
 const META_KEY = 'checkpoint'
 const FORMAT = 'ringstream-registry'
-const VERSION = 2
+/** 3: entries may hold a small stream's bytes (inline); 2 is read as it is. */
+const VERSION = 3
 
 interface StoredMeta extends RegistryMeta {
   readonly format: string
@@ -43,8 +44,8 @@ export class LmdbRegistry implements RegistryStore {
     const controls = root.openDB<string, string>('controls', { encoding: 'string' })
     const store = new LmdbRegistry(root, streams, paths, expiring, meta, controls)
     const saved = meta.get(META_KEY)
-    if (saved !== undefined && (saved.format !== FORMAT || (saved.version !== VERSION && saved.version !== 1))) {
-      throw new Error(`${dir} holds a registry of format ${saved.format} version ${saved.version}; this ringstream reads ${FORMAT} versions 1 and ${VERSION}`)
+    if (saved !== undefined && (saved.format !== FORMAT || saved.version < 1 || saved.version > VERSION)) {
+      throw new Error(`${dir} holds a registry of format ${saved.format} version ${saved.version}; this ringstream reads ${FORMAT} versions 1 to ${VERSION}`)
     }
     if (saved?.version === 1) await store.upgradeFromVersion1(saved)
     return store

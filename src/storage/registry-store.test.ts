@@ -60,3 +60,30 @@ test('a flipped bit is a RegistryCorruptionError', () => {
   entry[10]! ^= 1
   expect(() => decodeEntry(7, entry)).toThrow(RegistryCorruptionError)
 })
+
+/** An entry whose JSON array is `values` (checksum and all). */
+function entryOf(values: unknown[]): Buffer {
+  const json = Buffer.from(JSON.stringify(values))
+  const bytes = Buffer.alloc(4 + json.length)
+  json.copy(bytes, 4)
+  bytes.writeUInt32LE(crc32(json), 0)
+  return bytes
+}
+
+test("a small stream's inline bytes are stored as base64, byte-exact; a length they do not match is damage", () => {
+  const bytes = Buffer.from([0, 1, 2, 250, 255, 10, 44, 93])
+  const small = { ...full, length: bytes.length, appendTail: [3, 8], messageCount: undefined, messageTail: undefined, inline: bytes }
+  const entry = encodeEntry(small)
+  const values = JSON.parse(entry.toString('utf8', 4)) as unknown[]
+  expect(values[values.length - 1]).toBe(bytes.toString('base64'))
+  const decoded = decodeEntry(7, entry)
+  expect(Buffer.from(decoded.inline!)).toEqual(bytes)
+  expect(decoded).toEqual({ ...small, inline: decoded.inline })
+  // Empty inline bytes are not stored at all.
+  expect(encodeEntry({ ...small, length: 0, inline: new Uint8Array(0) }).toString('utf8', 4)).not.toContain('""')
+  values[3] = bytes.length + 1
+  expect(() => decodeEntry(7, entryOf(values))).toThrow(/damaged inline bytes/)
+  values[3] = bytes.length
+  values[values.length - 1] = 12
+  expect(() => decodeEntry(7, entryOf(values))).toThrow(RegistryCorruptionError)
+})

@@ -61,10 +61,12 @@ export function canExpire(snapshot: StreamSnapshot): boolean {
  * without a TTL: only a sliding TTL reads it), and trailing nulls are left out: an empty
  * idle stream's entry is ["path","type","fsync"] (1M idle streams: 110 MB of lmdb, from
  * 367 MB with keyed objects). The id is the entry's key. Index tails are stored as their
- * first position then the gaps between positions (a few digits each). */
+ * first position then the gaps between positions (a few digits each); inline bytes (a
+ * small stream's, see file-log.ts) as base64. */
 const FIELDS = [
   'path', 'contentType', 'durability', 'length', 'appendCount', 'appendTail', 'messageCount', 'messageTail',
   'ttlSeconds', 'expiresAtMs', 'lastAccessMs', 'requestKey', 'parentId', 'base', 'closed', 'softDeleted', 'lastStreamSeq', 'producers', 'forkRefs',
+  'inline',
 ] as const satisfies ReadonlyArray<keyof StreamSnapshot>
 type Field = (typeof FIELDS)[number]
 const DEFAULTS: Partial<Record<Field, unknown>> = { length: 0, appendCount: 0, base: 0, closed: false, softDeleted: false, forkRefs: 0, lastAccessMs: 0 }
@@ -83,6 +85,7 @@ export function encodeEntry(snapshot: StreamSnapshot): Buffer {
     if (value === undefined || value === DEFAULTS[field] || (LIST_FIELDS.has(field) && (value as readonly unknown[]).length === 0)) return null
     if (field === 'requestKey' && value === plainRequestKey(snapshot)) return null
     if (field === 'lastAccessMs' && snapshot.ttlSeconds === undefined) return null
+    if (field === 'inline') return base64(value as Uint8Array)
     return TAIL_FIELDS.has(field) ? gaps(value as readonly number[]) : value
   })
   while (values.length > 0 && values[values.length - 1] === null) values.pop()
@@ -121,8 +124,17 @@ export function decodeEntry(id: number, entry: Uint8Array): StreamSnapshot {
   if (typeof record.path !== 'string' || typeof record.contentType !== 'string' || typeof record.durability !== 'string' || typeof record.length !== 'number' || !Array.isArray(record.producers)) {
     throw new RegistryCorruptionError(`registry entry of stream ${id} does not describe a stream`)
   }
+  if (record.inline !== undefined) {
+    const inline = typeof record.inline === 'string' ? Buffer.from(record.inline, 'base64') : undefined
+    if (inline === undefined || inline.length !== record.length) throw new RegistryCorruptionError(`registry entry of stream ${id} has damaged inline bytes`)
+    record.inline = inline
+  }
   record.requestKey ??= plainRequestKey(record as unknown as StreamSnapshot)
   return record as unknown as StreamSnapshot
+}
+
+function base64(bytes: Uint8Array): string | null {
+  return bytes.length === 0 ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')
 }
 
 /** The create request key (streams/engine.ts) of a stream created with just its content

@@ -30,6 +30,9 @@ export interface StreamLog {
    * before then (every caller does so as soon as the read resolves), or pass `keep` when
    * the views must outlive it (a fork's read waits for its parent's read too). */
   read(from: number, to: number, keep?: boolean): MaybePromise<Uint8Array[]>
+  /** Bytes [0, length) when the log keeps them in its registry entry rather than a file
+   * (small streams, storage/file-log.ts); undefined otherwise. */
+  inlineAtMost?(length: number): Uint8Array | undefined
   /** Frees the log's storage; the log must not be used afterwards. */
   release(): void
   /** Nothing staged or waiting to be written: the stream may leave memory. */
@@ -101,6 +104,8 @@ export interface LogShape {
   /** …and of the message-end index (JSON logs). */
   readonly messages: number | undefined
   readonly messageTail?: readonly number[]
+  /** The bytes themselves, when the registry entry holds them (StreamSnapshot.inline). */
+  readonly inline?: Uint8Array
 }
 
 export interface Storage {
@@ -133,6 +138,9 @@ export interface StreamSnapshot extends StreamDefinition {
   /** …and of its message-end index (JSON streams). */
   readonly messageCount: number | undefined
   readonly messageTail: readonly number[] | undefined
+  /** All `length` bytes, when the entry holds them instead of a data file (a small stream
+   * that never wrote one); undefined: the data file holds them. */
+  readonly inline?: Uint8Array
 }
 
 /** What the engine gives storage for a checkpoint: what changed since the last one. */

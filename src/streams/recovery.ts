@@ -40,7 +40,7 @@ export function recoveryTarget(engine: Engine, residentStreamsMax: number): Reco
   const build = (saved: StreamSnapshot): Stream => {
     const config = configOf(saved)
     if ((saved.messageCount !== undefined) !== config.json) throw new RegistryCorruptionError(`registry entry of stream ${saved.id}: message index does not match its content type`)
-    const shape = { length: saved.length, appends: saved.appendCount, appendTail: saved.appendTail, messages: saved.messageCount, messageTail: saved.messageTail }
+    const shape = { length: saved.length, appends: saved.appendCount, appendTail: saved.appendTail, messages: saved.messageCount, messageTail: saved.messageTail, inline: saved.inline }
     const stream = engine.newStream(saved.id, saved.path, config, parentOf(saved.parentId, saved.id), saved.base, shape)
     stream.committedLength = saved.length
     stream.closed = stream.staged.closed = saved.closed
@@ -175,5 +175,6 @@ function snapshotOf(stream: Stream): StreamSnapshot {
     appendTail: stream.log.appends.tailAtMost(stream.committedLength),
     messageCount: stream.log.messages?.countAtMost(stream.committedLength),
     messageTail: stream.log.messages?.tailAtMost(stream.committedLength),
+    inline: stream.log.inlineAtMost?.(stream.committedLength),
   }
 }

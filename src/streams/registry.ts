@@ -40,6 +40,10 @@ export class Registry {
   private readonly byId = new Map<number, Stream>()
   private readonly expiring = new Set<Stream>()
   private changed = new Set<Stream>()
+  /** The changes a checkpoint took and has not stored yet: such a stream must stay in
+   * memory (if the checkpoint fails they are restored into it, and its stored entry is
+   * older than what it holds). */
+  private storing = new Set<Stream>()
   private removed: RemovedStream[] = []
   /** Removed streams the store may still hold (until a checkpoint commits the removal):
    * never loaded again. */
@@ -191,16 +195,19 @@ export class Registry {
     const removed = this.removed
     this.changed = later
     this.removed = []
+    this.storing = new Set(streams)
     return { streams, removed }
   }
 
   /** A checkpoint stored these changes: removed streams are out of the store now. */
   committedChanges(changes: RegistryChanges): void {
+    this.storing.clear()
     for (const { id } of changes.removed) this.gone.delete(id)
   }
 
   /** A checkpoint failed: its changes are still to be written. */
   restoreChanges(changes: RegistryChanges): void {
+    this.storing.clear()
     for (const stream of changes.streams) if (this.byId.get(stream.id) === stream) this.changed.add(stream)
     this.removed = changes.removed.concat(this.removed)
   }
@@ -224,6 +231,7 @@ export class Registry {
     return (
       stream.config.durability !== 'memory' &&
       !this.changed.has(stream) &&
+      !this.storing.has(stream) &&
       stream.pins === 0 &&
       stream.residentForks === 0 &&
       stream.waiters === undefined &&
