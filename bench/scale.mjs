@@ -12,7 +12,8 @@
  *    reads at 200 random message offsets (latency), then SIGTERM + restart time.
  * 3. Checkpoint: in a child process on the idle directory, 1,000 of the S streams get an
  *    append each, then one checkpoint: event-loop active time (eventLoopUtilization) and
- *    wall time.
+ *    wall time. Small appends (64 B: the streams stay inline, in their registry entries)
+ *    and 2 KiB ones (the streams get data files), each right away and after the 1 s sweep.
  *
  * Usage (after `npm run build`):
  *   node bench/scale.mjs [--streams S] [--appends N] [--quick] [--tmp-base DIR] [--out FILE]
@@ -166,11 +167,14 @@ function checkpointCost(dir) {
     await storage.checkpoint()
     const type = parseContentType('application/octet-stream')
     const results = {}
-    // Right after the appends (the checkpoint writes their bytes too), and as in a running
-    // server, where each stream's bytes were written within 1 s of its append.
-    for (const [round, waitMs] of [['immediate', 0], ['afterSweep', 1500]]) {
+    // 64-byte appends (small streams: the registry entries hold their bytes, no data file)
+    // right after the appends and 1.5 s later (after the sweep that writes data files
+    // within 1 s); then 2 KiB appends, past the inline limit, right after (the checkpoint
+    // creates and writes their 1,000 data files) and 1.5 s later (the sweep did that).
+    const rounds = [['immediate', 0, 64], ['afterSweep', 1500, 64], ['filesImmediate', 0, 2048], ['filesAfterSweep', 1500, 2048]]
+    for (const [index, [round, waitMs, bytes]] of rounds.entries()) {
       const appends = []
-      for (let i = 0; i < 1000; i++) appends.push(engine.append({ path: 'idle/' + (Math.floor(i * ${STREAMS} / 1000) + (waitMs ? 1 : 0)), contentType: type, body: Buffer.from('x'.repeat(64)), close: false, producer: undefined, streamSeq: undefined }))
+      for (let i = 0; i < 1000; i++) appends.push(engine.append({ path: 'idle/' + (Math.floor(i * ${STREAMS} / 1000) + index), contentType: type, body: Buffer.from('x'.repeat(bytes)), close: false, producer: undefined, streamSeq: undefined }))
       await Promise.all(appends)
       await new Promise((resolve) => setTimeout(resolve, waitMs))
       const elu = performance.eventLoopUtilization()
