@@ -77,8 +77,8 @@ export class FileLog implements StreamLog {
   ) {
     this.flushed = shape.length
     this.committed = shape.length
+    // The registry entry's decoder checked that these are all `length` bytes.
     if (shape.inline !== undefined && shape.inline.length > 0) {
-      if (shape.inline.length !== shape.length) throw new Error(`stream ${streamId}: ${shape.inline.length} inline bytes for a length of ${shape.length}`)
       this.flushed = 0
       this.pending = [shape.inline]
       this.pendingBytes = shape.inline.length
@@ -363,10 +363,11 @@ export class FileLog implements StreamLog {
     return this.committed > this.flushed || this.appends.pageUnwritten || this.messages?.pageUnwritten === true
   }
 
-  /** An inline log is idle once everything it holds is committed: the registry (which
-   * evicts only streams whose changes a checkpoint stored) then has its bytes. */
+  /** Nothing uncommitted is staged and nothing committed waits for a write or a sync. An
+   * inline log's committed bytes wait for no write: the registry, which evicts only streams
+   * whose changes a checkpoint stored, then has them. */
   get idle(): boolean {
-    return (this.pendingBytes === 0 || (this.inline && this.pendingBytes === this.committed)) && !this.unwritten && !this.flushScheduled && this.unsynced.length === 0
+    return this.length === this.committed && !this.unwritten && !this.flushScheduled && this.unsynced.length === 0
   }
 
   unload(): void {
