@@ -115,6 +115,27 @@ describe('streams that leave memory', () => {
   })
 })
 
+describe('expiry of a stream with many segments', () => {
+  test('the expiry sweep removes it, and the next checkpoint every one of its files', async () => {
+    const io = new SimIo()
+    // 4 KiB segments: 20 KiB of appends span five data files and an index page.
+    const server = await boot(io, { segmentBytes: 4096, expirySweepMs: 50 })
+    await put(server, 'short', { 'Content-Type': 'text/plain', 'Stream-TTL': '1' })
+    await put(server, 'stays', { 'Content-Type': 'text/plain' }, 'x'.repeat(2000))
+    for (let i = 0; i < 600; i++) await post(server, 'short', `${String(i).padStart(33, '.')};`)
+    await server.checkpoint()
+    const files = (await filesOf(io, 1)).sort()
+    expect(files).toEqual(['000000000001.000000.data', '000000000001.000001.data', '000000000001.000002.data', '000000000001.000003.data', '000000000001.000004.data', '000000000001.appends'])
+    // No request touches it: the sweep finds it expired.
+    await sleep(1500)
+    await server.checkpoint()
+    expect(await filesOf(io, 1)).toEqual([])
+    expect(storedPaths(io)).toEqual(['stays'])
+    expect((await fetch(url(server, 'short'), { method: 'HEAD' })).status).toBe(404)
+    expect(await text(server, 'stays')).toBe('x'.repeat(2000))
+  })
+})
+
 describe('expiry of removed forks', () => {
   test('a fork and its source that expired and left memory are never loaded again from entries the next checkpoint removes', async () => {
     const io = new SimIo()
