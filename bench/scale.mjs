@@ -156,7 +156,7 @@ function checkpointCost(dir) {
     import { DEFAULTS } from '${root}dist/config.js'
     import { parseContentType } from '${root}dist/protocol/headers.js'
     import { DurableStorage } from '${root}dist/storage/durable.js'
-    import { LmdbRegistry } from '${root}dist/storage/registry-lmdb.js'
+    import { LmdbRegistry } from '${root}dist/storage/registry/registry-lmdb.js'
     import { Engine } from '${root}dist/streams/engine.js'
     import { recoveryTarget } from '${root}dist/streams/recovery.js'
     const storage = new DurableStorage({ io: selectIo('auto').io, dataDir: '${dir}', walSegmentBytes: ${64 * MiB}, checkpointIntervalMs: 3600000,

@@ -24,6 +24,7 @@ Options (each also settable as an environment variable):
   --read-cache-bytes <n>      RINGSTREAM_READ_CACHE_BYTES     recently written bytes kept in memory for reads (default ${DEFAULTS.readCacheBytes})
   --segment-bytes <n>         RINGSTREAM_SEGMENT_BYTES        stream bytes per data segment file, for a new data directory (default ${DEFAULTS.segmentBytes})
   --inline-bytes <n>          RINGSTREAM_INLINE_BYTES         streams of at most n bytes keep them in the registry, no data file; 0: never (default ${DEFAULTS.inlineBytesMax})
+  --read-bytes-max <n>        RINGSTREAM_READ_BYTES_MAX       largest catch-up or long-poll response, sent in 1 MiB pieces (default ${DEFAULTS.readBytesMax})
   --wal-segment-bytes <n>     RINGSTREAM_WAL_SEGMENT_BYTES    bytes per preallocated WAL segment (default ${DEFAULTS.walSegmentBytes})
   --disk-reserve-bytes <n>    RINGSTREAM_DISK_RESERVE_BYTES   free space the WAL never takes (default ${DEFAULTS.diskReserveBytes})
   --log-format <text|json>    RINGSTREAM_LOG_FORMAT           log lines as text or JSON (time, level, message, fields) (default ${DEFAULTS.logFormat})
@@ -56,6 +57,7 @@ const OPTIONS = {
   'read-cache-bytes': { type: 'string' },
   'segment-bytes': { type: 'string' },
   'inline-bytes': { type: 'string' },
+  'read-bytes-max': { type: 'string' },
   'wal-segment-bytes': { type: 'string' },
   'disk-reserve-bytes': { type: 'string' },
   'tls-cert': { type: 'string' },
@@ -106,6 +108,8 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (segment !== undefined) config.segmentBytes = integer('--segment-bytes', segment)
   const inline = pick('inline-bytes', 'RINGSTREAM_INLINE_BYTES')
   if (inline !== undefined) config.inlineBytesMax = integer('--inline-bytes', inline)
+  const readMax = pick('read-bytes-max', 'RINGSTREAM_READ_BYTES_MAX')
+  if (readMax !== undefined) config.readBytesMax = integer('--read-bytes-max', readMax)
   const walSegment = pick('wal-segment-bytes', 'RINGSTREAM_WAL_SEGMENT_BYTES')
   if (walSegment !== undefined) config.walSegmentBytes = integer('--wal-segment-bytes', walSegment)
   const reserve = pick('disk-reserve-bytes', 'RINGSTREAM_DISK_RESERVE_BYTES')

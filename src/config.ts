@@ -3,11 +3,12 @@
 
 import { readFileSync } from 'node:fs'
 import type { Durability } from './protocol/headers.js'
-import { SEGMENT_BYTES_DEFAULT } from './storage/segments.js'
-import { INLINE_BYTES_DEFAULT } from './storage/file-log.js'
+import { SEGMENT_BYTES_DEFAULT } from './storage/segments/segments.js'
+import { INLINE_BYTES_DEFAULT } from './storage/segments/file-log.js'
+import type { IoBackend } from './io/select.js'
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './util/log.js'
 
-export type IoBackend = 'auto' | 'uring' | 'fs'
+export type { IoBackend }
 
 export interface ServerConfig {
   /** TCP port; 4437 is the protocol's registered default (PROTOCOL §11.1). 0 = ephemeral. */
@@ -24,8 +25,15 @@ export interface ServerConfig {
   io: IoBackend
   /** Largest append body; bounds the memory one request can pin. */
   appendBytesMax: number
-  /** Largest response body chunk for catch-up reads; clients page with Stream-Next-Offset. */
+  /** Largest catch-up or long-poll response body (--read-bytes-max): a client that makes
+   * one request and stops (the official clients with live: false) gets a stream of up to
+   * this size whole; past it, responses end at a message boundary and clients page with
+   * Stream-Next-Offset. Sent in pieces of readChunkBytes, so it bounds no memory. */
   readBytesMax: number
+  /** Bytes read and sent at a time: a larger response goes out piece by piece as the
+   * socket takes them (one piece in memory per response); an SSE data event holds at most
+   * this much. */
+  readChunkBytes: number
   /** Longest stream path in bytes; paths appear in every URL and index. */
   streamPathBytesMax: number
   /** Longest Producer-Id and Stream-Seq values; they are kept per stream in memory. */
@@ -67,11 +75,11 @@ export interface ServerConfig {
   /** Start despite WAL corruption in the middle, dropping everything from the damage on
    * (and treat damaged registry entries as absent). */
   salvage: boolean
-  /** Stream bytes per data segment file (storage/segments.ts); fixed when a data
+  /** Stream bytes per data segment file (storage/segments/segments.ts); fixed when a data
    * directory is created (the directory's own value wins afterwards). */
   segmentBytes: number
   /** Streams of at most this many bytes keep them in their registry entry instead of a
-   * data file (storage/file-log.ts); 0: every stream with bytes has a data file. */
+   * data file (storage/segments/file-log.ts); 0: every stream with bytes has a data file. */
   inlineBytesMax: number
   /** Streams kept in memory when idle; the rest wait in the registry store (~1–2 KiB each
    * in memory, microseconds to load again). */
@@ -113,7 +121,8 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   longPollTimeoutMs: 30_000,
   io: 'auto',
   appendBytesMax: 16 * 1024 * 1024,
-  readBytesMax: 1024 * 1024,
+  readBytesMax: 512 * 1024 * 1024,
+  readChunkBytes: 1024 * 1024,
   streamPathBytesMax: 1024,
   headerValueBytesMax: 256,
   sseConnectionMs: 60_000,
@@ -174,6 +183,7 @@ export function validateConfig(config: ServerConfig): void {
   if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) fail('port must be 0..65535')
   if (config.longPollTimeoutMs < 1) fail('long-poll timeout must be at least 1 ms')
   if (config.readBytesMax < 1024) fail('readBytesMax must be at least 1 KiB')
+  if (config.readChunkBytes < 1024) fail('readChunkBytes must be at least 1 KiB')
   if (config.appendBytesMax < 1) fail('appendBytesMax must be positive')
   if (config.sseKeepAliveMs >= config.sseConnectionMs) fail('SSE keep-alive must be shorter than the SSE connection lifetime')
   if (config.expirySweepMs < 10) fail('expiry sweep interval must be at least 10 ms')

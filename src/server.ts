@@ -1,29 +1,22 @@
-// server.ts — the library entry point: createServer(options) wires storage, the stream
-// engine and the uWS application, and gives tests and embedders listen()/url/close().
+// server.ts — the library entry point: createServer(options) puts a server together in
+// named steps, each done by the room it belongs to (storage/, streams/, subscriptions/,
+// cluster/, http/), and gives tests and embedders listen()/url/close().
 
-import { readFileSync } from 'node:fs'
-import { statfs } from 'node:fs/promises'
-import { createSecureContext } from 'node:tls'
 import { DEFAULTS, type ServerConfig, validateConfig } from './config.js'
-import { HttpContext } from './http/context.js'
-import { type TlsFiles, buildApp } from './http/app.js'
-import { type ListenSocket, type TemplatedApp, type Uws, loadUws } from './http/uws.js'
-import { selectIo } from './io/select.js'
-import type { Io } from './io/types.js'
-import { DurableStorage, type RecoveryReport } from './storage/durable.js'
-import { DataDirLock } from './data-dir-lock.js'
-import { MemoryStorage } from './storage/memory.js'
-import { LmdbRegistry } from './storage/registry-lmdb.js'
-import { IoRegistry } from './storage/registry-store.js'
-import { ServerMetrics } from './metrics/metrics.js'
-import { configureLog, log } from './util/log.js'
 import { Authenticator } from './auth/auth.js'
+import { Forwarding } from './cluster/forwarding.js'
+import { HttpContext } from './http/context.js'
+import { HttpListener } from './http/listener.js'
+import { type IoChoice, selectIo } from './io/select.js'
+import type { Io } from './io/types.js'
+import { type MetricSources, ServerMetrics } from './metrics/metrics.js'
+import { DataDirLock } from './storage/data-dir-lock.js'
+import type { RecoveryReport } from './storage/durable.js'
+import { type OpenedStorage, type StorageSettings, openStorage } from './storage/open.js'
 import { Engine } from './streams/engine.js'
-import { recoveryTarget } from './streams/recovery.js'
-import { WebhookDeliveries } from './subscriptions/delivery.js'
-import { SubscriptionKeys } from './subscriptions/keys.js'
-import { SubscriptionManager } from './subscriptions/manager.js'
-import { ForwardTable } from './cluster/forwards.js'
+import { recoverEngine } from './streams/recovery.js'
+import { type Subscriptions, setUpSubscriptions } from './subscriptions/setup.js'
+import { configureLog, log } from './util/log.js'
 
 export interface RingstreamServer {
   /** Recovers durable state, then starts listening; resolves once the port is bound. */
@@ -53,194 +46,155 @@ export function createServer(options: Partial<ServerConfig> = {}, dependencies: 
   const config: ServerConfig = { ...DEFAULTS, ...options }
   validateConfig(config)
   configureLog(config.logFormat, config.logLevel)
-  // Memory mode touches no disk, so it opens no ring either.
-  const choice =
-    config.durability === 'memory'
-      ? undefined
-      : dependencies.io !== undefined
-        ? { io: dependencies.io, description: dependencies.io.name, release: async () => {} }
-        : selectIo(config.io)
-  // Its sources are read at scrape time, by when everything below exists.
-  const metrics: ServerMetrics | undefined = config.metrics
-    ? new ServerMetrics({
-        residentStreams: (): number => engine.registry.size,
-        liveReads: (): { sse: number; longPoll: number } => liveReads(ctx),
-        readCounts: (): { readonly hits: number; readonly misses: number } | undefined => durable?.readCounts,
-        diskFull: (): boolean => durable?.diskFull ?? false,
-        recoveryMs: (): number | undefined => recovery?.ms,
-        subscriptions: () =>
-          subscriptions === undefined || deliveries === undefined
-            ? undefined
-            : { subscriptions: subscriptions.size, wakes: subscriptions.wakes, webhookAttempts: deliveries.attempts, webhookFailures: deliveries.failures, webhooksInFlight: deliveries.inFlightCount },
-      })
-    : undefined
-  const durable: DurableStorage | undefined =
-    choice === undefined
-      ? undefined
-      : new DurableStorage({
-          io: choice.io,
-          dataDir: config.dataDir,
-          walSegmentBytes: config.walSegmentBytes,
-          checkpointIntervalMs: config.checkpointIntervalMs,
-          checkpointWalBytes: config.checkpointWalBytes,
-          openFilesMax: config.openFilesMax,
-          readCacheBytes: config.readCacheBytes,
-          salvage: config.salvage,
-          segmentBytes: config.segmentBytes,
-          inlineBytesMax: config.inlineBytesMax,
-          checkpointChangedStreams: config.checkpointChangedStreams,
-          diskReserveBytes: config.diskReserveBytes,
-          onWalBatch: metrics?.walBatch,
-          // Real disks are asked (statfs); the simulator fails writes with ENOSPC itself.
-          freeBytes: dependencies.io === undefined ? async () => freeBytesOf(config.dataDir) : undefined,
-          // lmdb writes real files; the simulator's world needs a store that goes through it.
-          openRegistry: async (dir) => {
-            if (dependencies.io === undefined) return LmdbRegistry.open(dir)
-            await dependencies.io.mkdirp(dir)
-            return IoRegistry.open(dependencies.io, dir)
-          },
-        })
-  const storage = durable ?? new MemoryStorage()
-  const engine = new Engine({
-    storage,
-    defaultDurability: config.durability,
-    readBytesMax: config.readBytesMax,
-    expirySweepMs: config.expirySweepMs,
-  })
-  const ctx = new HttpContext(engine, config)
-  if (config.clusterUrl !== undefined) {
-    const forwards = new ForwardTable(engine.controls)
-    engine.controls.receivers.push(forwards)
-    const clusterUrl = config.clusterUrl
-    ctx.cluster = {
-      clusterUrl,
-      forwards,
-      forwardTimeoutMs: 5000,
-      get nodeUrl() {
-        return config.nodeUrl ?? url()
-      },
+  return new Server(config, dependencies)
+}
+
+class Server implements RingstreamServer {
+  private readonly io: IoChoice | undefined
+  private readonly opened: OpenedStorage
+  private readonly engine: Engine
+  private readonly ctx: HttpContext
+  private subscriptions: Subscriptions | undefined
+  private http: HttpListener | undefined
+  private lock: DataDirLock | undefined
+  recovery: RecoveryReport | undefined
+
+  constructor(
+    readonly config: ServerConfig,
+    private readonly dependencies: ServerDependencies,
+  ) {
+    this.io = chooseIo(config, dependencies)
+    const metrics = config.metrics ? new ServerMetrics(this.metricSources()) : undefined
+    this.opened = openStorage(this.io?.io, storageSettings(config, metrics), this.simulated)
+    this.engine = new Engine({ storage: this.opened.storage, defaultDurability: config.durability, expirySweepMs: config.expirySweepMs })
+    this.ctx = new HttpContext(this.engine, config)
+    this.ctx.metrics = metrics
+    this.ctx.auth = Authenticator.load(config.authTokensFile, config.authJwks)
+    if (config.clusterUrl !== undefined) {
+      this.ctx.cluster = new Forwarding({ clusterUrl: config.clusterUrl, nodeUrl: () => config.nodeUrl ?? this.url, controls: this.engine.controls, bodyBytesMax: config.appendBytesMax })
     }
   }
-  ctx.metrics = metrics
-  ctx.auth = Authenticator.load(config.authTokensFile, config.authJwks)
-  let uws: Uws | undefined
-  let uwsName = ''
-  let app: TemplatedApp | undefined
-  let socket: ListenSocket | undefined
-  let port = config.port
-  let recovery: RecoveryReport | undefined
-  let lock: DataDirLock | undefined
-  let subscriptions: SubscriptionManager | undefined
-  let deliveries: WebhookDeliveries | undefined
-  const url = (): string => `${config.tlsCertFile === undefined ? 'http' : 'https'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
-  /** Subscriptions hear of every stream change from recovery on: made before it. */
-  const startSubscriptions = (): SubscriptionManager => {
-    const keys = SubscriptionKeys.load(durable === undefined || dependencies.io !== undefined ? undefined : config.dataDir, config.webhookSigningKeyFile)
-    const manager = new SubscriptionManager({
+
+  get port(): number {
+    return this.http?.port ?? this.config.port
+  }
+
+  get url(): string {
+    const { host, tlsCertFile } = this.config
+    return `${tlsCertFile === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${this.port}`
+  }
+
+  /** The simulator is its own world: no process lock, its own registry store and keys. */
+  private get simulated(): boolean {
+    return this.dependencies.io !== undefined
+  }
+
+  describe(): string {
+    const { config, lock, opened } = this
+    const where = opened.durable === undefined ? '' : ` data-dir=${config.dataDir}${lock === undefined ? '' : ` lock=${lock.kind === 'kernel' ? 'flock' : 'pid-file'}`}`
+    return `storage=${opened.storage.kind} durability=${config.durability}${where} io=${this.io === undefined ? 'none' : this.io.description} http=${this.http?.name ?? ''}`
+  }
+
+  async listen(): Promise<void> {
+    const { config, engine, ctx, opened } = this
+    if (opened.durable !== undefined && !this.simulated) this.lock = DataDirLock.acquire(config.dataDir)
+    // Subscriptions hear of every stream change from recovery on: set up before it.
+    this.subscriptions = setUpSubscriptions(engine, {
       engine,
-      keys,
+      keysDir: opened.durable === undefined || this.simulated ? undefined : config.dataDir,
+      signingKeyFile: config.webhookSigningKeyFile,
       webhooksEnabled: config.webhooks,
-      baseUrl: () => config.publicUrl ?? url(),
+      baseUrl: () => config.publicUrl ?? this.url,
       streamPathBytesMax: config.streamPathBytesMax,
       subscriptionsMax: config.subscriptionsMax,
       linksMax: config.subscriptionLinksMax,
       wakeStreamsMax: config.wakeStreamsMax,
+      deliveriesMax: config.webhookDeliveriesMax,
+      webhookTimeoutMs: config.webhookTimeoutMs,
     })
-    deliveries = new WebhookDeliveries({ manager, keys, inFlightMax: config.webhookDeliveriesMax, timeoutMs: config.webhookTimeoutMs })
-    manager.delivery = deliveries
-    engine.observer = manager
-    engine.controls.receivers.push(manager)
-    ctx.subscriptions = manager
-    return manager
-  }
-
-  return {
-    config,
-    get port() {
-      return port
-    },
-    get url() {
-      return url()
-    },
-    get recovery() {
-      return recovery
-    },
-    describe() {
-      const where = durable === undefined ? '' : ` data-dir=${config.dataDir}${lock === undefined ? '' : ` lock=${lock.kind === 'kernel' ? 'flock' : 'pid-file'}`}`
-      return `storage=${storage.kind} durability=${config.durability}${where} io=${choice === undefined ? 'none' : choice.description} http=${uwsName}`
-    },
-    async listen() {
-      const loaded = await loadUws()
-      uws = loaded.uws
-      uwsName = loaded.name
-      // The simulator is its own world; only real directories need the process lock.
-      if (durable !== undefined && dependencies.io === undefined) lock = DataDirLock.acquire(config.dataDir)
-      subscriptions = startSubscriptions()
-      // Listening during recovery: /healthz and /readyz (503) answer, streams get 503.
-      app = buildApp(uws, ctx, tlsFiles(config))
-      const bound = await new Promise<ListenSocket | false>((resolve) => app!.listen(config.host, config.port, resolve))
-      if (bound === false) throw new Error(`cannot listen on ${config.host}:${config.port} (in use or not permitted)`)
-      socket = bound
-      port = uws.us_socket_local_port(bound)
-      if (durable !== undefined) {
-        engine.registry.expiryEnabled = false
-        try {
-          recovery = await durable.recover(recoveryTarget(engine, config.residentStreamsMax))
-        } catch (error) {
-          uws.us_listen_socket_close(bound)
-          socket = undefined
-          throw error
-        }
-        engine.registry.expiryEnabled = true
-        engine.registry.sweep()
-      }
-      await subscriptions.start()
-      ctx.ready = true
-    },
-    reloadAuth() {
-      if (ctx.auth === undefined) return
+    ctx.subscriptions = this.subscriptions.manager
+    // Listening during recovery: /healthz and /readyz (503) answer, streams get 503.
+    this.http = await HttpListener.open(ctx, config)
+    if (opened.durable !== undefined) {
       try {
-        const tokens = ctx.auth.reload()
-        log.info({ tokens }, `ringstream: reloaded authentication (${tokens} tokens)`)
+        this.recovery = await recoverEngine(engine, opened.durable, config.residentStreamsMax)
       } catch (error) {
-        log.error({ err: error }, `ringstream: kept the previous tokens: ${(error as Error).message}`)
+        this.http.stopListening()
+        throw error
       }
-    },
-    async checkpoint() {
-      await durable?.checkpoint()
-    },
-    async close() {
-      if (socket !== undefined && uws !== undefined) uws.us_listen_socket_close(socket)
-      socket = undefined
-      for (const live of [...ctx.live]) live.shutdown()
-      subscriptions?.stop()
-      deliveries?.stop()
-      app?.close()
-      await engine.close()
-      await choice?.release()
-      lock?.release()
-      lock = undefined
-    },
+    }
+    await this.subscriptions.manager.start()
+    ctx.ready = true
+  }
+
+  reloadAuth(): void {
+    const auth = this.ctx.auth
+    if (auth === undefined) return
+    try {
+      const tokens = auth.reload()
+      log.info({ tokens }, `ringstream: reloaded authentication (${tokens} tokens)`)
+    } catch (error) {
+      log.error({ err: error }, `ringstream: kept the previous tokens: ${(error as Error).message}`)
+    }
+  }
+
+  async checkpoint(): Promise<void> {
+    await this.opened.durable?.checkpoint()
+  }
+
+  async close(): Promise<void> {
+    this.http?.stopListening()
+    for (const live of [...this.ctx.live]) live.shutdown()
+    this.subscriptions?.manager.stop()
+    this.subscriptions?.deliveries.stop()
+    this.http?.close()
+    await this.engine.close()
+    await this.io?.release()
+    this.lock?.release()
+    this.lock = undefined
+  }
+
+  /** What GET /metrics reports, read at scrape time (by when everything exists). */
+  private metricSources(): MetricSources {
+    return {
+      residentStreams: () => this.engine.registry.size,
+      liveReads: () => liveReads(this.ctx),
+      readCounts: () => this.opened.durable?.readCounts,
+      diskFull: () => this.opened.durable?.diskFull ?? false,
+      recoveryMs: () => this.recovery?.ms,
+      subscriptions: () => {
+        if (this.subscriptions === undefined) return undefined
+        const { manager, deliveries } = this.subscriptions
+        return { subscriptions: manager.size, wakes: manager.wakes, webhookAttempts: deliveries.attempts, webhookFailures: deliveries.failures, webhooksInFlight: deliveries.inFlightCount }
+      },
+    }
   }
 }
 
-/** Bytes an unprivileged writer may still take on the file system of `dir`. */
-async function freeBytesOf(dir: string): Promise<number> {
-  const stats = await statfs(dir)
-  return stats.bavail * stats.bsize
+/** The I/O backend durable storage runs on: none in memory mode (no disk, so no ring), the
+ * simulator when a test passes it, else uring or node:fs as --io decides. */
+function chooseIo(config: ServerConfig, dependencies: ServerDependencies): IoChoice | undefined {
+  if (config.durability === 'memory') return undefined
+  const io = dependencies.io
+  if (io !== undefined) return { io, description: io.name, release: async () => {} }
+  return selectIo(config.io)
 }
 
-/** The TLS files, checked here (readable, a key that matches its certificate): uWS only
- * says that listening failed. */
-function tlsFiles(config: ServerConfig): TlsFiles | undefined {
-  const { tlsCertFile: certFile, tlsKeyFile: keyFile } = config
-  if (certFile === undefined || keyFile === undefined) return undefined
-  try {
-    createSecureContext({ cert: readFileSync(certFile), key: readFileSync(keyFile) })
-  } catch (error) {
-    throw new Error(`TLS: cannot use --tls-cert ${certFile} with --tls-key ${keyFile}: ${(error as Error).message}`)
+function storageSettings(config: ServerConfig, metrics: ServerMetrics | undefined): StorageSettings {
+  return {
+    dataDir: config.dataDir,
+    walSegmentBytes: config.walSegmentBytes,
+    checkpointIntervalMs: config.checkpointIntervalMs,
+    checkpointWalBytes: config.checkpointWalBytes,
+    openFilesMax: config.openFilesMax,
+    readCacheBytes: config.readCacheBytes,
+    salvage: config.salvage,
+    segmentBytes: config.segmentBytes,
+    inlineBytesMax: config.inlineBytesMax,
+    checkpointChangedStreams: config.checkpointChangedStreams,
+    diskReserveBytes: config.diskReserveBytes,
+    onWalBatch: metrics?.walBatch,
   }
-  return { certFile, keyFile }
 }
 
 function liveReads(ctx: HttpContext): { sse: number; longPoll: number } {

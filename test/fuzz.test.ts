@@ -725,12 +725,13 @@ class PostCommand implements fc.AsyncCommand<Model, Real> {
     if (stream === undefined) return void (await expectStatus(response, 404, what))
     const hasBody = payload.bytes.length > 0
     if (!hasBody && !this.close) return void (await expectStatus(response, 400, what))
+    if (hasBody && this.typeMode === 'none') return void (await expectStatus(response, 400, what))
+    // PROTOCOL §5.2 error precedence: a closed stream's 409 comes before content type checks.
+    if (stream.closed) return void (await expectStatus(response, hasBody ? 409 : 204, what))
     if (hasBody) {
-      if (this.typeMode === 'none') return void (await expectStatus(response, 400, what))
       if (this.typeMode === 'mismatch') return void (await expectStatus(response, 409, what))
       if (kind === 'json' && payload.messages.length === 0) return void (await expectStatus(response, 400, what))
     }
-    if (stream.closed) return void (await expectStatus(response, hasBody ? 409 : 204, what))
     await expectStatus(response, 204, what)
     if (hasBody) applyPayload(stream, payload)
     if (this.close) stream.closed = true

@@ -9,7 +9,7 @@ import { describe, expect, test } from 'vitest'
 import { SimIo } from '../src/io/sim.js'
 import { parseContentType } from '../src/protocol/headers.js'
 import { DurableStorage } from '../src/storage/durable.js'
-import { IoRegistry } from '../src/storage/registry-store.js'
+import { IoRegistry } from '../src/storage/registry/registry-store.js'
 import { Engine } from '../src/streams/engine.js'
 import { recoveryTarget } from '../src/streams/recovery.js'
 import { DATA, post, put, sleep, text, url, useSimServers } from './sim-server.js'
@@ -405,7 +405,7 @@ async function engineOn(io: SimIo, resident: number): Promise<{ engine: Engine; 
       return IoRegistry.open(io, dir)
     },
   })
-  const engine = new Engine({ storage, defaultDurability: 'fsync', readBytesMax: 1 << 20, expirySweepMs: 60_000 })
+  const engine = new Engine({ storage, defaultDurability: 'fsync', expirySweepMs: 60_000 })
   engine.registry.stopSweeping()
   await storage.recover(recoveryTarget(engine, resident))
   return { engine, storage }

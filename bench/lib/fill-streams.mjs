@@ -10,7 +10,7 @@
 import { NodeFsIo } from '../../dist/io/node-fs.js'
 import { parseContentType } from '../../dist/protocol/headers.js'
 import { DurableStorage } from '../../dist/storage/durable.js'
-import { LmdbRegistry } from '../../dist/storage/registry-lmdb.js'
+import { LmdbRegistry } from '../../dist/storage/registry/registry-lmdb.js'
 import { Engine } from '../../dist/streams/engine.js'
 import { recoveryTarget } from '../../dist/streams/recovery.js'
 

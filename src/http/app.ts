@@ -10,7 +10,6 @@ import { StreamError } from '../protocol/errors.js'
 import { decodeStreamPath, isReservedPath } from '../protocol/path.js'
 import type { HttpContext } from './context.js'
 import { Exchange } from './exchange.js'
-import { forward } from './forward.js'
 import { handleGet, handleHead } from './read.js'
 import { CONTROL_PREFIX, handleControl } from './subscriptions.js'
 import type { HttpRequest, HttpResponse, TemplatedApp, Uws } from './uws.js'
@@ -44,7 +43,7 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   DELETE: handleDelete,
 }
 
-/** The certificate and key files of an HTTPS app (already checked: see server.ts). */
+/** The certificate and key files of an HTTPS app (already checked: see listener.ts). */
 export interface TlsFiles {
   readonly certFile: string
   readonly keyFile: string
@@ -84,8 +83,9 @@ function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
   const handler = HANDLERS[x.method]
   if (handler === undefined) throw new StreamError('METHOD_NOT_ALLOWED', `method ${x.method} is not allowed on streams`)
   // A stream another node holds (a fork of its stream): that node answers, and authorizes.
-  const holder = ctx.cluster?.forwards.holderOf(path)
-  if (holder !== undefined) return forward(x, ctx, holder)
+  const cluster = ctx.cluster
+  const holder = cluster?.holderOf(path)
+  if (cluster !== undefined && holder !== undefined) return cluster.forward(x, holder)
   const checked = ctx.auth?.check(x.header('authorization'), accessFor(x.method), path)
   if (!(checked instanceof Promise)) return handler(x, ctx, path)
   // A JWT is verified asynchronously; the body must be taken now or uWS drops it.

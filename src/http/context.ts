@@ -9,7 +9,8 @@ import { nextCursor } from '../protocol/cursor.js'
 import type { Engine } from '../streams/engine.js'
 import type { Stream } from '../streams/stream.js'
 import type { SubscriptionManager } from '../subscriptions/manager.js'
-import type { ForwardTable } from '../cluster/forwards.js'
+import type { ForkRequest } from '../streams/fork.js'
+import type { Exchange } from './exchange.js'
 
 export interface Closable {
   /** What kind of live read this is (metrics). */
@@ -36,14 +37,21 @@ export interface SharedFrame {
   withControl?: { readonly cursor: string; readonly upToDate: boolean; readonly closed: boolean; readonly bytes: Buffer }
 }
 
-export interface ClusterContext {
-  /** The proxy every stream is reachable through. */
-  readonly clusterUrl: string
+/** Names the node that holds a stream in HEAD answers, when it runs in a cluster. */
+export const NODE_HEADER = 'Ringstream-Node'
+
+/** Scale-out behind a path-hashing proxy as the handlers use it (cluster/forwarding.ts
+ * implements it; http/ knows nothing else of other nodes). */
+export interface ClusterRouting {
   /** This node's own URL, as other nodes reach it. */
   readonly nodeUrl: string
-  readonly forwards: ForwardTable
-  /** How long finding a fork source's node may take. */
-  readonly forwardTimeoutMs: number
+  /** The node holding `path`, when another node does: it answers every request for it. */
+  holderOf(path: string): string | undefined
+  /** Passes the request to `holder` and its answer back. */
+  forward(x: Exchange, holder: string): Promise<void>
+  /** PUT of a fork whose source this node does not hold: made on the source's node.
+   * Answers the request; false when the source turns out to be this node's. */
+  forkElsewhere(x: Exchange, path: string, fork: ForkRequest): Promise<boolean>
 }
 
 export class HttpContext {
@@ -62,8 +70,8 @@ export class HttpContext {
 
   /** Counted requests and appends for GET /metrics; undefined with --metrics off. */
   metrics: ServerMetrics | undefined
-  /** Scale-out behind a path-hashing proxy (http/forward.ts); undefined: a single node. */
-  cluster: ClusterContext | undefined
+  /** Scale-out behind a path-hashing proxy; undefined: a single node. */
+  cluster: ClusterRouting | undefined
   /** The reserved subscription APIs (PROTOCOL §6); undefined: not served. */
   subscriptions: SubscriptionManager | undefined
   /** Bearer tokens every stream request must present (--auth-tokens, --auth-jwks); undefined: open. */
@@ -75,6 +83,11 @@ export class HttpContext {
     readonly now: () => number = Date.now,
     readonly random: () => number = Math.random,
   ) {}
+
+  /** Bytes read and sent at a time (an SSE event, a piece of a large response). */
+  get pieceBytes(): number {
+    return Math.min(this.config.readChunkBytes, this.config.readBytesMax)
+  }
 
   cursor(clientCursor: string | undefined): string {
     return nextCursor(this.now(), clientCursor, this.random)

@@ -210,6 +210,14 @@ export class Exchange {
     this.res.cork(() => this.res.end())
   }
 
+  /** Ends a streaming response that cannot be finished: the connection closes before the
+   * body's end, so the client knows the body is incomplete. */
+  closeStream(): void {
+    if (this.done) return
+    this.finished = true
+    this.res.close()
+  }
+
   writeCommonHeaders(): void {
     this.res.writeHeader(COMMON_HEADERS_NAME, COMMON_HEADERS_REST)
   }

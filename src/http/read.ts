@@ -1,18 +1,18 @@
 // http/read.ts — HEAD, catch-up GET (ETag/304, chunking, gzip) and long-poll GET.
-// SSE lives in http/sse.ts; both share the query parsing here.
+// SSE lives in http/sse.ts; both parse the query with protocol/read-query.ts.
 
 import { promisify } from 'node:util'
 import { gzip } from 'node:zlib'
-import { StreamError, badRequest } from '../protocol/errors.js'
 import { jsonArrayParts } from '../protocol/json.js'
-import { type OffsetParam, formatOffset, parseOffsetParam } from '../protocol/offset.js'
-import type { ReadResult } from '../streams/engine.js'
+import { formatOffset } from '../protocol/offset.js'
+import { parseReadQuery } from '../protocol/read-query.js'
+import type { ReadExtent } from '../streams/engine.js'
 import { type MaybePromise, andThen } from '../util/maybe.js'
 import type { Stream, Waiter } from '../streams/stream.js'
 import { addWaiter, removeWaiter } from '../streams/waiters.js'
-import type { Closable, HttpContext } from './context.js'
-import { NODE_HEADER } from './forward.js'
+import { type Closable, type HttpContext, NODE_HEADER } from './context.js'
 import type { Exchange } from './exchange.js'
+import { sendPieces } from './catch-up.js'
 import { startSse } from './sse.js'
 
 const gzipAsync = promisify(gzip)
@@ -20,27 +20,6 @@ const CACHE_IMMUTABLE = 'public, max-age=60, stale-while-revalidate=300'
 /** Tail reads of open streams change as data arrives: revalidate (ETag) instead of caching. */
 const CACHE_TAIL = 'no-cache'
 const COMPRESSIBLE = /^(text\/|application\/(json|ndjson|x-ndjson|xml|javascript)|.*\+(json|xml)$)/
-
-export interface ReadQuery {
-  readonly offset: OffsetParam
-  readonly live: 'long-poll' | 'sse' | undefined
-  readonly cursor: string | undefined
-}
-
-export function parseReadQuery(query: string): ReadQuery {
-  const params = new URLSearchParams(query)
-  const offsets = params.getAll('offset')
-  if (offsets.length > 1) throw new StreamError('INVALID_OFFSET', 'offset may be given only once')
-  const liveRaw = params.get('live')
-  if (liveRaw !== null && liveRaw !== 'long-poll' && liveRaw !== 'sse') throw badRequest('live must be long-poll or sse')
-  const live = liveRaw ?? undefined
-  if (live !== undefined && offsets.length === 0) throw badRequest(`live=${live} requires an offset`)
-  return {
-    offset: parseOffsetParam(offsets[0]),
-    live,
-    cursor: params.get('cursor') ?? undefined,
-  }
-}
 
 export function handleHead(x: Exchange, ctx: HttpContext, path: string): void {
   const stream = ctx.engine.peek(path)
@@ -54,7 +33,7 @@ export function handleHead(x: Exchange, ctx: HttpContext, path: string): void {
   if (ttlSeconds !== undefined) headers.push(['Stream-TTL', String(ttlSeconds)])
   if (expiresAtMs !== undefined) headers.push(['Stream-Expires-At', new Date(expiresAtMs).toISOString()])
   if (stream.closed) headers.push(['Stream-Closed', 'true'])
-  // Which node holds the stream: how a node finds a fork source's node (http/forward.ts).
+  // Which node holds the stream: how a node finds a fork source's node (cluster/forwarding.ts).
   if (ctx.cluster !== undefined) headers.push([NODE_HEADER, ctx.cluster.nodeUrl])
   x.send(200, headers)
 }
@@ -74,9 +53,16 @@ export function handleGet(x: Exchange, ctx: HttpContext, path: string): MaybePro
   })
 }
 
-/** Reads one chunk from `position` and sends it (catch-up, or a long-poll with data). */
+/** Sends what there is from `position` (catch-up, or a long-poll with data): up to the
+ * tail, or readBytesMax; a response of more than one piece is streamed (catch-up.ts). */
 function sendFrom(x: Exchange, ctx: HttpContext, stream: Stream, position: number, clientCursor: string | undefined, conditional: boolean): MaybePromise<void> {
-  return andThen(ctx.engine.read(stream, position), (read) => sendRead(x, ctx, stream, read, clientCursor, conditional))
+  return andThen(ctx.engine.readExtent(stream, position, ctx.config.readBytesMax), (extent) => {
+    const headers = readHeaders(ctx, stream, extent, clientCursor)
+    if (conditional && ifNoneMatch(x.header('if-none-match'), headers.etag)) return x.send(304, headers.list)
+    headers.list.push(['Content-Type', stream.config.contentType.value])
+    if (extent.end - extent.start > ctx.pieceBytes) return sendPieces(x, ctx, stream, extent, headers.list, wantsGzip(x, stream))
+    return andThen(stream.read(extent.start, extent.end), (parts) => sendParts(x, ctx, stream, parts, headers.list))
+  })
 }
 
 function sendNow(x: Exchange, ctx: HttpContext, stream: Stream): void {
@@ -91,24 +77,25 @@ function sendNow(x: Exchange, ctx: HttpContext, stream: Stream): void {
   x.send(200, headers, stream.config.json ? '[]' : '')
 }
 
-function sendRead(x: Exchange, ctx: HttpContext, stream: Stream, read: ReadResult, clientCursor: string | undefined, conditional: boolean): MaybePromise<void> {
+function readHeaders(ctx: HttpContext, stream: Stream, read: ReadExtent, clientCursor: string | undefined): { list: Array<[string, string]>; etag: string } {
   const etag = `"${stream.id}:${read.start}:${read.end}${read.closedAtEnd ? ':c' : ''}"`
-  const headers: Array<[string, string]> = [
+  const list: Array<[string, string]> = [
     ['Stream-Next-Offset', formatOffset(read.end)],
     ['Stream-Cursor', ctx.cursor(clientCursor)],
     ['ETag', etag],
     ['Cache-Control', read.upToDate && !stream.closed ? CACHE_TAIL : CACHE_IMMUTABLE],
   ]
-  if (read.upToDate) headers.push(['Stream-Up-To-Date', 'true'])
-  if (read.closedAtEnd) headers.push(['Stream-Closed', 'true'])
-  if (conditional && ifNoneMatch(x.header('if-none-match'), etag)) return x.send(304, headers)
-  headers.push(['Content-Type', stream.config.contentType.value])
-  const parts = stream.config.json ? jsonArrayParts(read.parts) : read.parts
+  if (read.upToDate) list.push(['Stream-Up-To-Date', 'true'])
+  if (read.closedAtEnd) list.push(['Stream-Closed', 'true'])
+  return { list, etag }
+}
+
+/** A body of one piece or less, in one write (gzipped when asked and worth it). */
+function sendParts(x: Exchange, ctx: HttpContext, stream: Stream, stored: Uint8Array[], headers: Array<[string, string]>): MaybePromise<void> {
+  const parts = stream.config.json ? jsonArrayParts(stored) : stored
   let length = 0
   for (const part of parts) length += part.length
-  if (length < ctx.config.gzipMinBytes || !acceptsGzip(x) || !COMPRESSIBLE.test(stream.config.contentType.essence)) {
-    return x.send(200, headers, ctx.joinForSend(parts, length))
-  }
+  if (length < ctx.config.gzipMinBytes || !wantsGzip(x, stream)) return x.send(200, headers, ctx.joinForSend(parts, length))
   headers.push(['Content-Encoding', 'gzip'], ['Vary', 'Accept-Encoding'])
   // zlib reads its input on the thread pool, after this turn: it needs bytes of its own,
   // neither the shared send buffer nor a pooled file-read buffer (see StreamLog.read).
@@ -123,8 +110,9 @@ function ifNoneMatch(header: string, etag: string): boolean {
   })
 }
 
-function acceptsGzip(x: Exchange): boolean {
-  return /\bgzip\b/i.test(x.header('accept-encoding'))
+/** The client accepts gzip and the stream's type compresses. */
+function wantsGzip(x: Exchange, stream: Stream): boolean {
+  return /\bgzip\b/i.test(x.header('accept-encoding')) && COMPRESSIBLE.test(stream.config.contentType.essence)
 }
 
 function sendLongPollEmpty(x: Exchange, ctx: HttpContext, stream: Stream, position: number, clientCursor: string | undefined): void {

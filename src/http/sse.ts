@@ -13,7 +13,7 @@ import { addWaiter, removeWaiter } from '../streams/waiters.js'
 import { type MaybePromise, andThen, isPromise } from '../util/maybe.js'
 import type { Closable, Deferred, HttpContext, SharedFrame, Ticking } from './context.js'
 import type { Exchange } from './exchange.js'
-import type { ReadQuery } from './read.js'
+import type { ReadQuery } from '../protocol/read-query.js'
 
 export function startSse(x: Exchange, ctx: HttpContext, stream: Stream, query: ReadQuery): MaybePromise<void> {
   if (query.offset.kind === 'now') return openSse(x, ctx, stream, query, stream.tail)
@@ -92,7 +92,7 @@ class SseSession implements Waiter, Closable, Ticking, Deferred {
           if (!this.deliver(shared)) return
           continue
         }
-        const read = ctx.engine.read(stream, this.position)
+        const read = ctx.engine.read(stream, this.position, ctx.pieceBytes)
         if (isPromise(read)) {
           this.reading = true
           read.then(

@@ -18,7 +18,6 @@ import type { ForkRequest } from '../streams/fork.js'
 import type { Stream } from '../streams/stream.js'
 import type { HttpContext } from './context.js'
 import type { Exchange } from './exchange.js'
-import { forkOnSourceNode, forward } from './forward.js'
 
 export const STREAM_ROUTE_PREFIX = '/v1/stream/'
 
@@ -81,13 +80,7 @@ export async function handlePut(x: Exchange, ctx: HttpContext, path: string): Pr
     if (registry.find(path) !== undefined) throw new StreamError('CONFIG_MISMATCH', 'stream exists with a different configuration')
     // Taken now: uWS hands the body only to a reader attached in the request's callback.
     x.readBody(ctx.config.appendBytesMax).catch(() => {})
-    const holder = cluster.forwards.holderOf(fork.sourcePath)
-    if (holder !== undefined) {
-      return forward(x, ctx, holder, async (status) => {
-        if (status === 200 || status === 201) await cluster.forwards.set(path, holder)
-      })
-    }
-    if (await forkOnSourceNode(x, ctx, path, fork)) return
+    if (await cluster.forkElsewhere(x, path, fork)) return
   }
   const body = await x.readBody(ctx.config.appendBytesMax)
   if (x.done) return

@@ -2,11 +2,13 @@
 // the addon loads and io_uring_setup succeeds, node:fs otherwise (auto) or a clear startup
 // error (uring). The returned description is what the startup line prints.
 
-import type { IoBackend } from '../config.js'
 import { loadNativeAddon } from './native-loader.js'
 import { NodeFsIo } from './node-fs.js'
 import type { Io } from './types.js'
 import { UringIo, type UringAddon } from './uring.js'
+
+/** --io: auto picks uring when it works, node:fs otherwise. */
+export type IoBackend = 'auto' | 'uring' | 'fs'
 
 export interface IoChoice {
   readonly io: Io

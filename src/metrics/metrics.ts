@@ -169,7 +169,7 @@ export class ServerMetrics {
     this.appendBytes += bytes
   }
 
-  /** A written WAL batch (storage/wal.ts, once per batch). */
+  /** A written WAL batch (storage/wal/wal.ts, once per batch). */
   readonly walBatch = (records: number, bytes: number, syncSeconds: number | undefined): void => {
     this.walBatches++
     this.walRecords += records

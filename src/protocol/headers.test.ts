@@ -246,8 +246,9 @@ describe('parseStreamClosed', () => {
     expect(parseStreamClosed(raw)).toBe(false)
   })
 
-  test.each(['1', '0', 'yes', 'no', 'on', 'truee', 't', ' '])('%j is rejected', (raw) => {
-    expect(errorCode(() => parseStreamClosed(raw))).toBe('BAD_REQUEST')
+  // PROTOCOL §4.1: any value but "true" is as if the header were absent, never an error.
+  test.each(['1', '0', 'yes', 'no', 'on', 'truee', 'trueX', 'tru', 't', ' ', 'true,true', '"true"'])('%j is as if absent', (raw) => {
+    expect(parseStreamClosed(raw)).toBe(false)
   })
 })
 

@@ -97,12 +97,10 @@ export function parseExpiresAt(raw: string): number {
 }
 
 /** `Stream-Closed: true` (case-insensitive); any other present value is a client error. */
+/** Stream-Closed: `true` (case-insensitive) closes; PROTOCOL §4.1 says any other value
+ * MUST be treated as if the header were absent, and SHOULD NOT be an error. */
 export function parseStreamClosed(raw: string): boolean {
-  if (raw === '') return false
-  const value = raw.trim().toLowerCase()
-  if (value === 'true') return true
-  if (value === 'false') return false
-  throw badRequest('Stream-Closed must be "true" or "false"')
+  return raw.length >= 4 && raw.trim().toLowerCase() === 'true'
 }
 
 export function parseDurability(raw: string): Durability | undefined {

@@ -87,8 +87,9 @@ export function frameJsonAppend(body: Uint8Array, allowEmpty: boolean): JsonFram
 }
 
 const EMPTY_ARRAY = Buffer.from('[]')
-const OPEN = Buffer.from('[')
-const CLOSE = Buffer.from(']')
+/** A JSON array body is OPEN, the stored bytes less their last ',', then CLOSE. */
+export const OPEN = Buffer.from('[')
+export const CLOSE = Buffer.from(']')
 
 /** Wraps stored message bytes (each ending in ',') as a JSON array body. */
 export function jsonArrayParts(stored: Uint8Array[]): Uint8Array[] {

@@ -3,7 +3,7 @@
 // Entries are f64 little-endian, 8 bytes each, in a file beside the stream's data file;
 // entry i is at file position 8·i. The file holds the committed entries up to `written`,
 // whole pages only; entries after it (committed or only staged) wait in memory. A page is
-// written once it is full (storage/file-log.ts, after the data it indexes); the entries of
+// written once it is full (storage/segments/file-log.ts, after the data it indexes); the entries of
 // the last, partial page go into the stream's registry entry at each checkpoint (`tail`),
 // so a stream of a few appends never needs an index file, and a checkpoint of a changed
 // stream syncs its data file alone unless a page filled.
@@ -25,7 +25,7 @@ const PENDING_INITIAL = 16
 
 if (endianness() !== 'LE') throw new Error('ringstream stores index entries little-endian and runs on little-endian machines only')
 
-/** Where an index's entries live on disk (provided by storage/file-log.ts). */
+/** Where an index's entries live on disk (provided by storage/segments/file-log.ts). */
 export interface IndexFile {
   /** Reads into `buffer` from byte `position`; returns bytes read. */
   read(buffer: Uint8Array, position: number): Promise<number>

@@ -4,20 +4,20 @@
 // and periodic checkpoints sync the files of the streams that changed, store those
 // streams in the registry store (registry-store.ts) with the WAL position, and retire
 // covered WAL segments. Startup = open the store + replay the WAL after its position
-// (storage/wal-reader.ts); streams are loaded from the store when first used.
+// (storage/wal/wal-reader.ts); streams are loaded from the store when first used.
 
 import type { Io } from '../io/types.js'
 import type { Durability } from '../protocol/headers.js'
-import { DataFiles, type FileRef } from './data-files.js'
-import { FileLog, INLINE_BYTES_DEFAULT } from './file-log.js'
+import { DataFiles, type FileRef } from './segments/data-files.js'
+import { FileLog, INLINE_BYTES_DEFAULT } from './segments/file-log.js'
 import { forEachLimited } from '../util/limited.js'
 import { MemoryLog } from './memory.js'
 import { type DataPaths, dataPaths, segmentBase } from './paths.js'
-import type { RegistryStore } from './registry-store.js'
+import type { RegistryStore } from './registry/registry-store.js'
 import type { Change, EngineSnapshot, LogShape, Storage, StreamLog } from './types.js'
-import { preallocate, WalWriter } from './wal.js'
-import { WalCorruptionError, replayWal } from './wal-reader.js'
-import { type WalRecord, encodeRecord } from './wal-record.js'
+import { preallocate, WalWriter } from './wal/wal.js'
+import { WalCorruptionError, replayWal } from './wal/wal-reader.js'
+import { type WalRecord, encodeRecord } from './wal/wal-record.js'
 import { log } from '../util/log.js'
 
 export interface DurableOptions {
@@ -31,7 +31,7 @@ export interface DurableOptions {
   /** Stream bytes per data segment file. */
   readonly segmentBytes: number
   /** Streams of at most this many bytes keep them in their registry entry instead of a
-   * data file (storage/file-log.ts); default INLINE_BYTES_DEFAULT, 0: never. */
+   * data file (storage/segments/file-log.ts); default INLINE_BYTES_DEFAULT, 0: never. */
   readonly inlineBytesMax?: number
   readonly salvage: boolean
   /** Checkpoint as soon as this many streams changed (bounds the streams held in memory

@@ -6,7 +6,6 @@
 import type { Durability, ProducerHeaders } from '../protocol/headers.js'
 import type { MaybePromise } from '../util/maybe.js'
 import type { BoundaryIndex } from './boundary-index.js'
-import type { RemovedStream } from './registry-store.js'
 
 export interface StreamLog {
   /** Bytes staged in this log (committed or not). */
@@ -31,7 +30,7 @@ export interface StreamLog {
    * the views must outlive it (a fork's read waits for its parent's read too). */
   read(from: number, to: number, keep?: boolean): MaybePromise<Uint8Array[]>
   /** Bytes [0, length) when the log keeps them in its registry entry rather than a file
-   * (small streams, storage/file-log.ts); undefined otherwise. */
+   * (small streams, storage/segments/file-log.ts); undefined otherwise. */
   inlineAtMost?(length: number): Uint8Array | undefined
   /** Frees the log's storage; the log must not be used afterwards. */
   release(): void
@@ -141,6 +140,13 @@ export interface StreamSnapshot extends StreamDefinition {
   /** All `length` bytes, when the entry holds them instead of a data file (a small stream
    * that never wrote one); undefined: the data file holds them. */
   readonly inline?: Uint8Array
+}
+
+/** A stream gone since the last checkpoint (deleted, expired, or a soft-deleted fork
+ * source whose last fork went). */
+export interface RemovedStream {
+  readonly id: number
+  readonly path: string
 }
 
 /** What the engine gives storage for a checkpoint: what changed since the last one. */

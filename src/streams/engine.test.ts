@@ -10,8 +10,8 @@ import { type CreateRequest, Engine } from './engine.js'
 const TEXT = parseContentType('text/plain')
 const JSON_TYPE = parseContentType('application/json')
 
-function engine(now: () => number = Date.now, readBytesMax = 1 << 20): Engine {
-  const e = new Engine({ storage: new MemoryStorage(), defaultDurability: 'memory', readBytesMax, expirySweepMs: 60_000, now })
+function engine(now: () => number = Date.now): Engine {
+  const e = new Engine({ storage: new MemoryStorage(), defaultDurability: 'memory', expirySweepMs: 60_000, now })
   e.registry.stopSweeping()
   return e
 }
@@ -63,14 +63,14 @@ describe('forks', () => {
   })
 
   test('JSON reads are cut at message boundaries across the fork base', async () => {
-    const e = engine(Date.now, 4)
+    const e = engine()
     create(e, 'j', { contentType: JSON_TYPE, body: Buffer.from('["aa","bb"]') })
     create(e, 'jf', { contentType: JSON_TYPE, fork: { sourcePath: 'j', position: undefined, subOffset: 0 } })
     append(e, 'jf', '"cc"', JSON_TYPE)
     const fork = e.openForRead('jf')
     const chunks: string[] = []
     for (let at = 0; at < fork.tail; ) {
-      const read = await e.read(fork, at)
+      const read = await e.read(fork, at, 4)
       chunks.push(Buffer.concat(read.parts).toString())
       at = read.end
     }

@@ -21,7 +21,6 @@ import { wakeWaiters } from './waiters.js'
 export interface EngineOptions {
   readonly storage: Storage
   readonly defaultDurability: Durability
-  readonly readBytesMax: number
   readonly expirySweepMs: number
   readonly now?: () => number
   /** First id for new streams (recovery continues the sequence). */
@@ -56,12 +55,17 @@ export interface AppendResult {
   readonly producerSeq: number | undefined
 }
 
-export interface ReadResult {
-  readonly parts: Uint8Array[]
+/** What a read covers: stream bytes [start, end), end at the tail or a message boundary. */
+export interface ReadExtent {
   readonly start: number
   readonly end: number
+  /** `end` was the tail when the extent was decided. */
   readonly upToDate: boolean
   readonly closedAtEnd: boolean
+}
+
+export interface ReadResult extends ReadExtent {
+  readonly parts: Uint8Array[]
 }
 
 export const DEFAULT_CONTENT_TYPE: ContentType = { value: 'application/octet-stream', essence: 'application/octet-stream' }
@@ -188,13 +192,13 @@ export class Engine {
     return new Stream(id, path, config, log, parent, base, this.now())
   }
 
-  /** POST: append and/or close, applying producer then closure then Stream-Seq rules. */
+  /** POST: append and/or close, applying producer, closure, content type, then Stream-Seq rules. */
   append(request: AppendRequest): MaybePromise<AppendResult> {
     const stream = this.registry.get(request.path)
     this.touch(stream)
     const hasBody = request.body.length > 0
     if (!hasBody && !request.close) throw badRequest('append body is empty (send Stream-Closed: true to close)')
-    const chunk = hasBody ? this.frameBody(stream, request) : undefined
+    if (hasBody && request.contentType === undefined) throw badRequest('Content-Type is required when appending data')
     const { producer, streamSeq } = request
     const staged = stream.staged
     if (producer !== undefined) {
@@ -205,6 +209,10 @@ export class Engine {
       if (!hasBody && producer === undefined) return this.afterInflight(stream, () => result(stream, 'closed', undefined))
       throw new StreamError('STREAM_CLOSED', 'stream is closed', { nextOffset: formatOffset(stream.stagedTail) })
     }
+    // A malformed request (no body, no Content-Type) is 400 whatever the stream's state;
+    // conflicts follow PROTOCOL §5.2's precedence: closed, content type, Stream-Seq.
+    const contentType = request.contentType
+    const chunk = hasBody && contentType !== undefined ? this.frameBody(stream, contentType, request.body) : undefined
     if (streamSeq !== undefined && staged.lastStreamSeq !== undefined && streamSeq <= staged.lastStreamSeq) {
       throw new StreamError('STREAM_SEQ_CONFLICT', `Stream-Seq "${streamSeq}" is not greater than "${staged.lastStreamSeq}"`)
     }
@@ -225,12 +233,11 @@ export class Engine {
     return this.commit(stream, change, onCommit, () => stream.rollback(), () => result(stream, outcome, producer))
   }
 
-  private frameBody(stream: Stream, request: AppendRequest): AppendChunk {
-    if (request.contentType === undefined) throw badRequest('Content-Type is required when appending data')
-    if (request.contentType.essence !== stream.config.contentType.essence) {
+  private frameBody(stream: Stream, contentType: ContentType, body: Uint8Array): AppendChunk {
+    if (contentType.essence !== stream.config.contentType.essence) {
       throw new StreamError('CONTENT_TYPE_MISMATCH', `stream content type is ${stream.config.contentType.essence}`)
     }
-    return stream.config.json ? frameJsonAppend(request.body, false) : { bytes: request.body, messageEnds: undefined }
+    return stream.config.json ? frameJsonAppend(body, false) : { bytes: body, messageEnds: undefined }
   }
 
   /** Returns a duplicate result, throws for stale/gap/bad-epoch, or undefined to proceed. */
@@ -344,13 +351,19 @@ export class Engine {
     })
   }
 
-  read(stream: Stream, from: number): MaybePromise<ReadResult> {
-    return andThen(stream.readEnd(from, this.options.readBytesMax), (end) => {
+  /** Where a read from `from` of at most `bytesMax` bytes ends: at the tail, or at the last
+   * message boundary within the limit (at least one message). */
+  readExtent(stream: Stream, from: number, bytesMax: number): MaybePromise<ReadExtent> {
+    return andThen(stream.readEnd(from, bytesMax), (end) => {
       // The tail may have moved while an index lookup was reading: judge against it now.
       const upToDate = end === stream.tail
-      const closedAtEnd = upToDate && stream.closed
-      return andThen(stream.read(from, end), (parts) => ({ parts, start: from, end, upToDate, closedAtEnd }))
+      return { start: from, end, upToDate, closedAtEnd: upToDate && stream.closed }
     })
+  }
+
+  /** The bytes of readExtent(stream, from, bytesMax). */
+  read(stream: Stream, from: number, bytesMax: number): MaybePromise<ReadResult> {
+    return andThen(this.readExtent(stream, from, bytesMax), (extent) => andThen(stream.read(extent.start, extent.end), (parts) => ({ ...extent, parts })))
   }
 
   async close(): Promise<void> {

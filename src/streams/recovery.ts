@@ -5,10 +5,10 @@
 
 import { StreamError } from '../protocol/errors.js'
 import { parseContentType, isJsonContentType } from '../protocol/headers.js'
-import { RegistryCorruptionError, type RegistryStore } from '../storage/registry-store.js'
+import { RegistryCorruptionError, type RegistryStore } from '../storage/registry/registry-store.js'
 import type { EngineSnapshot, StreamDefinition, StreamSnapshot } from '../storage/types.js'
-import type { WalRecord } from '../storage/wal-record.js'
-import type { RecoveryTarget } from '../storage/durable.js'
+import type { WalRecord } from '../storage/wal/wal-record.js'
+import type { DurableStorage, RecoveryReport, RecoveryTarget } from '../storage/durable.js'
 import type { Engine } from './engine.js'
 import type { Stream, StreamConfig } from './stream.js'
 import { log } from '../util/log.js'
@@ -177,4 +177,14 @@ function snapshotOf(stream: Stream): StreamSnapshot {
     messageTail: stream.log.messages?.tailAtMost(stream.committedLength),
     inline: stream.log.inlineAtMost?.(stream.committedLength),
   }
+}
+
+/** Recovers `engine` from durable storage: the expiry sweep waits until every stream is
+ * back (an expired stream must not be removed half-replayed), then runs once. */
+export async function recoverEngine(engine: Engine, storage: DurableStorage, residentStreamsMax: number): Promise<RecoveryReport> {
+  engine.registry.expiryEnabled = false
+  const report = await storage.recover(recoveryTarget(engine, residentStreamsMax))
+  engine.registry.expiryEnabled = true
+  engine.registry.sweep()
+  return report
 }

@@ -1,15 +1,14 @@
 // streams/registry.ts — the map from path to stream, expiry (TTL / Expires-At), deletion
 // with soft delete for streams that forks still read through, and cascade cleanup.
 // With durable storage the registry holds only the streams in use: the others are in the
-// registry store (storage/registry-store.ts) and are loaded on first access through a
+// registry store (storage/registry/registry-store.ts) and are loaded on first access through a
 // RegistryBacking; the registry records which streams changed or went since the last
 // checkpoint, and after a checkpoint lets idle, unchanged streams go from memory again.
 // No timer per stream: expiry is checked on access, by a sweep over the streams in memory
 // that have an expiry, and by a slower walk over the stored ones.
 
 import { StreamError } from '../protocol/errors.js'
-import type { RemovedStream } from '../storage/registry-store.js'
-import type { StreamSnapshot } from '../storage/types.js'
+import type { RemovedStream, StreamSnapshot } from '../storage/types.js'
 import type { Stream } from './stream.js'
 import { log } from '../util/log.js'
 

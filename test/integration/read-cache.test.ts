@@ -20,10 +20,11 @@ afterAll(async () => {
 })
 
 async function start(readCacheBytes?: number): Promise<RingstreamServer> {
-  // Responses of up to 8 MiB: more than loopback TCP holds for a reader that does not read.
+  // Responses of up to 8 MiB in one piece (one join): more than loopback TCP holds for a
+  // reader that does not read.
   const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-read-cache-'))
   dirs.push(dataDir)
-  const server = createServer({ port: 0, durability: 'fsync', io: 'fs', dataDir, readBytesMax: 8 * 1024 * 1024, ...(readCacheBytes === undefined ? {} : { readCacheBytes }) })
+  const server = createServer({ port: 0, durability: 'fsync', io: 'fs', dataDir, readBytesMax: 8 * 1024 * 1024, readChunkBytes: 8 * 1024 * 1024, ...(readCacheBytes === undefined ? {} : { readCacheBytes }) })
   servers.push(server)
   await server.listen()
   return server

@@ -1,4 +1,4 @@
-// storage/wal-record.ts — the WAL format: batch framing, checksum, record encoding, decoding.
+// storage/wal/wal-record.ts — the WAL format: batch framing, checksum, record encoding, decoding.
 //
 // Batch:  u32 crc32(lengthBytes ‖ records) | u32 recordsLength | records   (little-endian)
 //         One batch per group commit: one checksum call covers every record in it, and a
@@ -18,8 +18,8 @@
 // A zero batch length (and checksum) marks the end of the written part of a segment.
 
 import { crc32 } from 'node:zlib'
-import type { Durability } from '../protocol/headers.js'
-import type { AppendChunk, Change } from './types.js'
+import type { Durability } from '../../protocol/headers.js'
+import type { AppendChunk, Change } from '../types.js'
 
 export const FRAME_HEADER_BYTES = 8
 const RECORD_HEADER_BYTES = 4

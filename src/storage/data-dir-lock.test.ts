@@ -1,4 +1,4 @@
-// data-dir-lock.ts: the kernel lock (flock through the addon) refuses a second holder and
+// storage/data-dir-lock.ts: the kernel lock (flock through the addon) refuses a second holder and
 // ignores what LOCK says; the pid-file fallback refuses a live ringstream's pid and takes
 // over a dead one's. A SIGKILLed server's lock is tested end to end in test/integration/cli.test.ts.
 

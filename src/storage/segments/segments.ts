@@ -1,4 +1,4 @@
-// storage/segments.ts — how a stream's bytes split into segment files: segment k holds the
+// storage/segments/segments.ts — how a stream's bytes split into segment files: segment k holds the
 // stream-log positions [k·segmentBytes, (k+1)·segmentBytes), at file position
 // `position − k·segmentBytes`. Fixed boundaries make the file of any position arithmetic
 // (no per-segment table in memory or in the registry). Pure functions; file-log.ts does the I/O.

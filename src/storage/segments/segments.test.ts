@@ -1,4 +1,4 @@
-// storage/segments.ts: spans and split parts cover a range exactly, cut at every boundary.
+// storage/segments/segments.ts: spans and split parts cover a range exactly, cut at every boundary.
 
 import fc from 'fast-check'
 import { expect, test } from 'vitest'

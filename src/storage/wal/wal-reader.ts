@@ -1,11 +1,11 @@
-// storage/wal-reader.ts — reading the WAL back at startup. Records are replayed in order
+// storage/wal/wal-reader.ts — reading the WAL back at startup. Records are replayed in order
 // from the checkpoint's LSN. The log ends at the first zeroed frame header or at the end
 // of the last segment. A damaged frame with nothing valid after it is a torn tail (normal
 // after a crash) and is cut off; a damaged frame followed by valid records is corruption
 // in the middle: recovery refuses to start unless told to salvage.
 
-import type { Io, IoFile } from '../io/types.js'
-import { type DataPaths, segmentBase } from './paths.js'
+import type { Io, IoFile } from '../../io/types.js'
+import { type DataPaths, segmentBase } from '../paths.js'
 import { FRAME_HEADER_BYTES, type FrameCheck, type WalRecord, checkFrame, forEachRecord } from './wal-record.js'
 
 export class WalCorruptionError extends Error {

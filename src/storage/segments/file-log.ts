@@ -1,4 +1,4 @@
-// storage/file-log.ts — a stream's bytes on disk: data segment files (segments.ts) holding
+// storage/segments/file-log.ts — a stream's bytes on disk: data segment files (segments.ts) holding
 // exactly the bytes a catch-up read sends, and the stream's boundary indexes
 // (boundary-index.ts), written after the data they index. Bytes are staged in memory,
 // written after their WAL record commits (no fsync: checkpoints sync the files), and read
@@ -18,10 +18,10 @@
 // a checkpoint after a burst to a thousand new small streams is one registry transaction.
 // Past the limit the log writes them all, from position 0, and is a file log from then on.
 
-import type { LogShape, StreamLog } from './types.js'
-import { type MaybePromise, andThen } from '../util/maybe.js'
-import { BoundaryIndex } from './boundary-index.js'
-import { type DataFiles, type FileKind, type FileRef, reportFlushError } from './data-files.js'
+import type { LogShape, StreamLog } from '../types.js'
+import { type MaybePromise, andThen } from '../../util/maybe.js'
+import { BoundaryIndex } from '../boundary-index.js'
+import { type DataFiles, type FileKind, type FileRef, type SweptLog, reportFlushError } from './data-files.js'
 import { segmentCount, segmentSpans, splitParts } from './segments.js'
 
 /** Index entries wait in memory until this many can be written at once (one 4 KiB page), or
@@ -45,7 +45,7 @@ export const INLINE_BYTES_DEFAULT = 1024
 /** A log writes to its data file as soon as it holds this many committed bytes. */
 const FLUSH_BYTES = 16 * 1024
 
-export class FileLog implements StreamLog {
+export class FileLog implements StreamLog, SweptLog {
   /** Bytes written to the data file. */
   private flushed: number
   /** Bytes the WAL has made durable (flushable). */

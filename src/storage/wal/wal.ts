@@ -1,4 +1,4 @@
-// storage/wal.ts — the write-ahead log writer with group commit. While one batch's write
+// storage/wal/wal.ts — the write-ahead log writer with group commit. While one batch's write
 // (+ datasync when any record in it needs fsync) is in flight, the next batch collects;
 // each batch is one vectored write. Segments are preallocated and zero-filled (datasync
 // on a preallocated file is much cheaper than on a growing one); a spare is prepared in
@@ -8,8 +8,8 @@
 // segments), and the last CONTROL_RESERVE_BYTES of each segment take only deletes, so a
 // stream can still be deleted to free space when nothing else can be written.
 
-import type { Io, IoFile } from '../io/types.js'
-import type { DataPaths } from './paths.js'
+import type { Io, IoFile } from '../../io/types.js'
+import type { DataPaths } from '../paths.js'
 import { FRAME_HEADER_BYTES, batchHeader } from './wal-record.js'
 
 const ZERO_CHUNK = new Uint8Array(1 << 20)

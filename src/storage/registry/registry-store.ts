@@ -1,4 +1,4 @@
-// storage/registry-store.ts — where checkpoints keep stream metadata (storage/types.ts'
+// storage/registry/registry-store.ts — where checkpoints keep stream metadata (storage/types.ts'
 // StreamSnapshot: path, content type, tail, index counts, TTL, closed / soft-deleted / fork
 // state, producers, Stream-Seq) so that an idle stream need not be in memory: the engine
 // looks streams up here by path or id on first access, synchronously. A checkpoint commits
@@ -10,9 +10,9 @@
 // detected, not trusted.
 
 import { crc32 } from 'node:zlib'
-import type { Io } from '../io/types.js'
-import { parseContentType } from '../protocol/headers.js'
-import type { StreamSnapshot } from './types.js'
+import type { Io } from '../../io/types.js'
+import { parseContentType } from '../../protocol/headers.js'
+import type { RemovedStream, StreamSnapshot } from '../types.js'
 
 /** What the store reflects as a whole: the checkpoint's WAL position and id counter. */
 export interface RegistryMeta {
@@ -20,11 +20,6 @@ export interface RegistryMeta {
   readonly nextStreamId: number
   /** The data directory's segment size (fixed when it was created). */
   readonly segmentBytes: number
-}
-
-export interface RemovedStream {
-  readonly id: number
-  readonly path: string
 }
 
 export interface RegistryStore {

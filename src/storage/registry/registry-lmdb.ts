@@ -1,4 +1,4 @@
-// storage/registry-lmdb.ts — the registry store on a real disk: an lmdb environment in
+// storage/registry/registry-lmdb.ts — the registry store on a real disk: an lmdb environment in
 // <data-dir>/registry (a copy-on-write B+tree, memory-mapped: lookups are synchronous and
 // cost microseconds, a commit writes only the pages it changed). Five databases:
 // streams (id → entry, see registry-store.ts), paths (path → id), expiring (the ids of
@@ -9,8 +9,8 @@
 // expiring database) is upgraded in place when opened.
 
 import { open, type Database, type RootDatabase } from 'lmdb'
-import { type RegistryMeta, type RegistryStore, type RemovedStream, canExpire, decodeEntry, encodeEntry } from './registry-store.js'
-import type { StreamSnapshot } from './types.js'
+import { type RegistryMeta, type RegistryStore, canExpire, decodeEntry, encodeEntry } from './registry-store.js'
+import type { RemovedStream, StreamSnapshot } from '../types.js'
 
 const META_KEY = 'checkpoint'
 const FORMAT = 'ringstream-registry'

@@ -1,11 +1,11 @@
-// storage/wal.ts on a full disk (the simulator; the real one is test/integration/disk-full.test.ts):
+// storage/wal/wal.ts on a full disk (the simulator; the real one is test/integration/disk-full.test.ts):
 // no segment is taken without the reserve beside it, appends that need one fail with ENOSPC,
 // and deletes still go into the end of the segment kept for them.
 
 import { expect, test } from 'vitest'
-import { isIoError } from '../io/types.js'
-import { SimIo } from '../io/sim.js'
-import { dataPaths } from './paths.js'
+import { isIoError } from '../../io/types.js'
+import { SimIo } from '../../io/sim.js'
+import { dataPaths } from '../paths.js'
 import { WalWriter, preallocate } from './wal.js'
 
 const paths = dataPaths('/d')

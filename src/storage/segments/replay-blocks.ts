@@ -1,4 +1,4 @@
-// storage/replay-blocks.ts — the staging blocks replay reuses. While the WAL is replayed no
+// storage/segments/replay-blocks.ts — the staging blocks replay reuses. While the WAL is replayed no
 // one reads a stream, so a full-size block whose bytes reached the data file can go to the
 // next append at once: replay then allocates about what it holds back (DataFiles.holdWrites),
 // not every byte the WAL tail carried. Before, a 1M-record tail left ~100 MB of dead

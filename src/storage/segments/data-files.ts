@@ -1,17 +1,27 @@
-// storage/data-files.ts — what every stream's files share: open descriptors (a bounded
+// storage/segments/data-files.ts — what every stream's files share: open descriptors (a bounded
 // cache, least recently used first, so idle streams hold none), the read cache's byte
 // budget across streams, the pooled read buffers, the index page cache, the sweep that
 // writes deferred bytes, the writes held back during replay (and the blocks it reuses), and removing a stream's files.
 // One stream's own bytes and indexes are file-log.ts.
 
-import type { Io, IoFile } from '../io/types.js'
-import { type IndexFile, IndexPages } from './boundary-index.js'
-import type { FileLog } from './file-log.js'
+import type { Io, IoFile } from '../../io/types.js'
+import { type IndexFile, IndexPages } from '../boundary-index.js'
 import { ReadBuffers } from './read-buffers.js'
 import { ReplayBlocks } from './replay-blocks.js'
 import { SEGMENT_BYTES_DEFAULT } from './segments.js'
-import { forEachLimited } from '../util/limited.js'
-import { log } from '../util/log.js'
+import { forEachLimited } from '../../util/limited.js'
+import { log } from '../../util/log.js'
+
+/** What the shared machinery asks of one stream's log (file-log.ts implements it). */
+export interface SweptLog {
+  /** Writes its committed, unwritten bytes (and full index pages) to its files. */
+  flush(): Promise<void>
+  /** Bytes of written data it keeps cached for reads. */
+  readonly cachedLength: number
+  /** Drops at least `bytes` cached bytes, oldest first (all of them for Infinity); returns
+   * how many it dropped. */
+  dropCached(bytes: number): number
+}
 
 /** The files of one stream: its bytes (segment files), and the indexes of its append and
  * message ends (one file each). */
@@ -39,13 +49,13 @@ export class DataFiles {
    * checkpoint has stored their removal. */
   readonly released = new Map<number, number>()
   /** Logs holding committed bytes below FLUSH_BYTES, written by the next sweep. */
-  private readonly unswept = new Set<FileLog>()
+  private readonly unswept = new Set<SweptLog>()
   private sweepTimer: NodeJS.Timeout | undefined
 
   readonly readBuffers = new ReadBuffers()
   readonly indexPages = new IndexPages(INDEX_PAGES_MAX)
   /** Logs holding cached bytes, least recently used first. */
-  private readonly cached = new Set<FileLog>()
+  private readonly cached = new Set<SweptLog>()
   private cachedBytes = 0
   /** While replay runs, committed bytes wait in memory (they are in the WAL) until this
    * many wait: replay then reads and decodes without a data-file write per record, and
@@ -81,7 +91,7 @@ export class DataFiles {
 
   /** `log` now caches `added` more bytes (may be 0: a read hit); trims the least recently
    * used logs (possibly `log` itself, from its oldest bytes) back under the budget. */
-  touchCache(log: FileLog, added: number): void {
+  touchCache(log: SweptLog, added: number): void {
     this.cached.delete(log)
     this.cached.add(log)
     this.cachedBytes += added
@@ -92,7 +102,7 @@ export class DataFiles {
     }
   }
 
-  forgetCache(log: FileLog): void {
+  forgetCache(log: SweptLog): void {
     if (!this.cached.delete(log)) return
     this.cachedBytes -= log.dropCached(Infinity)
   }
@@ -134,7 +144,7 @@ export class DataFiles {
   /** `log` committed `bytes` more; true when they are held rather than written. Held bytes
    * are swept once there are enough, unless the previous sweep is still writing (then
    * replayPause makes replay wait for it). */
-  hold(log: FileLog, bytes: number): boolean {
+  hold(log: SweptLog, bytes: number): boolean {
     if (this.holdBytesMax === undefined) return false
     this.unswept.add(log)
     this.heldBytes += bytes
@@ -157,7 +167,7 @@ export class DataFiles {
   }
 
   /** Writes `log` within FLUSH_DELAY_MS. */
-  deferFlush(log: FileLog): void {
+  deferFlush(log: SweptLog): void {
     this.unswept.add(log)
     if (this.sweepTimer !== undefined) return
     this.sweepTimer = setTimeout(() => {

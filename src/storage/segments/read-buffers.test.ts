@@ -1,4 +1,4 @@
-// storage/read-buffers.ts: the pool never holds more than its limit, a reader waits for a
+// storage/segments/read-buffers.ts: the pool never holds more than its limit, a reader waits for a
 // lent buffer once all are out, and a buffer comes back only after the turn it was lent in.
 
 import { describe, expect, test } from 'vitest'

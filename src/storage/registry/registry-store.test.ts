@@ -1,9 +1,9 @@
-// storage/registry-store.ts entries: every field survives the round trip; damage is detected.
+// storage/registry/registry-store.ts entries: every field survives the round trip; damage is detected.
 
 import { crc32 } from 'node:zlib'
 import { expect, test } from 'vitest'
 import { RegistryCorruptionError, decodeEntry, encodeEntry } from './registry-store.js'
-import type { StreamSnapshot } from './types.js'
+import type { StreamSnapshot } from '../types.js'
 
 const full: StreamSnapshot = {
   id: 7, path: 'a/b', contentType: 'application/json', ttlSeconds: 60, expiresAtMs: 1.5e12, durability: 'fsync', requestKey: '["application/json",60]',

@@ -1,4 +1,4 @@
-// data-dir-lock.ts — one server per data directory (process-level, so not behind the Io
+// storage/data-dir-lock.ts — one server per data directory (process-level, so not behind the Io
 // seam). Two live servers on one directory would interleave WAL writes and corrupt it, so
 // the second one refuses. Where the native addon loads (Linux), the lock is the kernel's:
 // an exclusive flock(2) on <data-dir>/LOCK, held through an open descriptor and dropped
@@ -8,7 +8,7 @@
 // longer a running ringstream (a SIGKILLed server, a zombie, a reused pid) is taken over.
 
 import * as fs from 'node:fs'
-import { loadNativeAddon } from './io/native-loader.js'
+import { loadNativeAddon } from '../io/native-loader.js'
 
 const EWOULDBLOCK = 11
 

@@ -1,11 +1,11 @@
-// The read cache of storage/file-log.ts on the simulated disk: which reads reach the data
+// The read cache of storage/segments/file-log.ts on the simulated disk: which reads reach the data
 // file, that bytes are right on both sides of the cache boundary, and that the budget is
 // shared by every stream (least recently used first), and the pooled buffers file reads
 // land in. Also the writes replay holds back, and the staging blocks it reuses.
 
 import { describe, expect, test } from 'vitest'
-import { SimIo } from '../io/sim.js'
-import type { IoFile } from '../io/types.js'
+import { SimIo } from '../../io/sim.js'
+import type { IoFile } from '../../io/types.js'
 import { DataFiles } from './data-files.js'
 import { FileLog } from './file-log.js'
 import { READ_BUFFERS_MAX } from './read-buffers.js'

@@ -1,12 +1,12 @@
-// Replaying the WAL in chunks (storage/wal-reader.ts) on the simulated disk: whatever the
+// Replaying the WAL in chunks (storage/wal/wal-reader.ts) on the simulated disk: whatever the
 // chunk size, replay sees the same records and the same tail as one whole-segment read,
 // including frames that straddle chunk boundaries, a start in the middle of a segment
 // (a checkpoint), a torn tail, and corruption in the middle.
 
 import { describe, expect, test } from 'vitest'
-import { SimIo } from '../io/sim.js'
-import { dataPaths } from './paths.js'
-import type { Change } from './types.js'
+import { SimIo } from '../../io/sim.js'
+import { dataPaths } from '../paths.js'
+import type { Change } from '../types.js'
 import { WalWriter, preallocate } from './wal.js'
 import { WalCorruptionError, replayWal } from './wal-reader.js'
 import { type WalRecord, encodeRecord } from './wal-record.js'

@@ -1,13 +1,13 @@
-// storage/read-buffers.ts — the buffers data-file reads land in: a fixed set, created on
+// storage/segments/read-buffers.ts — the buffers data-file reads land in: a fixed set, created on
 // first use and then reused, lent to a reader for one event-loop turn. When every buffer is
 // lent, the next read waits for one. Measured on catch-up from disk (200 readers of 2 MiB
 // streams at once): with a fresh 1 MiB buffer per read, a third of the server's core went
 // to the kernel zeroing new pages and more to the garbage collector sweeping the buffers.
 
-import type { MaybePromise } from '../util/maybe.js'
+import type { MaybePromise } from '../../util/maybe.js'
 
-/** A catch-up response is at most readBytesMax (1 MiB by default); a larger read gets a
- * buffer of its own, outside the pool. */
+/** Reads are at most readChunkBytes (1 MiB by default) at a time: a larger response goes
+ * out in pieces (http/catch-up.ts). A larger read gets a buffer of its own, outside the pool. */
 export const READ_BUFFER_BYTES = 1024 * 1024
 /** Reads in flight at once, and the memory the pool can hold (× READ_BUFFER_BYTES). A read
  * from the page cache takes ~0.1–0.3 ms; 16 keep the core busy without 200 readers holding

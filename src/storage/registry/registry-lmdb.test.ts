@@ -1,4 +1,4 @@
-// storage/registry-lmdb.ts on a real disk: commits, lookups by path and id, the expiry
+// storage/registry/registry-lmdb.ts on a real disk: commits, lookups by path and id, the expiry
 // sweep's list (streams that can expire only), and the in-place upgrade of version 1.
 
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -8,7 +8,7 @@ import { open } from 'lmdb'
 import { afterEach, expect, test } from 'vitest'
 import { LmdbRegistry } from './registry-lmdb.js'
 import { encodeEntry } from './registry-store.js'
-import type { StreamSnapshot } from './types.js'
+import type { StreamSnapshot } from '../types.js'
 
 const dirs: string[] = []
 afterEach(() => {
