@@ -49,10 +49,12 @@ export interface Startup {
 /** Resolves with the URL and the whole startup line once the server prints it. */
 export async function startup(child: ChildProcess): Promise<Startup> {
   let seen = ''
+  let errors = ''
+  child.stderr?.on('data', (chunk: Buffer) => (errors += chunk.toString()))
   for await (const chunk of child.stdout!) {
     seen += (chunk as Buffer).toString()
     const match = /listening on (https?:\/\/[^\s/]+)\/v1\/stream\/.*\n/.exec(seen)
     if (match) return { url: match[1]!, line: match[0].trim() }
   }
-  throw new Error(`server exited before its startup line: ${seen}`)
+  throw new Error(`server exited before its startup line: ${seen}${errors === '' ? '' : ` (stderr: ${errors.trim()})`}`)
 }

@@ -17,6 +17,9 @@ import { startSse } from './sse.js'
 
 const gzipAsync = promisify(gzip)
 const CACHE_IMMUTABLE = 'public, max-age=60, stale-while-revalidate=300'
+/** With authentication on, a response is one token's to see: no shared cache may keep it
+ * (PROTOCOL §10.1, §12.7). */
+const CACHE_IMMUTABLE_PRIVATE = 'private, max-age=60, stale-while-revalidate=300'
 /** Tail reads of open streams change as data arrives: revalidate (ETag) instead of caching. */
 const CACHE_TAIL = 'no-cache'
 const COMPRESSIBLE = /^(text\/|application\/(json|ndjson|x-ndjson|xml|javascript)|.*\+(json|xml)$)/
@@ -83,7 +86,7 @@ function readHeaders(ctx: HttpContext, stream: Stream, read: ReadExtent, clientC
     ['Stream-Next-Offset', formatOffset(read.end)],
     ['Stream-Cursor', ctx.cursor(clientCursor)],
     ['ETag', etag],
-    ['Cache-Control', read.upToDate && !stream.closed ? CACHE_TAIL : CACHE_IMMUTABLE],
+    ['Cache-Control', read.upToDate && !stream.closed ? CACHE_TAIL : ctx.auth === undefined ? CACHE_IMMUTABLE : CACHE_IMMUTABLE_PRIVATE],
   ]
   if (read.upToDate) list.push(['Stream-Up-To-Date', 'true'])
   if (read.closedAtEnd) list.push(['Stream-Closed', 'true'])

@@ -108,7 +108,8 @@ class SseSession implements Waiter, Closable, Ticking, Deferred {
         continue
       }
       if (stream.closed) {
-        this.write(controlFrame({ streamNextOffset: formatOffset(this.position), streamClosed: true }))
+        // PROTOCOL §5.8: closed at the tail: streamClosed and upToDate (no cursor: no reconnect).
+        this.write(controlFrame({ streamNextOffset: formatOffset(this.position), streamClosed: true, upToDate: true }))
         return this.end()
       }
       if (!this.sentUpToDate) {

@@ -96,7 +96,7 @@ export async function handlePut(x: Exchange, ctx: HttpContext, path: string): Pr
   })
   const headers = streamHeaders(stream)
   headers.push(['Content-Type', stream.config.contentType.value], ['Stream-Durability', stream.config.durability])
-  if (created) headers.push(['Location', `http://${x.header('host') || `${ctx.config.host}:${ctx.config.port}`}${x.url}`])
+  if (created) headers.push(['Location', `${ctx.config.tlsCertFile === undefined ? 'http' : 'https'}://${x.header('host') || `${ctx.config.host}:${ctx.config.port}`}${x.url}`])
   x.send(created ? 201 : 200, headers)
 }
 

@@ -46,19 +46,22 @@ test('the official client works over https://; plain HTTP to the TLS port gets n
     const url = process.argv[2] + '/v1/stream/tls/one'
     const stream = await DurableStream.create({ url, contentType: 'application/json' })
     await stream.append(JSON.stringify({ n: 1 }))
+    const created = await fetch(url.replace('/one', '/two'), { method: 'PUT', headers: { 'Content-Type': 'text/plain' } })
+    const location = created.headers.get('location')
     const all = await (await stream.stream({ live: false })).json()
     // A long-poll read woken by an append made while it waits.
     const waiting = fetch(url + '?offset=' + (await fetch(url, { method: 'HEAD' })).headers.get('stream-next-offset') + '&live=long-poll')
     setTimeout(() => void stream.append(JSON.stringify({ n: 2 })), 200)
     const woken = await waiting
-    console.log(JSON.stringify({ all, woken: woken.status, body: await woken.json() }))
+    console.log(JSON.stringify({ all, woken: woken.status, body: await woken.json(), location }))
     `,
   )
   const client = spawnChild([process.execPath, script, url], { NODE_EXTRA_CA_CERTS: cert })
   const { code, stdout, stderr } = await output(client)
   expect(stderr).toBe('')
   expect(code).toBe(0)
-  expect(JSON.parse(stdout)).toEqual({ all: [{ n: 1 }], woken: 200, body: [{ n: 2 }] })
+  // PROTOCOL §5.1: Location names the stream with the scheme it is served by.
+  expect(JSON.parse(stdout)).toEqual({ all: [{ n: 1 }], woken: 200, body: [{ n: 2 }], location: `${url}/v1/stream/tls/two` })
   // Without trusting the certificate the client refuses it; plain HTTP gets no HTTP answer.
   await expect(fetch(`${url}/healthz`)).rejects.toThrow()
   await expect(fetch(`${url.replace('https:', 'http:')}/healthz`)).rejects.toThrow()
