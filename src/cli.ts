@@ -2,7 +2,7 @@
 // ServerConfig, one startup line, graceful shutdown on SIGTERM/SIGINT.
 
 import { parseArgs } from 'node:util'
-import { DEFAULTS, type IoBackend, type ServerConfig } from './config.js'
+import { DEFAULTS, type HttpBackend, type IoBackend, type ServerConfig } from './config.js'
 import type { Durability } from './protocol/headers.js'
 import { createServer } from './server.js'
 import { type LogFormat, type LogLevel, log } from './util/log.js'
@@ -19,6 +19,7 @@ Options (each also settable as an environment variable):
                                                               may choose its own with the Stream-Durability header
   --long-poll-timeout-ms <n>  RINGSTREAM_LONG_POLL_TIMEOUT_MS long-poll wait before 204 (default ${DEFAULTS.longPollTimeoutMs})
   --io <backend>              RINGSTREAM_IO                   auto | uring | fs (default ${DEFAULTS.io}: uring when it loads)
+  --http <backend>            RINGSTREAM_HTTP                 auto | uws | node (default ${DEFAULTS.http}: uWebSockets.js when it loads, else node:http)
   --checkpoint-interval-ms <n> RINGSTREAM_CHECKPOINT_INTERVAL_MS checkpoint at least this often (default ${DEFAULTS.checkpointIntervalMs})
   --checkpoint-wal-bytes <n>  RINGSTREAM_CHECKPOINT_WAL_BYTES and after this much WAL (default ${DEFAULTS.checkpointWalBytes})
   --read-cache-bytes <n>      RINGSTREAM_READ_CACHE_BYTES     recently written bytes kept in memory for reads (default ${DEFAULTS.readCacheBytes})
@@ -51,6 +52,7 @@ const OPTIONS = {
   durability: { type: 'string' },
   'long-poll-timeout-ms': { type: 'string' },
   io: { type: 'string' },
+  http: { type: 'string' },
   salvage: { type: 'boolean' },
   'checkpoint-interval-ms': { type: 'string' },
   'checkpoint-wal-bytes': { type: 'string' },
@@ -143,6 +145,8 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (signingKey !== undefined) config.webhookSigningKeyFile = signingKey
   const io = pick('io', 'RINGSTREAM_IO')
   if (io !== undefined) config.io = io as IoBackend
+  const http = pick('http', 'RINGSTREAM_HTTP')
+  if (http !== undefined) config.http = http as HttpBackend
   return config
 }
 

@@ -10,6 +10,9 @@ import { LOG_LEVELS, type LogFormat, type LogLevel } from './util/log.js'
 
 export type { IoBackend }
 
+/** --http: auto takes uWebSockets.js when it loads and node:http otherwise. */
+export type HttpBackend = 'auto' | 'uws' | 'node'
+
 export interface ServerConfig {
   /** TCP port; 4437 is the protocol's registered default (PROTOCOL §11.1). 0 = ephemeral. */
   port: number
@@ -23,6 +26,8 @@ export interface ServerConfig {
   longPollTimeoutMs: number
   /** I/O backend request; meaningful once the io_uring addon lands. */
   io: IoBackend
+  /** HTTP backend: uWebSockets.js (fastest) when it loads, node:http where it does not. */
+  http: HttpBackend
   /** Largest append body; bounds the memory one request can pin. */
   appendBytesMax: number
   /** Largest catch-up or long-poll response body (--read-bytes-max): a client that makes
@@ -120,6 +125,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   durability: 'fsync',
   longPollTimeoutMs: 30_000,
   io: 'auto',
+  http: 'auto',
   appendBytesMax: 16 * 1024 * 1024,
   readBytesMax: 512 * 1024 * 1024,
   readChunkBytes: 1024 * 1024,
@@ -189,6 +195,7 @@ export function validateConfig(config: ServerConfig): void {
   if (config.expirySweepMs < 10) fail('expiry sweep interval must be at least 10 ms')
   if (!['memory', 'buffered', 'fsync'].includes(config.durability)) fail('durability must be memory, buffered or fsync')
   if (!['auto', 'uring', 'fs'].includes(config.io)) fail('io must be auto, uring or fs')
+  if (!['auto', 'uws', 'node'].includes(config.http)) fail('http must be auto, uws or node')
   if (config.walSegmentBytes < 64 * 1024) fail('WAL segments must be at least 64 KiB')
   if (!Number.isSafeInteger(config.diskReserveBytes) || config.diskReserveBytes < 0) fail('the disk reserve must be a non-negative integer')
   if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) fail('TLS needs both --tls-cert and --tls-key')

@@ -6,7 +6,7 @@ import { DEFAULTS, type ServerConfig, validateConfig } from './config.js'
 import { Authenticator } from './auth/auth.js'
 import { Forwarding } from './cluster/forwarding.js'
 import { HttpContext } from './http/context.js'
-import { HttpListener } from './http/listener.js'
+import { type HttpListener, openListener } from './http/listener.js'
 import { type IoChoice, selectIo } from './io/select.js'
 import type { Io } from './io/types.js'
 import { type MetricSources, ServerMetrics } from './metrics/metrics.js'
@@ -114,12 +114,13 @@ class Server implements RingstreamServer {
     })
     ctx.subscriptions = this.subscriptions.manager
     // Listening during recovery: /healthz and /readyz (503) answer, streams get 503.
-    this.http = await HttpListener.open(ctx, config)
+    const http = await openListener(ctx, config)
+    this.http = http
     if (opened.durable !== undefined) {
       try {
         this.recovery = await recoverEngine(engine, opened.durable, config.residentStreamsMax)
       } catch (error) {
-        this.http.stopListening()
+        http.stopListening()
         throw error
       }
     }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runConformanceTests } from '@durable-streams/server-conformance-tests'
 import { afterAll, beforeAll, describe } from 'vitest'
-import type { IoBackend } from '../src/config.js'
+import type { HttpBackend, IoBackend } from '../src/config.js'
 import { uringUnavailable } from './uring-available.js'
 import type { Durability } from '../src/protocol/headers.js'
 import { type RingstreamServer, createServer } from '../src/index.js'
@@ -16,8 +16,8 @@ import { type RingstreamServer, createServer } from '../src/index.js'
 const LONG_POLL_TIMEOUT_MS = 1000
 
 /** Durable classes run on one real I/O backend each: `uring` (Linux only) or `fs`. */
-export function conformanceSuite(durability: Durability, io: IoBackend = 'fs'): void {
-  const label = durability === 'memory' ? durability : `${durability}, --io ${io}`
+export function conformanceSuite(durability: Durability, io: IoBackend = 'fs', http: HttpBackend = 'auto'): void {
+  const label = `${durability === 'memory' ? durability : `${durability}, --io ${io}`}${http === 'node' ? ', --http node' : ''}`
   if (io === 'uring' && uringUnavailable !== undefined) {
     describe.skip(`conformance: ${label} (${uringUnavailable})`, () => {})
     return
@@ -30,7 +30,7 @@ export function conformanceSuite(durability: Durability, io: IoBackend = 'fs'): 
 
     beforeAll(async () => {
       dataDir = mkdtempSync(join(tmpdir(), `ringstream-conformance-${durability}-`))
-      server = createServer({ port: 0, durability, io, dataDir, longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, walSegmentBytes: 32 * 1024 * 1024, webhooks: true })
+      server = createServer({ port: 0, durability, io, http, dataDir, longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, walSegmentBytes: 32 * 1024 * 1024, webhooks: true })
       await server.listen()
       config.baseUrl = server.url
     })

@@ -119,7 +119,7 @@ export class Forwarding implements ClusterRouting {
     try {
       for await (const chunk of answer.body as unknown as AsyncIterable<Uint8Array>) {
         if (x.done) break
-        x.res.cork(() => x.res.write(chunk))
+        x.write(chunk)
       }
     } catch {
       // The holder went away mid-stream: end ours too (the client reconnects at its offset).

@@ -1,4 +1,4 @@
-// http/app.ts — the uWS application: routing by method under /v1/stream/ (the reserved
+// http/app.ts — the application: routing by method under /v1/stream/ (the reserved
 // __ds/ control routes first: http/subscriptions.ts), CORS preflight,
 // metrics (/metrics, Prometheus text; see metrics/), health (/healthz: the process answers) and readiness (/readyz: recovery is done and
 // streams are served; until then every stream request is 503 NOT_READY), and turning
@@ -9,7 +9,8 @@ import { STREAM_ROUTE } from '../metrics/metrics.js'
 import { StreamError } from '../protocol/errors.js'
 import { decodeStreamPath, isReservedPath } from '../protocol/path.js'
 import type { HttpContext } from './context.js'
-import { Exchange } from './exchange.js'
+import type { Exchange } from './exchange.js'
+import { UwsExchange } from './uws-exchange.js'
 import { handleGet, handleHead } from './read.js'
 import { CONTROL_PREFIX, handleControl } from './subscriptions.js'
 import type { HttpRequest, HttpResponse, TemplatedApp, Uws } from './uws.js'
@@ -51,16 +52,19 @@ export interface TlsFiles {
 
 export function buildApp(uws: Uws, ctx: HttpContext, tls?: TlsFiles): TemplatedApp {
   const app = tls === undefined ? uws.App() : uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile })
-  app.any('/*', (res: HttpResponse, req: HttpRequest) => {
-    const x = new Exchange(res, req, ctx.metrics?.response)
-    try {
-      const pending = route(x, ctx)
-      if (pending instanceof Promise) pending.catch((error: unknown) => x.sendError(error))
-    } catch (error) {
-      x.sendError(error)
-    }
-  })
+  app.any('/*', (res: HttpResponse, req: HttpRequest) => handle(new UwsExchange(res, req, ctx.metrics?.response), ctx))
   return app
+}
+
+/** Answers one request, whichever backend brought it: every thrown or rejected error
+ * becomes its response through the status table. */
+export function handle(x: Exchange, ctx: HttpContext): void {
+  try {
+    const pending = route(x, ctx)
+    if (pending instanceof Promise) pending.catch((error: unknown) => x.sendError(error))
+  } catch (error) {
+    x.sendError(error)
+  }
 }
 
 function route(x: Exchange, ctx: HttpContext): void | Promise<void> {

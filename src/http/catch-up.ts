@@ -58,10 +58,9 @@ class PieceSender {
     private readonly x: Exchange,
     private readonly zip: Gzip | undefined,
   ) {
-    x.res.onWritable(() => {
+    x.onWritable(() => {
       this.full = false
       this.wakeUp()
-      return true
     })
     x.onAbort(() => this.wakeUp())
     zip?.on('data', (out: Buffer) => this.write([out]))
@@ -107,9 +106,7 @@ class PieceSender {
   private write(parts: readonly Uint8Array[]): void {
     const { x } = this
     if (x.done) return
-    x.res.cork(() => {
-      for (const part of parts) if (!x.res.write(part)) this.full = true
-    })
+    for (const part of parts) if (!x.write(part)) this.full = true
   }
 
   private wakeUp(): void {

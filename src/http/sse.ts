@@ -59,12 +59,11 @@ class SseSession implements Waiter, Closable, Ticking, Deferred {
     this.ctx.live.add(this)
     this.stream.pins++
     this.x.onAbort(() => this.cleanup())
-    this.x.res.onWritable(() => {
+    this.x.onWritable(() => {
       if (this.paused) {
         this.paused = false
         this.pump()
       }
-      return true
     })
     this.ctx.startTicking(this)
     this.pump()
@@ -159,11 +158,7 @@ class SseSession implements Waiter, Closable, Ticking, Deferred {
   private write(bytes: Buffer): boolean {
     if (this.x.done) return false
     this.lastWriteMs = this.ctx.now()
-    let writable = true
-    this.x.res.cork(() => {
-      writable = this.x.res.write(bytes)
-    })
-    return writable
+    return this.x.write(bytes)
   }
 
   tick(nowMs: number): void {

@@ -1,34 +1,11 @@
-// http/exchange.ts — one request/response pair on uWS: a snapshot of the request head
-// (uWS request objects die when the handler returns), body reading with a size limit,
-// abort tracking, and response writing with the headers every response carries.
+// http/uws-exchange.ts — the Exchange of uWebSockets.js: a snapshot of the request head
+// (uWS request objects die when the handler returns), body reading with a size limit, abort
+// tracking, and response writing with the headers every response carries, each write corked.
 
 import { StreamError } from '../protocol/errors.js'
-import { STATUS_TEXT, errorReply } from './status-table.js'
+import { STATUS_TEXT } from './status-table.js'
 import type { HttpRequest, HttpResponse } from './uws.js'
-import { log } from '../util/log.js'
-
-/** The request headers each method's handler reads, and only those: every getHeader is a
- * call into uWS, and the append path is measured in microseconds. */
-const CAPTURED = {
-  GET: ['accept-encoding', 'if-none-match', 'authorization'],
-  HEAD: ['authorization'],
-  POST: ['authorization', 'content-type', 'content-length', 'producer-id', 'producer-epoch', 'producer-seq', 'stream-seq', 'stream-closed'],
-  PUT: [
-    'authorization',
-    'content-type',
-    'content-length',
-    'host',
-    'stream-ttl',
-    'stream-expires-at',
-    'stream-closed',
-    'stream-durability',
-    'stream-forked-from',
-    'stream-fork-offset',
-    'stream-fork-sub-offset',
-  ],
-  DELETE: ['authorization'],
-  OPTIONS: [],
-} as const satisfies Record<string, readonly string[]>
+import { CAPTURED, COMMON_HEADERS, type Exchange, KNOWN_METHODS, type RequestHeader, type ResponseObserver, errorResponse, tooLarge } from './exchange.js'
 
 /** Each method's captured names, also as bytes: uWS converts a string argument to UTF-8 in a
  * fresh allocation on every call, a byte view it reads in place. */
@@ -37,34 +14,7 @@ const CAPTURED_BYTES: Record<string, readonly Uint8Array[]> = Object.fromEntries
 )
 const NOTHING_CAPTURED: readonly RequestHeader[] = []
 
-export type RequestHeader = (typeof CAPTURED)[keyof typeof CAPTURED][number]
-
-const EXPOSED_HEADERS = [
-  'Stream-Next-Offset',
-  'Stream-Cursor',
-  'Stream-Up-To-Date',
-  'Stream-Closed',
-  'Stream-TTL',
-  'Stream-Expires-At',
-  'Stream-SSE-Data-Encoding',
-  'Stream-Durability',
-  'Producer-Epoch',
-  'Producer-Seq',
-  'Producer-Expected-Seq',
-  'Producer-Received-Seq',
-  'ETag',
-  'Location',
-  'Ringstream-Node',
-  'Content-Type',
-  'Content-Encoding',
-].join(', ')
-
-/** Told the status of every response (metrics); must be cheap: it runs per request.
- * `route`: the router's verdict when it has one (a stream request), saving the observer a
- * look at the URL. */
-export type ResponseObserver = (method: string, url: string, status: number, route: number | undefined) => void
-
-export class Exchange {
+export class UwsExchange implements Exchange {
   readonly method: string
   readonly url: string
   readonly query: string
@@ -185,11 +135,8 @@ export class Exchange {
   }
 
   sendError(error: unknown): void {
-    const streamError =
-      error instanceof StreamError ? error : new StreamError('IO_ERROR', 'internal error')
-    if (!(error instanceof StreamError)) log.error({ err: error }, `ringstream: unexpected error: ${(error as Error)?.message ?? String(error)}`)
-    const reply = errorReply(streamError)
-    this.send(reply.status, reply.headers, reply.body, streamError.code === 'PAYLOAD_TOO_LARGE')
+    const reply = errorResponse(error)
+    this.send(reply.status, reply.headers, reply.body, reply.closeConnection)
   }
 
   /** Starts a streaming (chunked) response: status and headers now, body via write(). */
@@ -218,12 +165,28 @@ export class Exchange {
     this.res.close()
   }
 
-  writeCommonHeaders(): void {
+  write(chunk: Uint8Array): boolean {
+    if (this.done) return false
+    const res = this.res
+    let writable = true
+    res.cork(() => {
+      writable = res.write(chunk)
+    })
+    return writable
+  }
+
+  /** One handler per response (uWS keeps one): the last one given wins. */
+  onWritable(handler: () => void): void {
+    this.res.onWritable(() => {
+      handler()
+      return true
+    })
+  }
+
+  private writeCommonHeaders(): void {
     this.res.writeHeader(COMMON_HEADERS_NAME, COMMON_HEADERS_REST)
   }
 }
-
-const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'])
 
 /** Status lines as bytes, made once each (see CAPTURED_BYTES). */
 const STATUS_LINES = new Map<number, Uint8Array>()
@@ -258,16 +221,5 @@ function writeHeaders(res: HttpResponse, headers: ReadonlyArray<readonly [string
 
 /** The headers every response carries, encoded once and written in one uWS call (see
  * writeHeaders). */
-const COMMON_HEADERS_NAME = Buffer.from('X-Content-Type-Options', 'latin1')
-const COMMON_HEADERS_REST = Buffer.from(
-  [
-    'nosniff',
-    'Cross-Origin-Resource-Policy: cross-origin',
-    'Access-Control-Allow-Origin: *',
-    `Access-Control-Expose-Headers: ${EXPOSED_HEADERS}`,
-  ].join('\r\n'),
-)
-
-function tooLarge(bytesMax: number): StreamError {
-  return new StreamError('PAYLOAD_TOO_LARGE', `request body larger than ${bytesMax} bytes`)
-}
+const COMMON_HEADERS_NAME = Buffer.from(COMMON_HEADERS[0]![0], 'latin1')
+const COMMON_HEADERS_REST = Buffer.from([COMMON_HEADERS[0]![1], ...COMMON_HEADERS.slice(1).map(([name, value]) => `${name}: ${value}`)].join('\r\n'))

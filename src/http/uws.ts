@@ -54,5 +54,28 @@ export async function loadUws(): Promise<{ uws: Uws; name: string }> {
       failures.push(`${candidate.name}: ${(error as Error).message.split('\n')[0]}`)
     }
   }
-  throw new Error(`cannot load uWebSockets.js for Node ${process.versions.node} on ${process.platform}-${process.arch}:\n  ${failures.join('\n  ')}`)
+  throw new UwsLoadError(`cannot load uWebSockets.js for Node ${process.versions.node} on ${process.platform}-${process.arch}:\n  ${failures.join('\n  ')}`, shortReason(failures))
+}
+
+/** uWebSockets.js cannot be loaded here; `reason` says why in a few words (the startup line). */
+export class UwsLoadError extends Error {
+  constructor(
+    message: string,
+    readonly reason: string,
+  ) {
+    super(message)
+  }
+}
+
+/** The likeliest cause among the candidates' failures: a C library older than the build
+ * needs, or no build for this Node, platform or architecture. */
+function shortReason(failures: readonly string[]): string {
+  for (const failure of failures) {
+    const glibc = /GLIBC_(\d+\.\d+)' not found/.exec(failure)
+    if (glibc === null) continue
+    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined
+    const running = report?.header?.glibcVersionRuntime
+    return `needs glibc ${glibc[1]}${running === undefined ? '' : `, this system has ${running}`}`
+  }
+  return `no build for Node ${process.versions.node} on ${process.platform}-${process.arch}`
 }
