@@ -19,11 +19,18 @@ for (const durability of ['memory', 'buffered', 'fsync']) {
 export const BASELINE_CONFIGS = argv.baseline === undefined ? [] : ['fs', 'uring'].map((io) => ({ id: `base-fsync-${io}`, kind: 'ringstream', durability: 'fsync', io, root: path.resolve(argv.baseline) }))
 // This build with GET /metrics and its counting off: what metrics cost, in the same run.
 export const NO_METRICS_CONFIGS = ['fs', 'uring'].map((io) => ({ id: `rs-fsync-${io}-nometrics`, kind: 'ringstream', durability: 'fsync', io, args: ['--metrics', 'off'] }))
+// This build on the node:http backend (--http node): the fallback where uWebSockets.js does
+// not load, measured beside the uWS path.
+export const NODE_HTTP_CONFIGS = [
+  { id: 'rs-fsync-uring-node', kind: 'ringstream', durability: 'fsync', io: 'uring', args: ['--http', 'node'] },
+  { id: 'rs-memory-fs-node', kind: 'ringstream', durability: 'memory', io: 'fs', args: ['--http', 'node'] },
+]
 export const SERVERS = Object.fromEntries(
   [
     ...RS_CONFIGS,
     ...BASELINE_CONFIGS,
     ...NO_METRICS_CONFIGS,
+    ...NODE_HTTP_CONFIGS,
     { id: 'ref-memory', kind: 'reference', file: false },
     { id: 'ref-file', kind: 'reference', file: true },
     { id: 'null', kind: 'null' },
@@ -34,13 +41,13 @@ export const LABEL = {
   'ref-memory': 'reference (memory)',
   'ref-file': 'reference (file)',
 }
-export const label = (id) => LABEL[id] ?? `${SERVERS[id].root === undefined ? 'ringstream' : 'baseline'} ${SERVERS[id].durability}+${SERVERS[id].io}${SERVERS[id].args?.includes('off') ? ' (metrics off)' : ''}`
+export const label = (id) => LABEL[id] ?? `${SERVERS[id].root === undefined ? 'ringstream' : 'baseline'} ${SERVERS[id].durability}+${SERVERS[id].io}${SERVERS[id].args?.includes('off') ? ' (metrics off)' : ''}${SERVERS[id].args?.includes('node') ? ' on node:http' : ''}`
 
 export const DEFAULT_SERVERS = {
-  write: [...RS_CONFIGS.map((c) => c.id), 'ref-memory', 'ref-file'],
+  write: [...RS_CONFIGS.map((c) => c.id), 'rs-fsync-uring-node', 'ref-memory', 'ref-file'],
   control: ['null'],
-  fanout: quick ? ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'ref-memory'] : ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'ref-memory', 'ref-file'],
-  catchup: ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'ref-memory'],
+  fanout: quick ? ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory'] : ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory', 'ref-file'],
+  catchup: ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory'],
 }
 
 export function selectServers(scenario) {
