@@ -8,62 +8,23 @@
  *   node bench/long-poll-lag.mjs [--rate 5000] [--seconds 4] [--rounds 3] [--live long-poll,sse]
  *                                [--out bench/results/long-poll-lag.json]
  */
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { CLIENT_BENCH_SERVERS, HERE, ROOT, runOnCore, withServer } from './lib/client-bench.mjs'
 
-const HERE = path.dirname(fileURLToPath(import.meta.url))
-const ROOT = path.resolve(HERE, '..')
 const { values } = parseArgs({ options: { rate: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, live: { type: 'string' }, out: { type: 'string' } } })
 const RATE = Number(values.rate ?? 5000)
 const SECONDS = Number(values.seconds ?? 4)
 const ROUNDS = Number(values.rounds ?? 3)
 const LIVE = (values.live ?? 'long-poll,sse').split(',')
 const OUT = values.out ?? path.join(ROOT, 'bench', 'results', 'long-poll-lag.json')
-const SERVERS = [
-  { id: 'ringstream', args: (dir) => [path.join(ROOT, 'bin', 'ringstream.js'), '--port', '0', '--data-dir', dir] },
-  { id: 'ringstream-1mib', args: (dir) => [path.join(ROOT, 'bin', 'ringstream.js'), '--port', '0', '--data-dir', dir, '--read-bytes-max', '1048576'] },
-  { id: 'reference', args: () => [path.join(HERE, 'ref-server.mjs'), '--port', '0'] },
-]
-
-function run(core, args, onLine) {
-  const child = spawn('taskset', ['-c', core, process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d) => {
-    out += d
-    for (let end = out.indexOf('\n'); end >= 0; end = out.indexOf('\n')) {
-      onLine?.(out.slice(0, end))
-      out = out.slice(end + 1)
-    }
-  })
-  child.stderr.on('data', () => {})
-  return child
-}
-
-async function withServer(server, action) {
-  const dir = mkdtempSync(path.join(tmpdir(), `lag-${server.id}-`))
-  let resolveUrl
-  const url = new Promise((resolve) => (resolveUrl = resolve))
-  const child = run('0', server.args(dir), (line) => {
-    const match = /listening on (http:\/\/\S+?)(\/v1\/stream\/)?(\s|$)/.exec(line)
-    if (match) resolveUrl(match[1])
-  })
-  try {
-    return await action(await url)
-  } finally {
-    child.kill('SIGKILL')
-    await new Promise((resolve) => child.once('exit', resolve))
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
+const SERVERS = CLIENT_BENCH_SERVERS
 
 function measure(url, live) {
   return new Promise((resolve) => {
     let result
-    const child = run('1', [path.join(HERE, 'long-poll-lag', 'client.mjs'), url, live, String(RATE), String(SECONDS)], (line) => {
+    const child = runOnCore('1', [path.join(HERE, 'long-poll-lag', 'client.mjs'), url, live, String(RATE), String(SECONDS)], (line) => {
       try {
         result = JSON.parse(line)
       } catch {}

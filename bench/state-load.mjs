@@ -12,60 +12,18 @@
  * Servers: ringstream fsync (io auto), ringstream fsync with --read-bytes-max 1048576 (the
  * previous 1 MiB responses), the reference in memory. Needs a built server (npm run build).
  */
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { CLIENT_BENCH_SERVERS, HERE, ROOT, runOnCore, withServer } from './lib/client-bench.mjs'
 
-const HERE = path.dirname(fileURLToPath(import.meta.url))
-const ROOT = path.resolve(HERE, '..')
 const { values } = parseArgs({ options: { changes: { type: 'string' }, rounds: { type: 'string' }, 'timeout-ms': { type: 'string' }, out: { type: 'string' } } })
 const CHANGES = (values.changes ?? '10000,1000000').split(',').map(Number)
 const ROUNDS = Number(values.rounds ?? 2)
 const TIMEOUT_MS = Number(values['timeout-ms'] ?? 120_000)
 const OUT = values.out ?? path.join(ROOT, 'bench', 'results', 'state-load.json')
 const LIVE_MODES = ['false', 'long-poll', 'sse']
-const SERVERS = [
-  { id: 'ringstream', args: (dir) => [path.join(ROOT, 'bin', 'ringstream.js'), '--port', '0', '--data-dir', dir] },
-  { id: 'ringstream-1mib', args: (dir) => [path.join(ROOT, 'bin', 'ringstream.js'), '--port', '0', '--data-dir', dir, '--read-bytes-max', '1048576'] },
-  { id: 'reference', args: () => [path.join(HERE, 'ref-server.mjs'), '--port', '0'] },
-]
-
-function run(core, args, onLine) {
-  const child = spawn('taskset', ['-c', core, process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d) => {
-    out += d
-    for (;;) {
-      const end = out.indexOf('\n')
-      if (end < 0) break
-      onLine?.(out.slice(0, end))
-      out = out.slice(end + 1)
-    }
-  })
-  child.stderr.on('data', () => {})
-  return child
-}
-
-async function startServer(server) {
-  const dir = mkdtempSync(path.join(tmpdir(), `state-load-${server.id}-`))
-  let resolveUrl
-  const url = new Promise((resolve) => (resolveUrl = resolve))
-  const child = run('0', server.args(dir), (line) => {
-    const match = /listening on (http:\/\/\S+?)(\/v1\/stream\/)?(\s|$)/.exec(line)
-    if (match) resolveUrl(match[1])
-  })
-  const base = await Promise.race([url, new Promise((_, reject) => setTimeout(() => reject(new Error(`${server.id} did not start`)), 30_000))])
-  return { child, dir, base }
-}
-
-async function stopServer(started) {
-  started.child.kill('SIGKILL')
-  await new Promise((resolve) => started.child.once('exit', resolve))
-  rmSync(started.dir, { recursive: true, force: true })
-}
+const SERVERS = CLIENT_BENCH_SERVERS
 
 /** N changes: inserts of N/2 rows, then an update of each. Appended 1,000 per POST. */
 async function fill(base, name, changes) {
@@ -92,7 +50,7 @@ async function fill(base, name, changes) {
 function load(url, live) {
   return new Promise((resolve) => {
     let result
-    const child = run('1', [path.join(HERE, 'state-load', 'client.mjs'), url, live, String(TIMEOUT_MS)], (line) => {
+    const child = runOnCore('1', [path.join(HERE, 'state-load', 'client.mjs'), url, live, String(TIMEOUT_MS)], (line) => {
       try {
         result = JSON.parse(line)
       } catch {}
@@ -107,9 +65,8 @@ for (const changes of CHANGES) {
     // Servers in turn (order reversed every other round), one at a time on core 0.
     const order = round % 2 === 1 ? SERVERS : [...SERVERS].reverse()
     for (const server of order) {
-      const started = await startServer(server)
-      try {
-        const stream = await fill(started.base, `state-${changes}`, changes)
+      await withServer(server, async (base) => {
+        const stream = await fill(base, `state-${changes}`, changes)
         for (const live of LIVE_MODES) {
           // The 1 MiB server shows the old behaviour; its live: false load cannot finish.
           const result = await load(stream.url, live)
@@ -117,9 +74,7 @@ for (const changes of CHANGES) {
           results.push(row)
           console.log(`${String(changes).padStart(8)} r${round} ${server.id.padEnd(16)} live=${live.padEnd(9)} ${result.error === undefined ? `${String(result.ms).padStart(7)} ms` : `   FAIL ${result.error}`}  rows ${result.rows}/${stream.rows}  requests ${result.requests}`)
         }
-      } finally {
-        await stopServer(started)
-      }
+      })
     }
   }
 }

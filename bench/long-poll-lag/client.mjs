@@ -9,21 +9,14 @@
 //   node bench/long-poll-lag/client.mjs URL LIVE RATE SECONDS
 
 import { DurableStream, IdempotentProducer, stream } from '@durable-streams/client'
+import { countingFetch } from '../lib/client-bench.mjs'
 
 const [url, live, rateArg, secondsArg] = process.argv.slice(2)
 const rate = Number(rateArg)
 const total = Math.round(rate * Number(secondsArg))
 const pad = 'x'.repeat(150)
 
-let requests = 0
-let largest = 0
-const counting = async (input, init) => {
-  requests++
-  const res = await fetch(input, init)
-  const length = Number(res.headers.get('content-length') ?? NaN)
-  if (Number.isFinite(length) && length > largest) largest = length
-  return res
-}
+const { counts, fetch: counting } = countingFetch()
 
 const handle = await DurableStream.create({ url, contentType: 'application/json' })
 const lags = []
@@ -58,5 +51,5 @@ const outcome = await Promise.race([allReceived.then(() => 'ok'), timeout])
 await producer.close()
 lags.sort((a, b) => a - b)
 const at = (q) => Math.round(lags[Math.min(lags.length - 1, Math.floor(q * lags.length))] * 10) / 10
-console.log(JSON.stringify({ live, rate, messages: total, received, outcome, lagP50: at(0.5), lagP99: at(0.99), lagMax: at(1), afterLastAckMs: Math.round((lastArrival - lastAck) * 10) / 10, requests, largestResponse: largest }))
+console.log(JSON.stringify({ live, rate, messages: total, received, outcome, lagP50: at(0.5), lagP99: at(0.99), lagMax: at(1), afterLastAckMs: Math.round((lastArrival - lastAck) * 10) / 10, requests: counts.requests, largestResponse: counts.largestResponse }))
 process.exit(0)
