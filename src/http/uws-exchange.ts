@@ -121,9 +121,7 @@ export class UwsExchange implements Exchange {
     this.observe?.(this.method, this.url, status, this.route)
     const res = this.res
     res.cork(() => {
-      res.writeStatus(statusLine(status))
-      this.writeCommonHeaders()
-      writeHeaders(res, headers)
+      this.writeHead(status, headers)
       if (status === 204 || status === 304 || this.method === 'HEAD') {
         // uWS writes a bogus Content-Length when given an explicit undefined length.
         if (closeConnection) res.endWithoutBody(0, true)
@@ -142,12 +140,7 @@ export class UwsExchange implements Exchange {
   /** Starts a streaming (chunked) response: status and headers now, body via write(). */
   startStream(status: number, headers: Array<[string, string]>): void {
     this.observe?.(this.method, this.url, status, this.route)
-    const res = this.res
-    res.cork(() => {
-      res.writeStatus(statusLine(status))
-      this.writeCommonHeaders()
-      writeHeaders(res, headers)
-    })
+    this.res.cork(() => this.writeHead(status, headers))
   }
 
   /** Marks a streaming response finished and ends it. */
@@ -183,8 +176,11 @@ export class UwsExchange implements Exchange {
     })
   }
 
-  private writeCommonHeaders(): void {
+  /** Status line, the headers every response carries, then the response's own. */
+  private writeHead(status: number, headers: ReadonlyArray<readonly [string, string]>): void {
+    this.res.writeStatus(statusLine(status))
     this.res.writeHeader(COMMON_HEADERS_NAME, COMMON_HEADERS_REST)
+    writeHeaders(this.res, headers)
   }
 }
 

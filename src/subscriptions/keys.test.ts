@@ -1,9 +1,9 @@
-import { createPublicKey, verify } from 'node:crypto'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { SIGNING_KEY_FILE, SubscriptionKeys } from './keys.js'
+import { PUBLISHED_KEYS_FILE, REPLACED_KEY_PUBLISHED_MS, SIGNING_KEY_FILE, SubscriptionKeys } from './keys.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ringstream-keys-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -47,5 +47,32 @@ describe('subscription keys', () => {
     expect(() => SubscriptionKeys.load(undefined, join(dir, 'missing.pem'))).toThrow()
     const made = SubscriptionKeys.load(undefined, join(dir, SIGNING_KEY_FILE))
     expect(made.kid).toBe(SubscriptionKeys.load(dir, undefined).kid)
+  })
+})
+
+describe('key rotation (PROTOCOL §6.5: old public keys stay published through the replay window)', () => {
+  const pem = (): string => generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
+
+  it('a replaced key stays in the JWK Set for REPLACED_KEY_PUBLISHED_MS after the key changed, across restarts, then leaves it', () => {
+    const rotating = mkdtempSync(join(tmpdir(), 'ringstream-rotation-'))
+    const keyA = join(rotating, 'a.pem')
+    const keyB = join(rotating, 'b.pem')
+    writeFileSync(keyA, pem())
+    writeFileSync(keyB, pem())
+    const t0 = 1_800_000_000_000
+    const a = SubscriptionKeys.load(rotating, keyA, t0)
+    expect(a.published(t0).map((jwk) => jwk.kid)).toEqual([a.kid])
+    const b = SubscriptionKeys.load(rotating, keyB, t0 + 1000)
+    expect(b.kid).not.toBe(a.kid)
+    expect(b.published(t0 + 1000).map((jwk) => jwk.kid)).toEqual([b.kid, a.kid])
+    // A restart within the window keeps publishing A, replaced at the first load with B.
+    const bAgain = SubscriptionKeys.load(rotating, keyB, t0 + 10 * 60 * 1000)
+    expect(bAgain.published(t0 + 10 * 60 * 1000).map((jwk) => jwk.kid)).toEqual([b.kid, a.kid])
+    expect(bAgain.published(t0 + 1000 + REPLACED_KEY_PUBLISHED_MS).map((jwk) => jwk.kid)).toEqual([b.kid])
+    // Past the window the record forgets A.
+    SubscriptionKeys.load(rotating, keyB, t0 + 2 * REPLACED_KEY_PUBLISHED_MS)
+    const record = JSON.parse(readFileSync(join(rotating, PUBLISHED_KEYS_FILE), 'utf8')) as { keys: Array<{ jwk: { kid: string } }> }
+    expect(record.keys.map((key) => key.jwk.kid)).toEqual([b.kid])
+    rmSync(rotating, { recursive: true, force: true })
   })
 })

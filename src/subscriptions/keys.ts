@@ -11,6 +11,20 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } f
 import { join } from 'node:path'
 
 export const SIGNING_KEY_FILE = 'webhook-signing-key.pem'
+/** The public keys published in the JWK Set: the current one and those it replaced, with
+ * when they were replaced (PROTOCOL §6.5 key rotation). */
+export const PUBLISHED_KEYS_FILE = 'webhook-signing-keys.json'
+/** How long a replaced key stays in the JWK Set: a receiver accepts a signature for its
+ * replay window (the conformance suite's receivers: 5 minutes), and deliveries signed just
+ * before a restart with a new key are at most that old; an hour leaves room for slow clocks
+ * and cached JWK Sets (served with max-age=300). */
+export const REPLACED_KEY_PUBLISHED_MS = 60 * 60 * 1000
+
+interface PublishedKey {
+  readonly jwk: PublicJwk
+  /** When a newer key replaced it; null: the current key. */
+  readonly replacedAtMs: number | null
+}
 
 export interface PublicJwk {
   readonly kty: 'OKP'
@@ -39,6 +53,9 @@ export class SubscriptionKeys {
   readonly jwk: PublicJwk
   private readonly tokenSecret: Buffer
 
+  /** Keys this one replaced, still published (see REPLACED_KEY_PUBLISHED_MS). */
+  private replaced: readonly PublishedKey[] = []
+
   private constructor(private readonly privateKey: KeyObject) {
     const x = (createPublicKey(privateKey).export({ format: 'jwk' }) as { x: string }).x
     // RFC 7638 thumbprint: stable for the key's life, derived from the key material.
@@ -50,7 +67,13 @@ export class SubscriptionKeys {
 
   /** The operator's key file, else the data directory's (made if missing), else (memory
    * mode: `dataDir` undefined) a key for this process only. */
-  static load(dataDir: string | undefined, keyFile: string | undefined): SubscriptionKeys {
+  static load(dataDir: string | undefined, keyFile: string | undefined, nowMs = Date.now()): SubscriptionKeys {
+    const keys = SubscriptionKeys.current(dataDir, keyFile)
+    if (dataDir !== undefined) keys.recordPublished(join(dataDir, PUBLISHED_KEYS_FILE), nowMs)
+    return keys
+  }
+
+  private static current(dataDir: string | undefined, keyFile: string | undefined): SubscriptionKeys {
     if (keyFile !== undefined) return new SubscriptionKeys(readKey(keyFile))
     if (dataDir === undefined) return new SubscriptionKeys(generateKeyPairSync('ed25519').privateKey)
     const path = join(dataDir, SIGNING_KEY_FILE)
@@ -68,6 +91,36 @@ export class SubscriptionKeys {
 
   get kid(): string {
     return this.jwk.kid
+  }
+
+  /** The JWK Set's keys at `nowMs`: the current one, then those it replaced less than
+   * REPLACED_KEY_PUBLISHED_MS ago. */
+  published(nowMs: number): PublicJwk[] {
+    const keys = [this.jwk]
+    for (const { jwk, replacedAtMs } of this.replaced) if (replacedAtMs !== null && nowMs - replacedAtMs < REPLACED_KEY_PUBLISHED_MS) keys.push(jwk)
+    return keys
+  }
+
+  /** Reads which keys were published before; when the current key is new (the operator
+   * rotated it), the previous current key becomes a replaced one, published for a while
+   * longer. Writes the record back when it changed. */
+  private recordPublished(path: string, nowMs: number): void {
+    let before: PublishedKey[] = []
+    try {
+      const parsed = JSON.parse(readFileSync(path, 'utf8')) as { keys?: PublishedKey[] }
+      if (Array.isArray(parsed.keys)) before = parsed.keys.filter((key) => typeof key?.jwk?.kid === 'string')
+    } catch (error) {
+      // Missing (a new directory, or one from before rotation was recorded): nothing replaced.
+      // Damaged: rewritten below; at worst a replaced key leaves the JWK Set early.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' && !(error instanceof SyntaxError)) throw error
+    }
+    const replaced = before
+      .filter((key) => key.jwk.kid !== this.kid)
+      .map((key) => ({ jwk: key.jwk, replacedAtMs: key.replacedAtMs ?? nowMs }))
+      .filter((key) => nowMs - key.replacedAtMs < REPLACED_KEY_PUBLISHED_MS)
+    this.replaced = replaced
+    const after: PublishedKey[] = [{ jwk: this.jwk, replacedAtMs: null }, ...replaced]
+    if (JSON.stringify(after) !== JSON.stringify(before)) writeDurably(path, `${JSON.stringify({ keys: after })}\n`)
   }
 
   /** The Webhook-Signature header for a body: Ed25519 over `<t>.<body>`. */

@@ -99,7 +99,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
 
   /** The webhook signing keys as a JWK Set (PROTOCOL §6.5). */
   jwks(): { keys: unknown[] } {
-    return { keys: [this.options.keys.jwk] }
+    return { keys: this.options.keys.published(this.now()) }
   }
 
   get(id: string): Subscription {
