@@ -45,6 +45,28 @@ inEveryClass(
       expect(await res.text()).toBe('')
     })
 
+    // §8: offset=now on a closed stream returns at once with the closure signal, whatever live is.
+    test('offset=now&live=long-poll on a closed stream answers at once: 204 with the final offset, Stream-Closed and Stream-Up-To-Date', async () => {
+      const url = await closedStream(4)
+      const started = Date.now()
+      const res = await fetch(`${url}?offset=now&live=long-poll`)
+      // At once, not after the long-poll timeout (10 s for this file's servers).
+      expect(Date.now() - started).toBeLessThan(5000)
+      expect(res.status).toBe(204)
+      expect(res.headers.get('stream-next-offset')).toBe(offsetOf(4))
+      expect(res.headers.get('stream-closed')).toBe('true')
+      expect(res.headers.get('stream-up-to-date')).toBe('true')
+    })
+
+    test('offset=now&live=sse on a closed stream: one control event with the final offset, streamClosed and upToDate, then the end', async () => {
+      const url = await closedStream(6)
+      const text = await (await fetch(`${url}?offset=now&live=sse`)).text()
+      const events = text.split('\n\n').filter((event) => event.trim() !== '')
+      expect(events.length).toBe(1)
+      const control = JSON.parse(events[0]!.slice(events[0]!.indexOf('data:') + 5)) as Record<string, unknown>
+      expect(control).toMatchObject({ streamNextOffset: offsetOf(6), streamClosed: true, upToDate: true })
+    })
+
     // §5.6: Stream-Closed only when the response reaches the final offset.
     test('a catch-up read that ends before the final offset of a closed stream carries no Stream-Closed; the last one does', async () => {
       const url = await closedStream(3000)
@@ -59,5 +81,5 @@ inEveryClass(
       expect(last.headers.get('stream-up-to-date')).toBe('true')
     })
   },
-  { readBytesMax: 1024 },
+  { readBytesMax: 1024, longPollTimeoutMs: 10_000 },
 )
