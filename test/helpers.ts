@@ -1,6 +1,7 @@
 // test/helpers.ts — starting a real ringstream server on a loopback port for a test file.
 
 import { afterAll, beforeAll } from 'vitest'
+import type { HttpBackend } from '../src/config.js'
 import { type RingstreamServer, type ServerConfig, createServer } from '../src/index.js'
 
 export interface LiveServer {
@@ -24,7 +25,7 @@ export function useServer(options: Partial<ServerConfig> = {}): LiveServer {
     },
   }
   beforeAll(async () => {
-    server = createServer({ port: 0, longPollTimeoutMs: 500, durability: 'memory', ...options })
+    server = createServer({ port: 0, longPollTimeoutMs: 500, durability: 'memory', http: testHttpBackend(), ...options })
     await server.listen()
   })
   afterAll(async () => {
@@ -38,4 +39,12 @@ let counter = 0
 export function uniqueName(prefix: string): string {
   counter += 1
   return `${prefix}-${process.pid}-${Date.now()}-${counter}`
+}
+
+/** The HTTP backend in-process test servers use: RINGSTREAM_HTTP as the command reads it
+ * (so `RINGSTREAM_HTTP=node npx vitest run test/integration` runs spawned and in-process
+ * servers alike on node:http), else auto. */
+export function testHttpBackend(): HttpBackend {
+  const chosen = process.env.RINGSTREAM_HTTP
+  return chosen === 'node' || chosen === 'uws' ? chosen : 'auto'
 }

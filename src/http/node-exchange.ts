@@ -9,6 +9,8 @@ import { CAPTURED, COMMON_HEADERS, type Exchange, KNOWN_METHODS, type RequestHea
 import { STATUS_TEXT } from './status-table.js'
 
 const NOTHING_CAPTURED: readonly RequestHeader[] = []
+/** The most of a refused body read and dropped before the connection is cut. */
+const DISCARD_BYTES_MAX = 64 * 1024 * 1024
 
 export class NodeExchange implements Exchange {
   readonly method: string
@@ -75,45 +77,62 @@ export class NodeExchange implements Exchange {
 
   private readBodyOnce(bytesMax: number): Promise<Buffer> {
     const declared = this.header('content-length')
-    if (declared !== '' && Number(declared) > bytesMax) return Promise.reject(tooLarge(bytesMax))
+    if (declared !== '' && Number(declared) > bytesMax) {
+      this.discardBody()
+      return Promise.reject(tooLarge(bytesMax))
+    }
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = []
       let received = 0
       this.onAbort(() => reject(new StreamError('BAD_REQUEST', 'request aborted')))
-      this.req.on('data', (chunk: Buffer) => {
+      const onData = (chunk: Buffer): void => {
         received += chunk.length
-        if (received > bytesMax) {
-          reject(tooLarge(bytesMax))
-          this.req.pause()
-          return
-        }
-        chunks.push(chunk)
-      })
+        if (received <= bytesMax) return void chunks.push(chunk)
+        this.req.off('data', onData)
+        chunks.length = 0
+        this.discardBody()
+        reject(tooLarge(bytesMax))
+      }
+      this.req.on('data', onData)
       this.req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
       this.req.once('error', () => reject(new StreamError('BAD_REQUEST', 'request aborted')))
     })
   }
 
-  send(status: number, headers: Array<[string, string]>, body: Uint8Array | string = '', closeConnection = false): void {
+  /** Reads and drops the rest of a refused body, so the client can finish sending and read
+   * the answer (closing at once makes its write fail before it sees the 413); one that goes
+   * on past DISCARD_BYTES_MAX loses its connection. */
+  private discardBody(): void {
+    let discarded = 0
+    this.req.on('data', (chunk: Buffer) => {
+      discarded += chunk.length
+      if (discarded > DISCARD_BYTES_MAX) this.req.socket.destroy()
+    })
+    this.req.resume()
+  }
+
+  /** Takes no closeConnection: a refused body is read and dropped (discardBody), and the
+   * connection stays usable. */
+  send(status: number, headers: Array<[string, string]>, body: Uint8Array | string = ''): void {
     if (this.done) return
     this.finished = true
     this.observe?.(this.method, this.url, status, this.route)
     const res = this.res
     const empty = status === 204 || status === 304 || this.method === 'HEAD'
     const bytes = empty ? undefined : typeof body === 'string' ? Buffer.from(body) : body
-    this.writeHead(status, headers, bytes === undefined ? undefined : bytes.length, closeConnection)
+    this.writeHead(status, headers, bytes === undefined ? undefined : bytes.length)
     res.end(bytes)
   }
 
   sendError(error: unknown): void {
     const reply = errorResponse(error)
-    this.send(reply.status, reply.headers, reply.body, reply.closeConnection)
+    this.send(reply.status, reply.headers, reply.body)
   }
 
   startStream(status: number, headers: Array<[string, string]>): void {
     if (this.done) return
     this.observe?.(this.method, this.url, status, this.route)
-    this.writeHead(status, headers, undefined, false)
+    this.writeHead(status, headers, undefined)
     this.res.flushHeaders()
   }
 
@@ -138,12 +157,11 @@ export class NodeExchange implements Exchange {
     this.res.destroy()
   }
 
-  private writeHead(status: number, headers: ReadonlyArray<readonly [string, string]>, length: number | undefined, closeConnection: boolean): void {
+  private writeHead(status: number, headers: ReadonlyArray<readonly [string, string]>, length: number | undefined): void {
     const flat: string[] = []
     for (const [name, value] of COMMON_HEADERS) flat.push(name, value)
     for (const [name, value] of headers) flat.push(name, value)
     if (length !== undefined) flat.push('Content-Length', String(length))
-    if (closeConnection) flat.push('Connection', 'close')
     this.res.writeHead(status, STATUS_TEXT[status]?.replace(/^\d+ /, '') ?? '', flat)
   }
 }

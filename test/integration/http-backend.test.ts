@@ -38,7 +38,7 @@ describe('--http', () => {
   })
 
   test('auto takes uWebSockets.js where it loads', async () => {
-    const child = spawnChild(ringstream(['--port', '0', '--data-dir', join(dir, 'auto')]))
+    const child = spawnChild(ringstream(['--port', '0', '--data-dir', join(dir, 'auto')]), { RINGSTREAM_HTTP: 'auto' })
     const { line } = await startup(child)
     expect(line).toMatch(/http=(uws-pack|@uwsjs\/\S+)\)/)
   })

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe } from 'vitest'
 import { type RingstreamServer, type ServerConfig, createServer } from '../../src/index.js'
+import { testHttpBackend } from '../helpers.js'
 import { uringUnavailable } from '../uring-available.js'
 
 export interface ProtocolServer {
@@ -32,7 +33,7 @@ export function inEveryClass(name: string, tests: (server: ProtocolServer) => vo
       let dataDir: string | undefined
       beforeAll(async () => {
         dataDir = mkdtempSync(join(tmpdir(), 'ringstream-protocol-'))
-        server = createServer({ port: 0, longPollTimeoutMs: 500, walSegmentBytes: 32 * 1024 * 1024, dataDir, ...config, ...options })
+        server = createServer({ port: 0, longPollTimeoutMs: 500, walSegmentBytes: 32 * 1024 * 1024, dataDir, http: testHttpBackend(), ...config, ...options })
         await server.listen()
       })
       afterAll(async () => {
