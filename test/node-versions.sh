@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# test/node-versions.sh — the conformance suite (memory; fsync on io_uring and on node:fs) and
-# the SIGKILL crash tests under each Node major users run besides the machine's own, from the
-# npm `node` package (installed once per major under $RINGSTREAM_NODE_DIR). With this
+# test/node-versions.sh — the whole conformance suite (memory; buffered and fsync on io_uring
+# and on node:fs) and the SIGKILL crash tests under each Node major users run besides the
+# machine's own, from the npm `node` package (installed once per major under $RINGSTREAM_NODE_DIR). With this
 # machine's glibc 2.36, Node 24 and 26 have no uWebSockets.js build that loads, so these runs
 # exercise the node:http fallback for real; Node 22 runs on uws-pack. .ci/run calls it.
 #
@@ -20,5 +20,6 @@ for major in "${majors[@]}"; do
   node_bin="$prefix/node_modules/.bin/node"
   echo "== Node $("$node_bin" --version)"
   PATH="$(dirname "$node_bin"):$PATH" "$node_bin" node_modules/vitest/vitest.mjs run \
-    test/conformance-memory.test.ts test/conformance-fsync.test.ts test/conformance-fsync-fs.test.ts test/crash
+    test/conformance-memory.test.ts test/conformance-buffered.test.ts test/conformance-buffered-fs.test.ts \
+    test/conformance-fsync.test.ts test/conformance-fsync-fs.test.ts test/crash
 done
