@@ -2,7 +2,7 @@
 // whose source lives on another node is created on the source's node (so every fork rule,
 // soft delete and cascade included, is that node's own), and the node the proxy sends the
 // fork's path to keeps `path → holder URL` and forwards every request for it there
-// (http/forward.ts). Entries are control records (`fwd/<path>`, streams/controls.ts):
+// (cluster/forwarding.ts). Entries are control records (`fwd/<path>`, streams/controls.ts):
 // durable like stream state, in memory whole (one per such fork), never removed (the path
 // stays the holder's, deleted or not, so both nodes never hold one path).
 
