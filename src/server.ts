@@ -99,7 +99,7 @@ class Server implements RingstreamServer {
     const { config, engine, ctx, opened } = this
     if (opened.durable !== undefined && !this.simulated) this.lock = DataDirLock.acquire(config.dataDir)
     // Subscriptions hear of every stream change from recovery on: set up before it.
-    this.subscriptions = setUpSubscriptions(engine, {
+    this.subscriptions = setUpSubscriptions({
       engine,
       keysDir: opened.durable === undefined || this.simulated ? undefined : config.dataDir,
       signingKeyFile: config.webhookSigningKeyFile,

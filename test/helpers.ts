@@ -1,5 +1,8 @@
 // test/helpers.ts — starting a real ringstream server on a loopback port for a test file.
 
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll } from 'vitest'
 import type { HttpBackend } from '../src/config.js'
 import { type RingstreamServer, type ServerConfig, createServer } from '../src/index.js'
@@ -10,9 +13,11 @@ export interface LiveServer {
   stream(path: string): string
 }
 
-/** Starts one server before the file's tests and closes it after them. */
+/** Starts one server before the tests of the enclosing file or describe block and closes it
+ * after them. Without a `dataDir` it gets a fresh temporary one, removed afterwards. */
 export function useServer(options: Partial<ServerConfig> = {}): LiveServer {
   let server: RingstreamServer | undefined
+  let tempDir: string | undefined
   const live: LiveServer = {
     get url() {
       return server!.url
@@ -25,11 +30,13 @@ export function useServer(options: Partial<ServerConfig> = {}): LiveServer {
     },
   }
   beforeAll(async () => {
-    server = createServer({ port: 0, longPollTimeoutMs: 500, durability: 'memory', http: testHttpBackend(), ...options })
+    if (options.dataDir === undefined) tempDir = mkdtempSync(join(tmpdir(), 'ringstream-test-'))
+    server = createServer({ port: 0, longPollTimeoutMs: 500, durability: 'memory', http: testHttpBackend(), dataDir: tempDir, ...options })
     await server.listen()
   })
   afterAll(async () => {
     await server?.close()
+    if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true })
   })
   return live
 }

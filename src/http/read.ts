@@ -60,11 +60,12 @@ export function handleGet(x: Exchange, ctx: HttpContext, path: string): MaybePro
  * tail, or readBytesMax; a response of more than one piece is streamed (catch-up.ts). */
 function sendFrom(x: Exchange, ctx: HttpContext, stream: Stream, position: number, clientCursor: string | undefined, conditional: boolean): MaybePromise<void> {
   return andThen(ctx.engine.readExtent(stream, position, ctx.config.readBytesMax), (extent) => {
-    const headers = readHeaders(ctx, stream, extent, clientCursor)
-    if (conditional && ifNoneMatch(x.header('if-none-match'), headers.etag)) return x.send(304, headers.list)
-    headers.list.push(['Content-Type', stream.config.contentType.value])
-    if (extent.end - extent.start > ctx.pieceBytes) return sendPieces(x, ctx, stream, extent, headers.list, wantsGzip(x, stream))
-    return andThen(stream.read(extent.start, extent.end), (parts) => sendParts(x, ctx, stream, parts, headers.list))
+    const etag = `"${stream.id}:${extent.start}:${extent.end}${extent.closedAtEnd ? ':c' : ''}"`
+    const headers = readHeaders(ctx, stream, extent, etag, clientCursor)
+    if (conditional && ifNoneMatch(x.header('if-none-match'), etag)) return x.send(304, headers)
+    headers.push(['Content-Type', stream.config.contentType.value])
+    if (extent.end - extent.start > ctx.pieceBytes) return sendPieces(x, ctx, stream, extent, headers, wantsGzip(x, stream))
+    return andThen(stream.read(extent.start, extent.end), (parts) => sendParts(x, ctx, stream, parts, headers))
   })
 }
 
@@ -80,8 +81,7 @@ function sendNow(x: Exchange, ctx: HttpContext, stream: Stream): void {
   x.send(200, headers, stream.config.json ? '[]' : '')
 }
 
-function readHeaders(ctx: HttpContext, stream: Stream, read: ReadExtent, clientCursor: string | undefined): { list: Array<[string, string]>; etag: string } {
-  const etag = `"${stream.id}:${read.start}:${read.end}${read.closedAtEnd ? ':c' : ''}"`
+function readHeaders(ctx: HttpContext, stream: Stream, read: ReadExtent, etag: string, clientCursor: string | undefined): Array<[string, string]> {
   const list: Array<[string, string]> = [
     ['Stream-Next-Offset', formatOffset(read.end)],
     ['Stream-Cursor', ctx.cursor(clientCursor)],
@@ -90,7 +90,7 @@ function readHeaders(ctx: HttpContext, stream: Stream, read: ReadExtent, clientC
   ]
   if (read.upToDate) list.push(['Stream-Up-To-Date', 'true'])
   if (read.closedAtEnd) list.push(['Stream-Closed', 'true'])
-  return { list, etag }
+  return list
 }
 
 /** A body of one piece or less, in one write (gzipped when asked and worth it). */

@@ -2,7 +2,6 @@
 // keys, the manager (the state machine, told of every stream change and control record from
 // recovery on, so it is made before recovery) and the webhook deliveries.
 
-import type { Engine } from '../streams/engine.js'
 import { WebhookDeliveries } from './delivery.js'
 import { SubscriptionKeys } from './keys.js'
 import { type ManagerOptions, SubscriptionManager } from './manager.js'
@@ -22,8 +21,9 @@ export interface Subscriptions {
   readonly deliveries: WebhookDeliveries
 }
 
-/** Builds the subscription APIs and makes `engine` tell them every change. */
-export function setUpSubscriptions(engine: Engine, options: SubscriptionsOptions): Subscriptions {
+/** Builds the subscription APIs and makes the engine tell them every change. */
+export function setUpSubscriptions(options: SubscriptionsOptions): Subscriptions {
+  const { engine } = options
   const keys = SubscriptionKeys.load(options.keysDir, options.signingKeyFile)
   const manager = new SubscriptionManager({ ...options, keys })
   const deliveries = new WebhookDeliveries({ manager, keys, inFlightMax: options.deliveriesMax, timeoutMs: options.webhookTimeoutMs })

@@ -2,18 +2,12 @@
 // class it must hold in: memory, and fsync on both I/O backends (uring where this machine
 // has it; CI requires it), each on a fresh data directory.
 
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterAll, beforeAll, describe } from 'vitest'
-import { type RingstreamServer, type ServerConfig, createServer } from '../../src/index.js'
-import { testHttpBackend } from '../helpers.js'
+import { describe } from 'vitest'
+import type { ServerConfig } from '../../src/index.js'
+import { type LiveServer, useServer } from '../helpers.js'
 import { uringUnavailable } from '../uring-available.js'
 
-export interface ProtocolServer {
-  readonly url: string
-  stream(path: string): string
-}
+export type ProtocolServer = Pick<LiveServer, 'url' | 'stream'>
 
 const CLASSES: ReadonlyArray<{ readonly label: string; readonly config: Partial<ServerConfig>; readonly skip?: string }> = [
   { label: 'memory', config: { durability: 'memory' } },
@@ -28,24 +22,6 @@ export function inEveryClass(name: string, tests: (server: ProtocolServer) => vo
       describe.skip(`${name} (${label}: ${skip})`, () => {})
       continue
     }
-    describe(`${name} (${label})`, () => {
-      let server: RingstreamServer | undefined
-      let dataDir: string | undefined
-      beforeAll(async () => {
-        dataDir = mkdtempSync(join(tmpdir(), 'ringstream-protocol-'))
-        server = createServer({ port: 0, longPollTimeoutMs: 500, walSegmentBytes: 32 * 1024 * 1024, dataDir, http: testHttpBackend(), ...config, ...options })
-        await server.listen()
-      })
-      afterAll(async () => {
-        await server?.close()
-        if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true })
-      })
-      tests({
-        get url() {
-          return server!.url
-        },
-        stream: (path) => `${server!.url}/v1/stream/${path}`,
-      })
-    })
+    describe(`${name} (${label})`, () => tests(useServer({ walSegmentBytes: 32 * 1024 * 1024, ...config, ...options })))
   }
 }
