@@ -40,6 +40,15 @@ Options (each also settable as an environment variable):
   --webhook-signing-key <f>   RINGSTREAM_WEBHOOK_SIGNING_KEY  PEM Ed25519 key for webhook signatures (default: made once in the data dir)
   --cluster-url <url>         RINGSTREAM_CLUSTER_URL          scale-out: the path-hashing proxy every node is reached through
   --node-url <url>            RINGSTREAM_NODE_URL             …and this node's URL as the others reach it (default: the listen address)
+  --etcd <urls>               RINGSTREAM_ETCD                 replication: etcd client URLs, comma-separated (leadership and fencing)
+  --replicas <n>              RINGSTREAM_REPLICAS             replicas per shard, this node included (default ${DEFAULTS.replicas}: none); acks wait for a majority
+  --shard <name>              RINGSTREAM_SHARD                the shard this node is a replica of (default ${DEFAULTS.shard})
+  --node-id <id>              RINGSTREAM_NODE_ID              this node's id, unique in the cluster and kept across restarts
+  --cluster-name <name>       RINGSTREAM_CLUSTER_NAME         the cluster's name in etcd keys (default ${DEFAULTS.clusterName})
+  --replication-listen <h:p>  RINGSTREAM_REPLICATION_LISTEN   where followers connect when this node leads (default: --host, any free port)
+  --lease-ttl-ms <n>          RINGSTREAM_LEASE_TTL_MS         etcd lease TTL: failover comes about this long after a leader dies (default ${DEFAULTS.leaseTtlMs})
+  --proxy-admin <addrs>       RINGSTREAM_PROXY_ADMIN          HAProxy runtime API sockets (path or host:port, comma-separated) a new leader repoints
+  --proxy-backend <name>      RINGSTREAM_PROXY_BACKEND        …in this backend, server shard-<shard> (default ${DEFAULTS.proxyBackend})
   --salvage                   RINGSTREAM_SALVAGE=1            start despite WAL corruption, dropping records from the damage on
   -h, --help                                                  show this help
 
@@ -72,6 +81,15 @@ const OPTIONS = {
   webhooks: { type: 'boolean' },
   'cluster-url': { type: 'string' },
   'node-url': { type: 'string' },
+  etcd: { type: 'string' },
+  replicas: { type: 'string' },
+  shard: { type: 'string' },
+  'node-id': { type: 'string' },
+  'cluster-name': { type: 'string' },
+  'replication-listen': { type: 'string' },
+  'lease-ttl-ms': { type: 'string' },
+  'proxy-admin': { type: 'string' },
+  'proxy-backend': { type: 'string' },
   'public-url': { type: 'string' },
   'webhook-signing-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -141,6 +159,25 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (clusterUrl !== undefined) config.clusterUrl = clusterUrl.replace(/\/+$/, '')
   const nodeUrl = pick('node-url', 'RINGSTREAM_NODE_URL')
   if (nodeUrl !== undefined) config.nodeUrl = nodeUrl.replace(/\/+$/, '')
+  const list = (raw: string): string[] => raw.split(',').map((each) => each.trim().replace(/\/+$/, '')).filter((each) => each !== '')
+  const etcd = pick('etcd', 'RINGSTREAM_ETCD')
+  if (etcd !== undefined) config.etcd = list(etcd)
+  const replicas = pick('replicas', 'RINGSTREAM_REPLICAS')
+  if (replicas !== undefined) config.replicas = integer('--replicas', replicas)
+  const shard = pick('shard', 'RINGSTREAM_SHARD')
+  if (shard !== undefined) config.shard = shard
+  const nodeId = pick('node-id', 'RINGSTREAM_NODE_ID')
+  if (nodeId !== undefined) config.nodeId = nodeId
+  const clusterName = pick('cluster-name', 'RINGSTREAM_CLUSTER_NAME')
+  if (clusterName !== undefined) config.clusterName = clusterName
+  const replicationListen = pick('replication-listen', 'RINGSTREAM_REPLICATION_LISTEN')
+  if (replicationListen !== undefined) config.replicationListen = replicationListen
+  const leaseTtl = pick('lease-ttl-ms', 'RINGSTREAM_LEASE_TTL_MS')
+  if (leaseTtl !== undefined) config.leaseTtlMs = integer('--lease-ttl-ms', leaseTtl)
+  const proxyAdmin = pick('proxy-admin', 'RINGSTREAM_PROXY_ADMIN')
+  if (proxyAdmin !== undefined) config.proxyAdmin = list(proxyAdmin)
+  const proxyBackend = pick('proxy-backend', 'RINGSTREAM_PROXY_BACKEND')
+  if (proxyBackend !== undefined) config.proxyBackend = proxyBackend
   const signingKey = pick('webhook-signing-key', 'RINGSTREAM_WEBHOOK_SIGNING_KEY')
   if (signingKey !== undefined) config.webhookSigningKeyFile = signingKey
   const io = pick('io', 'RINGSTREAM_IO')

@@ -116,6 +116,27 @@ export interface ServerConfig {
   clusterUrl: string | undefined
   /** …and this node's own URL as the other nodes reach it (default: the listen address). */
   nodeUrl: string | undefined
+  /** Replication (cluster/): etcd's client URLs; undefined: no replication. */
+  etcd: readonly string[] | undefined
+  /** Names the cluster in etcd's keys: several clusters may share one etcd. */
+  clusterName: string
+  /** The shard this node is a replica of (the proxy hashes paths to shards). */
+  shard: string
+  /** This node's id within its shard's cluster: unique, and the same across restarts. */
+  nodeId: string | undefined
+  /** Replicas of each shard, this node included; an append is acknowledged once a
+   * majority (floor(replicas / 2) + 1) has it. 1: no replication. */
+  replicas: number
+  /** Where followers connect to this node when it leads (host:port; port 0: any free port). */
+  replicationListen: string | undefined
+  /** etcd lease TTL: a dead leader's shard fails over about this long after its death;
+   * etcd's own floor with default timings is near 2 s. */
+  leaseTtlMs: number
+  /** HAProxy runtime API addresses (unix socket path or host:port) a new leader points its
+   * shard's server at (`set server`): clients keep using the proxy through a failover. */
+  proxyAdmin: readonly string[] | undefined
+  /** The proxy backend whose servers are the shards (deploy/haproxy.cfg). */
+  proxyBackend: string
 }
 
 export const DEFAULTS: Readonly<ServerConfig> = {
@@ -165,6 +186,15 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   webhookTimeoutMs: 10_000,
   clusterUrl: undefined,
   nodeUrl: undefined,
+  etcd: undefined,
+  clusterName: 'ringstream',
+  shard: '1',
+  nodeId: undefined,
+  replicas: 1,
+  replicationListen: undefined,
+  leaseTtlMs: 2000,
+  proxyAdmin: undefined,
+  proxyBackend: 'ringstream',
 }
 
 /** Half the process's descriptor limit (the rest is for connections), within [256, 16384]:
@@ -217,4 +247,14 @@ export function validateConfig(config: ServerConfig): void {
   if (config.nodeUrl !== undefined && config.clusterUrl === undefined) fail('--node-url needs --cluster-url')
   if (config.subscriptionsMax < 1 || config.subscriptionLinksMax < 1 || config.wakeStreamsMax < 1) fail('subscription limits must be at least 1')
   if (config.webhookDeliveriesMax < 1 || config.webhookTimeoutMs < 100) fail('webhook deliveries need at least 1 slot and a timeout of at least 100 ms')
+  if (!Number.isInteger(config.replicas) || config.replicas < 1 || config.replicas > 9) fail('--replicas must be 1 .. 9')
+  if (config.replicas > 1) {
+    if (config.etcd === undefined || config.etcd.length === 0) fail('--replicas above 1 needs --etcd (leadership and fencing come from etcd)')
+    if (config.nodeId === undefined || !/^[A-Za-z0-9._-]{1,64}$/.test(config.nodeId)) fail('--replicas above 1 needs --node-id: 1-64 letters, digits, ".", "_" or "-", the same across restarts')
+    if (config.durability === 'memory') fail('replication needs a durable class (--durability buffered or fsync): memory-class streams live on the leader only')
+    if (config.leaseTtlMs < 1000 || config.leaseTtlMs > 60_000) fail('--lease-ttl-ms must be 1000 .. 60000 (etcd leases are whole seconds)')
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(config.shard) || !/^[A-Za-z0-9._-]{1,64}$/.test(config.clusterName)) fail('--shard and --cluster-name: 1-64 letters, digits, ".", "_" or "-"')
+    if (config.replicationListen !== undefined && !/^[^\s]+:\d+$/.test(config.replicationListen)) fail('--replication-listen must be host:port')
+  }
+  for (const url of config.etcd ?? []) if (!/^https?:\/\/[^/]+$/.test(url)) fail(`etcd URLs must be http(s)://host:port with no path, got "${url}"`)
 }

@@ -4,14 +4,15 @@
 
 import { DEFAULTS, type ServerConfig, validateConfig } from './config.js'
 import { Authenticator } from './auth/auth.js'
-import { Forwarding } from './cluster/forwarding.js'
+import { Forwarding, forwardTo } from './cluster/forwarding.js'
+import { ShardReplica } from './cluster/replica.js'
 import { HttpContext } from './http/context.js'
 import { type HttpListener, openListener } from './http/listener.js'
 import { type IoChoice, selectIo } from './io/select.js'
 import type { Io } from './io/types.js'
 import { type MetricSources, ServerMetrics } from './metrics/metrics.js'
 import { DataDirLock } from './storage/data-dir-lock.js'
-import type { RecoveryReport } from './storage/durable.js'
+import type { DurableStorage, RecoveryReport } from './storage/durable.js'
 import { type OpenedStorage, type StorageSettings, openStorage } from './storage/open.js'
 import { Engine } from './streams/engine.js'
 import { recoverEngine } from './streams/recovery.js'
@@ -40,7 +41,13 @@ export interface RingstreamServer {
 export interface ServerDependencies {
   /** The I/O backend for durable storage (tests pass the simulator). */
   readonly io?: Io
+  /** A replica that must stop leading (default: the process exits with status 75 and its
+   * supervisor starts it again, as a follower). */
+  readonly onStepDown?: (reason: string) => void
 }
+
+/** Exit status of a replica that stopped leading: EX_TEMPFAIL, "start me again". */
+export const STEP_DOWN_EXIT_CODE = 75
 
 export function createServer(options: Partial<ServerConfig> = {}, dependencies: ServerDependencies = {}): RingstreamServer {
   const config: ServerConfig = { ...DEFAULTS, ...options }
@@ -57,6 +64,7 @@ class Server implements RingstreamServer {
   private subscriptions: Subscriptions | undefined
   private http: HttpListener | undefined
   private lock: DataDirLock | undefined
+  private replica: ShardReplica | undefined
   recovery: RecoveryReport | undefined
 
   constructor(
@@ -116,16 +124,55 @@ class Server implements RingstreamServer {
     // Listening during recovery: /healthz and /readyz (503) answer, streams get 503.
     const http = await openListener(ctx, config)
     this.http = http
+    const replicated = config.replicas > 1 && opened.durable !== undefined
     if (opened.durable !== undefined) {
       try {
-        this.recovery = await recoverEngine(engine, opened.durable, config.residentStreamsMax)
+        this.recovery = await recoverEngine(engine, opened.durable, config.residentStreamsMax, replicated)
       } catch (error) {
         http.stopListening()
         throw error
       }
     }
+    if (replicated) {
+      // Subscriptions run on the leader only: they write control records of their own.
+      await this.replicate(opened.durable!)
+      ctx.ready = true
+      return
+    }
     await this.subscriptions.manager.start()
     ctx.ready = true
+  }
+
+  /** Joins this node's shard: it serves (itself, or through its leader) once it knows who leads. */
+  private async replicate(durable: DurableStorage): Promise<void> {
+    const { config, engine, ctx } = this
+    const nodeUrl = (): string => config.nodeUrl ?? this.url
+    const host = config.host
+    const replica = new ShardReplica({
+      etcd: config.etcd!,
+      clusterName: config.clusterName,
+      shard: config.shard,
+      nodeId: config.nodeId!,
+      replicas: config.replicas,
+      leaseTtlMs: config.leaseTtlMs,
+      dataDir: config.dataDir,
+      replicationListen: config.replicationListen ?? `${host.includes(':') ? `[${host}]` : host}:0`,
+      proxyAdmin: config.proxyAdmin,
+      proxyBackend: config.proxyBackend,
+      storage: durable,
+      engine,
+      nodeUrl,
+      forward: (x, url) => forwardTo(x, url, config.appendBytesMax, nodeUrl()),
+      leading: () => this.subscriptions?.manager.start(),
+      stepDown: (reason) => {
+        if (this.dependencies.onStepDown !== undefined) return this.dependencies.onStepDown(reason)
+        // The log line is written; a moment for it to reach its destination.
+        setTimeout(() => process.exit(STEP_DOWN_EXIT_CODE), 50)
+      },
+    })
+    this.replica = replica
+    ctx.shard = replica
+    await replica.start()
   }
 
   reloadAuth(): void {
@@ -148,6 +195,7 @@ class Server implements RingstreamServer {
     for (const live of [...this.ctx.live]) live.shutdown()
     this.subscriptions?.manager.stop()
     this.subscriptions?.deliveries.stop()
+    await this.replica?.close()
     this.http?.close()
     await this.engine.close()
     await this.io?.release()

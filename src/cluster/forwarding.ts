@@ -91,42 +91,48 @@ export class Forwarding implements ClusterRouting {
   }
 
   /** Passes the request to `holder` and its answer back; `before` runs once the status is known. */
-  async forward(x: Exchange, holder: string, before?: (status: number) => Promise<void>): Promise<void> {
-    const body = x.method === 'PUT' || x.method === 'POST' ? await x.readBody(this.options.bodyBytesMax) : undefined
-    if (x.done) return
-    const headers = x.sentHeaders().filter(([name]) => !NOT_FORWARDED.has(name))
-    const aborted = new AbortController()
-    x.onAbort(() => aborted.abort())
-    let answer: Response
-    try {
-      answer = await fetch(`${holder}${x.url}${x.query === '' ? '' : `?${x.query}`}`, { method: x.method, headers, body, redirect: 'manual', signal: aborted.signal })
-    } catch (error) {
-      if (x.aborted) return
-      throw new StreamError('NODE_UNAVAILABLE', `the node holding this stream (${holder}) cannot be reached: ${(error as Error).message}`)
-    }
-    await before?.(answer.status)
-    const returned: Array<[string, string]> = []
-    answer.headers.forEach((value, name) => {
-      if (NOT_RETURNED.has(name)) return
-      // Locations name the holder; the client knows this stream by this node's address.
-      returned.push([name, name === 'location' ? `http://${x.header('host') || this.nodeUrl.replace(/^https?:\/\//, '')}${x.url}` : value])
-    })
-    if (answer.headers.get('content-type')?.startsWith('text/event-stream') !== true || answer.body === null) {
-      const bytes = Buffer.from(await answer.arrayBuffer())
-      return x.send(answer.status, returned, bytes)
-    }
-    x.startStream(answer.status, returned)
-    try {
-      for await (const chunk of answer.body as unknown as AsyncIterable<Uint8Array>) {
-        if (x.done) break
-        x.write(chunk)
-      }
-    } catch {
-      // The holder went away mid-stream: end ours too (the client reconnects at its offset).
-    }
-    aborted.abort()
-    x.endStream()
+  forward(x: Exchange, holder: string, before?: (status: number) => Promise<void>): Promise<void> {
+    return forwardTo(x, holder, this.options.bodyBytesMax, this.nodeUrl, before)
   }
+}
+
+/** Passes the request to `holder` and its answer back (live reads streamed through);
+ * `before` runs once the status is known. Also how a replica passes requests to its leader. */
+export async function forwardTo(x: Exchange, holder: string, bodyBytesMax: number, nodeUrl: string, before?: (status: number) => Promise<void>): Promise<void> {
+  const body = x.method === 'PUT' || x.method === 'POST' ? await x.readBody(bodyBytesMax) : undefined
+  if (x.done) return
+  const headers = x.sentHeaders().filter(([name]) => !NOT_FORWARDED.has(name))
+  const aborted = new AbortController()
+  x.onAbort(() => aborted.abort())
+  let answer: Response
+  try {
+    answer = await fetch(`${holder}${x.url}${x.query === '' ? '' : `?${x.query}`}`, { method: x.method, headers, body, redirect: 'manual', signal: aborted.signal })
+  } catch (error) {
+    if (x.aborted) return
+    throw new StreamError('NODE_UNAVAILABLE', `the node holding this stream (${holder}) cannot be reached: ${(error as Error).message}`)
+  }
+  await before?.(answer.status)
+  const returned: Array<[string, string]> = []
+  answer.headers.forEach((value, name) => {
+    if (NOT_RETURNED.has(name)) return
+    // Locations name the holder; the client knows this stream by this node's address.
+    returned.push([name, name === 'location' ? `http://${x.header('host') || nodeUrl.replace(/^https?:\/\//, '')}${x.url}` : value])
+  })
+  if (answer.headers.get('content-type')?.startsWith('text/event-stream') !== true || answer.body === null) {
+    const bytes = Buffer.from(await answer.arrayBuffer())
+    return x.send(answer.status, returned, bytes)
+  }
+  x.startStream(answer.status, returned)
+  try {
+    for await (const chunk of answer.body as unknown as AsyncIterable<Uint8Array>) {
+      if (x.done) break
+      x.write(chunk)
+    }
+  } catch {
+    // The holder went away mid-stream: end ours too (the client reconnects at its offset).
+  }
+  aborted.abort()
+  x.endStream()
 }
 
 function encodePath(path: string): string {

@@ -74,10 +74,19 @@ function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
     const metrics = ctx.metrics
     return metrics.text().then((text) => x.send(200, [['Content-Type', metrics.contentType]], text))
   }
+  const shard = ctx.shard
   if (x.url === '/readyz' && x.method === 'GET') {
-    return ctx.ready ? x.send(200, [['Content-Type', 'text/plain']], 'ready\n') : x.send(503, [['Content-Type', 'text/plain'], ['Retry-After', '1']], 'recovering\n')
+    const reason = ctx.ready ? shard?.notServing()?.message : 'recovering'
+    return reason === undefined ? x.send(200, [['Content-Type', 'text/plain']], 'ready\n') : x.send(503, [['Content-Type', 'text/plain'], ['Retry-After', '1']], `${reason}\n`)
   }
+  if (x.url === '/statusz' && x.method === 'GET' && shard !== undefined) return x.send(200, [['Content-Type', 'application/json']], JSON.stringify(shard.status()))
   if (!ctx.ready) throw new StreamError('NOT_READY', 'the server is recovering its data directory; retry shortly')
+  if (shard !== undefined && x.url.startsWith(STREAM_ROUTE_PREFIX)) {
+    const refused = shard.notServing()
+    if (refused !== undefined) throw refused
+    const leader = shard.leaderUrl()
+    if (leader !== undefined) return shard.forward(x, leader)
+  }
   if (!x.url.startsWith(STREAM_ROUTE_PREFIX)) throw new StreamError('NOT_FOUND', `no route for ${x.url}; streams live under ${STREAM_ROUTE_PREFIX}`)
   x.route = STREAM_ROUTE
   // The reserved control prefix is routed before streams (PROTOCOL §6).

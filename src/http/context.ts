@@ -11,6 +11,7 @@ import type { Stream } from '../streams/stream.js'
 import type { SubscriptionManager } from '../subscriptions/manager.js'
 import type { ForkRequest } from '../streams/fork.js'
 import type { Exchange } from './exchange.js'
+import type { StreamError } from '../protocol/errors.js'
 
 export interface Closable {
   /** What kind of live read this is (metrics). */
@@ -54,6 +55,20 @@ export interface ClusterRouting {
   forkElsewhere(x: Exchange, path: string, fork: ForkRequest): Promise<boolean>
 }
 
+/** A replicated shard as the handlers see it (cluster/replica.ts implements it): only the
+ * shard's leader serves streams; the other replicas pass requests to it. */
+export interface ShardRouting {
+  /** Why this node serves no stream request now (no leader, etcd unreachable, a bad
+   * configuration); undefined: it does, itself or through its leader. */
+  notServing(): StreamError | undefined
+  /** The leader's URL when another node leads; undefined: this node leads. */
+  leaderUrl(): string | undefined
+  /** Passes the request to the leader and its answer back. */
+  forward(x: Exchange, leaderUrl: string): Promise<void>
+  /** GET /statusz: role, shard, epoch, positions. */
+  status(): object
+}
+
 export class HttpContext {
   readonly live = new Set<Closable>()
   /** Recovery is done: streams are served (until then the app answers health checks only). */
@@ -72,6 +87,8 @@ export class HttpContext {
   metrics: ServerMetrics | undefined
   /** Scale-out behind a path-hashing proxy; undefined: a single node. */
   cluster: ClusterRouting | undefined
+  /** Replication: this node is one replica of a shard; undefined: not replicated. */
+  shard: ShardRouting | undefined
   /** The reserved subscription APIs (PROTOCOL §6); undefined: not served. */
   subscriptions: SubscriptionManager | undefined
   /** Bearer tokens every stream request must present (--auth-tokens, --auth-jwks); undefined: open. */

@@ -52,6 +52,8 @@ const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   ALREADY_CLAIMED: 409,
   NO_PENDING_WORK: 409,
   NODE_UNAVAILABLE: 503,
+  NO_LEADER: 503,
+  REPLICAS_UNAVAILABLE: 503,
 }
 
 export interface ErrorReply {
@@ -69,7 +71,7 @@ export function errorReply(error: StreamError): ErrorReply {
   if (details.expectedSeq !== undefined) headers.push(['Producer-Expected-Seq', String(details.expectedSeq)])
   if (details.receivedSeq !== undefined) headers.push(['Producer-Received-Seq', String(details.receivedSeq)])
   if (error.code === 'METHOD_NOT_ALLOWED') headers.push(['Allow', 'GET, HEAD, PUT, POST, DELETE, OPTIONS'])
-  if (error.code === 'NOT_READY' || error.code === 'NODE_UNAVAILABLE') headers.push(['Retry-After', '1'])
+  if (error.code === 'NOT_READY' || error.code === 'NODE_UNAVAILABLE' || error.code === 'NO_LEADER' || error.code === 'REPLICAS_UNAVAILABLE') headers.push(['Retry-After', '1'])
   if (error.code === 'UNAUTHORIZED') headers.push(['WWW-Authenticate', 'Bearer'])
   const body = JSON.stringify({ error: { code: error.code, message: error.message, current_holder: details.currentHolder, generation: details.generation } })
   return { status: STATUS_BY_CODE[error.code], headers, body }

@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'ALREADY_CLAIMED'
   | 'NO_PENDING_WORK'
   | 'NODE_UNAVAILABLE'
+  | 'NO_LEADER'
+  | 'REPLICAS_UNAVAILABLE'
 
 /** Structured details some codes carry; the status table turns them into headers. */
 export interface ErrorDetails {

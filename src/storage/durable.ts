@@ -15,9 +15,10 @@ import { MemoryLog } from './memory.js'
 import { type DataPaths, dataPaths, segmentBase } from './paths.js'
 import type { RegistryStore } from './registry/registry-store.js'
 import type { Change, EngineSnapshot, LogShape, Storage, StreamLog } from './types.js'
-import { preallocate, WalWriter } from './wal/wal.js'
+import { type OpenSegment, cutWal, preallocate, WalWriter } from './wal/wal.js'
 import { WalCorruptionError, replayWal } from './wal/wal-reader.js'
-import { type WalRecord, encodeRecord } from './wal/wal-record.js'
+import { FRAME_HEADER_BYTES, type WalRecord, checkFrame, encodeRecord, forEachRecord } from './wal/wal-record.js'
+import { type WalFrames, readWalFrames } from './wal/wal-source.js'
 import { log } from '../util/log.js'
 
 export interface DurableOptions {
@@ -48,6 +49,55 @@ export interface DurableOptions {
   onWalBatch?(records: number, bytes: number, syncSeconds: number | undefined): void
 }
 
+/** WAL read at a time when a replica applies batches no longer in memory. */
+const APPLY_READ_BYTES = 4 * 1024 * 1024
+/** Written batches a replica keeps in memory until applied; beyond, they are read back. */
+const PENDING_FRAMES_BYTES_MAX = 64 * 1024 * 1024
+
+/** Batches a replica wrote and has not applied yet, in LSN order, while they fit. */
+class PendingFrames {
+  private list: Array<{ start: number; bytes: Buffer }> = []
+  private bytes = 0
+
+  add(start: number, frames: Buffer): void {
+    const last = this.list[this.list.length - 1]
+    if (last !== undefined && last.start + last.bytes.length !== start) this.cut(0)
+    if (this.bytes + frames.length > PENDING_FRAMES_BYTES_MAX) return this.cut(0)
+    this.list.push({ start, bytes: frames })
+    this.bytes += frames.length
+  }
+
+  /** The kept batches starting exactly at `lsn`. */
+  from(lsn: number): Buffer | undefined {
+    const head = this.list[0]
+    if (head === undefined || head.start > lsn || head.start + head.bytes.length <= lsn) return undefined
+    return head.bytes.subarray(lsn - head.start)
+  }
+
+  /** Drops what is applied (up to `lsn`). */
+  applied(lsn: number): void {
+    while (this.list.length > 0 && this.list[0]!.start + this.list[0]!.bytes.length <= lsn) this.bytes -= this.list.shift()!.bytes.length
+  }
+
+  /** Drops everything after `lsn` (0: everything, the list is read back from the WAL). */
+  cut(lsn: number): void {
+    if (lsn === 0 || this.list.some((each) => each.start + each.bytes.length > lsn)) {
+      this.list = []
+      this.bytes = 0
+    }
+  }
+}
+
+/** Checks every batch of `frames` (a leader's bytes, before they are written here). */
+function checkFrames(frames: Buffer): void {
+  let at = 0
+  while (at < frames.length) {
+    const frame = checkFrame(frames, at, frames.length)
+    if (frame.kind !== 'ok') throw new WalCorruptionError(`a replicated batch at byte ${at} of ${frames.length} is ${frame.kind === 'bad' ? frame.reason : 'empty'}`)
+    at += FRAME_HEADER_BYTES + frame.bodyLength
+  }
+}
+
 /** While the disk is full: how often a checkpoint is tried (it writes what waits, removes
  * deleted streams' files and retired WAL segments) and the free space looked at again. */
 const DISK_FULL_RETRY_MS = 1000
@@ -62,6 +112,17 @@ export interface RecoveryTarget {
   changedCount(): number
   /** After a stored checkpoint: lets idle streams leave memory. */
   evict(): void
+}
+
+/** What a replicated shard's leader adds to acknowledging (cluster/): an append is
+ * acknowledged once its batch is on a majority of the shard's replicas. */
+export interface AckGate {
+  /** Resolves once the log up to `lsn` is on a majority; undefined: it already is. */
+  acknowledged(lsn: number): Promise<void> | undefined
+  /** Everything up to this LSN is acknowledged (and so applied to committed state). */
+  readonly committedLsn: number
+  /** The oldest LSN a replica still needs: WAL segments from it on are kept. */
+  readonly neededLsn: number
 }
 
 export interface RecoveryReport {
@@ -82,6 +143,17 @@ export class DurableStorage implements Storage {
   private checkpointing: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
   private fullTimer: NodeJS.Timeout | undefined
+  /** Replicated shards: the leader's acknowledgement rule (undefined: the local write is enough). */
+  gate: AckGate | undefined
+  /** A replica applies records only once it knows they stay (cluster/): everything up to
+   * here is applied; beyond it the WAL holds batches that may still be cut. */
+  private applied = 0
+  /** Records are applied as soon as they are written (a lone node, or a leader). */
+  private leading = true
+  private readonly pending = new PendingFrames()
+  private applying: Promise<void> = Promise.resolve()
+  /** Told each batch written to the WAL (a leader ships it; cluster/). */
+  onWalWritten: ((buffers: readonly Uint8Array[], startLsn: number, endLsn: number, sync: boolean) => void) | undefined
 
   constructor(private readonly options: DurableOptions) {
     this.paths = dataPaths(options.dataDir)
@@ -93,8 +165,10 @@ export class DurableStorage implements Storage {
     return new FileLog(this.files, streamId, shape)
   }
 
-  /** Loads the checkpoint, replays the WAL, and readies the writer. Call once, first. */
-  async recover(target: RecoveryTarget): Promise<RecoveryReport> {
+  /** Loads the checkpoint, replays the WAL, and readies the writer. Call once, first.
+   * `replica`: the WAL after the checkpoint is only checked, not applied (a replicated
+   * node learns from its shard how much of it stays: applyTo, cutTo). */
+  async recover(target: RecoveryTarget, replica = false): Promise<RecoveryReport> {
     const started = performance.now()
     const { io } = this.options
     this.target = target
@@ -116,8 +190,8 @@ export class DurableStorage implements Storage {
     let records = 0
     this.files.holdWrites()
     const tail = await replayWal(io, this.paths, fromLsn, this.options.salvage, (record) => {
-      target.apply(record)
       records++
+      if (!replica) target.apply(record)
     }, undefined, () => this.files.replayPause())
     // Replayed bytes are readable from memory and in the WAL: written after ready.
     this.files.resumeWrites()
@@ -126,18 +200,10 @@ export class DurableStorage implements Storage {
         ? { file: await preallocate(io, this.paths.walSegment(fromLsn), this.options.walSegmentBytes), baseLsn: fromLsn, capacity: this.options.walSegmentBytes, position: 0 }
         : { file: tail.file, baseLsn: tail.baseLsn, capacity: tail.capacity, position: tail.position }
     if (tail === undefined) await io.syncDir(this.paths.walDir)
-    this.wal = new WalWriter(io, this.paths, this.options.walSegmentBytes, segment, (bytes) => this.mayTake(bytes))
-    this.wal.onFull = () => this.whileFull()
-    const onWalBatch = this.options.onWalBatch
-    if (onWalBatch !== undefined) this.wal.onBatchWritten = (records, bytes, syncSeconds) => onWalBatch.call(this.options, records, bytes, syncSeconds)
-    this.wal.prepareSpare()
+    this.openWriter(segment)
     this.lastCheckpointLsn = fromLsn
-    this.wal.onBatch = (lsn) => {
-      if (this.checkpointing !== undefined) return
-      if (lsn - this.lastCheckpointLsn >= this.options.checkpointWalBytes || target.changedCount() >= this.options.checkpointChangedStreams) {
-        setImmediate(() => void this.checkpoint().catch(reportCheckpointError))
-      }
-    }
+    this.leading = !replica
+    this.applied = replica ? fromLsn : this.wal!.lsn
     this.timer = setInterval(() => {
       // Changes with no WAL record count too: a sliding TTL renewed by reads alone is kept
       // only by checkpoints, so after a crash it goes back by at most one interval.
@@ -147,10 +213,113 @@ export class DurableStorage implements Storage {
     return { checkpointLsn: fromLsn, records, droppedBytes: tail?.droppedBytes ?? 0, ms: performance.now() - started }
   }
 
-  commit(change: Change, durability: Durability, timeMs: number): Promise<number> | undefined {
+  private openWriter(segment: OpenSegment): void {
+    const wal = new WalWriter(this.options.io, this.paths, this.options.walSegmentBytes, segment, (bytes) => this.mayTake(bytes))
+    this.wal = wal
+    wal.onFull = () => this.whileFull()
+    const onWalBatch = this.options.onWalBatch
+    if (onWalBatch !== undefined) wal.onBatchWritten = (records, bytes, syncSeconds) => onWalBatch.call(this.options, records, bytes, syncSeconds)
+    wal.onWritten = (buffers, startLsn, endLsn, sync) => this.onWalWritten?.(buffers, startLsn, endLsn, sync)
+    wal.prepareSpare()
+    wal.onBatch = (lsn) => {
+      if (this.checkpointing !== undefined) return
+      if (lsn - this.lastCheckpointLsn >= this.options.checkpointWalBytes || this.target!.changedCount() >= this.options.checkpointChangedStreams) {
+        setImmediate(() => void this.checkpoint().catch(reportCheckpointError))
+      }
+    }
+  }
+
+  commit(change: Change, durability: Durability, timeMs: number): Promise<unknown> | undefined {
     if (durability === 'memory') return undefined
     if (this.wal === undefined) throw new Error('durable storage used before recovery')
-    return this.wal.append(encodeRecord(change, timeMs), durability === 'fsync', change.kind === 'delete')
+    if (!this.leading) throw new Error('a replica\'s storage takes no changes of its own')
+    const written = this.wal.append(encodeRecord(change, timeMs), durability === 'fsync', change.kind === 'delete')
+    const gate = this.gate
+    return gate === undefined ? written : written.then((lsn) => gate.acknowledged(lsn))
+  }
+
+  /** How long the WAL batch in flight has been writing (0: none is). */
+  get walStalledMs(): number {
+    return this.wal?.stalledMs ?? 0
+  }
+
+  /** Whole WAL batches from `fromLsn` (a replica behind the batches kept in memory). */
+  readWal(fromLsn: number, bytesMax: number): Promise<WalFrames> {
+    return readWalFrames(this.options.io, this.paths, fromLsn, this.walLsn, bytesMax)
+  }
+
+  /** End of the WAL as written here. */
+  get walLsn(): number {
+    return this.wal?.lsn ?? 0
+  }
+
+  /** Everything up to this LSN is in committed state (what a checkpoint may record);
+   * undefined while a new leader's state runs ahead of what a majority is known to have
+   * (a checkpoint then could hold records its shard may still drop). */
+  get stableLsn(): number | undefined {
+    const wal = this.walLsn
+    if (!this.leading) return this.applied
+    if (this.gate === undefined) return wal
+    const committed = Math.min(wal, this.gate.committedLsn)
+    return committed < this.applied ? undefined : committed
+  }
+
+  /** A replica: writes batches its leader framed (checked here first, then again when
+   * read back), resolving with the new end of the log once written (and synced). */
+  async writeFrames(frames: Buffer, sync: boolean): Promise<number> {
+    if (this.wal === undefined || this.leading) throw new Error('writeFrames: not a replica')
+    checkFrames(frames)
+    const start = this.wal.lsn
+    const end = await this.wal.appendFramed(frames, sync)
+    this.pending.add(start, frames)
+    return end
+  }
+
+  /** A replica: applies the records of every batch up to `lsn` (a batch boundary), in order. */
+  applyTo(lsn: number): Promise<void> {
+    this.applying = this.applying.then(() => this.applyNow(Math.min(lsn, this.walLsn)))
+    return this.applying
+  }
+
+  private async applyNow(lsn: number): Promise<void> {
+    const target = this.target!
+    while (this.applied < lsn) {
+      let frames = this.pending.from(this.applied)
+      if (frames === undefined) frames = (await readWalFrames(this.options.io, this.paths, this.applied, this.walLsn, APPLY_READ_BYTES)).bytes
+      if (frames.length === 0) throw new Error(`apply to LSN ${lsn}: the WAL ends at ${this.applied}`)
+      let at = 0
+      while (at < frames.length && this.applied < lsn) {
+        const frame = checkFrame(frames, at, frames.length)
+        if (frame.kind !== 'ok') throw new WalCorruptionError(`a written batch at LSN ${this.applied} reads back as ${frame.kind}`)
+        forEachRecord(frames, at, frame.bodyLength, (record) => target.apply(record))
+        at += FRAME_HEADER_BYTES + frame.bodyLength
+        this.applied += FRAME_HEADER_BYTES + frame.bodyLength
+      }
+      this.pending.applied(this.applied)
+    }
+  }
+
+  /** A replica: drops the WAL after `lsn` (never applied: a tail its leader does not have). */
+  async cutTo(lsn: number): Promise<void> {
+    const wal = this.wal
+    if (wal === undefined || this.leading) throw new Error('cutTo: not a replica')
+    if (lsn < this.applied) throw new Error(`cannot cut the WAL to ${lsn}: applied up to ${this.applied}`)
+    if (lsn >= wal.lsn) return
+    await this.applying
+    const end = wal.lsn
+    await wal.close()
+    this.pending.cut(lsn)
+    this.openWriter(await cutWal(this.options.io, this.paths, lsn, end))
+  }
+
+  /** A replica becomes its shard's leader: everything it wrote is applied, and from now
+   * on changes are its own (acknowledged under `gate`). */
+  async lead(gate: AckGate | undefined): Promise<void> {
+    await this.applyTo(this.walLsn)
+    this.pending.cut(this.applied)
+    // Checkpoints wait until a majority has everything applied here (see stableLsn).
+    this.gate = gate
+    this.leading = true
   }
 
   /** Reads of written bytes served from the read cache, and from the data files. */
@@ -199,7 +368,8 @@ export class DurableStorage implements Storage {
     const { wal, target, store } = this
     if (wal === undefined || target === undefined || store === undefined) return
     // Taken together, synchronously: the changes reflect exactly the records up to lsn.
-    const lsn = wal.lsn
+    const lsn = this.stableLsn
+    if (lsn === undefined) return
     const state = target.snapshot()
     const released = [...this.files.released]
     try {
@@ -211,7 +381,7 @@ export class DurableStorage implements Storage {
     }
     state.stored()
     this.lastCheckpointLsn = lsn
-    await this.retireSegments(lsn, wal.currentSegmentBase)
+    await this.retireSegments(Math.min(lsn, this.gate?.neededLsn ?? lsn), this.wal!.currentSegmentBase)
     for (const [id, segments] of released) {
       this.files.released.delete(id)
       await this.files.remove(id, segments)

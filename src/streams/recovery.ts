@@ -180,10 +180,11 @@ function snapshotOf(stream: Stream): StreamSnapshot {
 }
 
 /** Recovers `engine` from durable storage: the expiry sweep waits until every stream is
- * back (an expired stream must not be removed half-replayed), then runs once. */
-export async function recoverEngine(engine: Engine, storage: DurableStorage, residentStreamsMax: number): Promise<RecoveryReport> {
+ * back (an expired stream must not be removed half-replayed), then runs once. `replica`:
+ * the WAL after the checkpoint waits to be applied until the shard says how much stays. */
+export async function recoverEngine(engine: Engine, storage: DurableStorage, residentStreamsMax: number, replica = false): Promise<RecoveryReport> {
   engine.registry.expiryEnabled = false
-  const report = await storage.recover(recoveryTarget(engine, residentStreamsMax))
+  const report = await storage.recover(recoveryTarget(engine, residentStreamsMax), replica)
   engine.registry.expiryEnabled = true
   engine.registry.sweep()
   return report

@@ -9,7 +9,7 @@
 // stream can still be deleted to free space when nothing else can be written.
 
 import type { Io, IoFile } from '../../io/types.js'
-import type { DataPaths } from '../paths.js'
+import { type DataPaths, segmentBase } from '../paths.js'
 import { FRAME_HEADER_BYTES, batchHeader } from './wal-record.js'
 
 const ZERO_CHUNK = new Uint8Array(1 << 20)
@@ -23,7 +23,10 @@ export class DiskFullError extends Error {
 }
 
 interface Pending {
+  /** Encoded records; or, for a replica, whole batches as the leader framed them. */
   readonly buffers: Uint8Array[]
+  /** The buffers are whole batches already (a follower writes its leader's bytes). */
+  readonly framed: boolean
   readonly bytes: number
   readonly sync: boolean
   /** A delete: may use the segment's control reserve. */
@@ -60,6 +63,8 @@ export class WalWriter {
   /** A roll is in progress: it may be preallocating the spare's path itself, so no
    * background spare may start meanwhile (two writers of one path; found on a full disk). */
   private rolling = false
+  /** When the batch being written started (monotonic ms); undefined: none in flight. */
+  private writingSince: number | undefined
   /** End of the last successfully written batch. */
   lsn: number
   /** Called after each successful batch with the new end LSN. */
@@ -68,6 +73,9 @@ export class WalWriter {
   onFull: () => void = () => {}
   /** Told each written batch: records, bytes, and the write's seconds when it was synced. */
   onBatchWritten: ((records: number, bytes: number, syncSeconds: number | undefined) => void) | undefined
+  /** Told each written batch's bytes, [startLsn, endLsn), before its records are
+   * acknowledged (replication ships them; cluster/). The buffers must not be changed. */
+  onWritten: ((buffers: readonly Uint8Array[], startLsn: number, endLsn: number, sync: boolean) => void) | undefined
   private readonly controlReserve: number
 
   constructor(
@@ -82,6 +90,11 @@ export class WalWriter {
     this.controlReserve = Math.min(CONTROL_RESERVE_BYTES, Math.floor(segmentBytes / 16))
   }
 
+  /** How long the batch in flight has been writing (0: none is): a disk that stalls. */
+  get stalledMs(): number {
+    return this.writingSince === undefined ? 0 : performance.now() - this.writingSince
+  }
+
   /** Base LSN of the segment being written (older segments may be retired). */
   get currentSegmentBase(): number {
     return this.segment.baseLsn
@@ -92,7 +105,17 @@ export class WalWriter {
     let bytes = 0
     for (const buffer of buffers) bytes += buffer.length
     return new Promise((resolve, reject) => {
-      this.queue.push({ buffers, bytes, sync, control, resolve, reject })
+      this.queue.push({ buffers, framed: false, bytes, sync, control, resolve, reject })
+      this.schedule()
+    })
+  }
+
+  /** Queues whole batches framed by a leader (checked by the caller), written byte for
+   * byte so the LSNs match the leader's; resolves with the end LSN once written (and
+   * synced). A replica's log takes no records of its own meanwhile. */
+  appendFramed(frames: Uint8Array, sync: boolean): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ buffers: [frames], framed: true, bytes: frames.length, sync, control: true, resolve, reject })
       this.schedule()
     })
   }
@@ -110,21 +133,24 @@ export class WalWriter {
   private async writeBatch(): Promise<void> {
     if (this.writing || this.queue.length === 0) return
     this.writing = true
+    this.writingSince = performance.now()
     const batch = this.queue
     this.queue = []
     let recordsLength = 0
     let sync = false
     let control = true
-    const buffers: Uint8Array[] = [new Uint8Array(0)]
+    const framed = batch[0]!.framed
+    const buffers: Uint8Array[] = framed ? [] : [new Uint8Array(0)]
     for (const pending of batch) {
+      if (pending.framed !== framed) throw new Error('WAL: a replica\'s framed batches mixed with records of its own')
       recordsLength += pending.bytes
       sync ||= pending.sync
       control &&= pending.control
       for (const buffer of pending.buffers) buffers.push(buffer)
     }
-    const bytes = FRAME_HEADER_BYTES + recordsLength
+    const bytes = framed ? recordsLength : FRAME_HEADER_BYTES + recordsLength
     try {
-      buffers[0] = batchHeader(buffers, recordsLength)
+      if (!framed) buffers[0] = batchHeader(buffers, recordsLength)
       const room = this.segment.capacity - (control ? 0 : this.controlReserve)
       if (this.segment.position + bytes > room) {
         try {
@@ -144,7 +170,9 @@ export class WalWriter {
       await this.io.writev(this.segment.file, buffers, this.segment.position, sync)
       this.onBatchWritten?.(batch.length, bytes, sync ? (performance.now() - started) / 1000 : undefined)
       this.segment.position += bytes
+      const startLsn = this.lsn
       this.lsn += bytes
+      this.onWritten?.(buffers, startLsn, this.lsn, sync)
       for (const pending of batch) pending.resolve(this.lsn)
       this.onBatch(this.lsn)
     } catch (error) {
@@ -154,6 +182,7 @@ export class WalWriter {
       for (const pending of failed) pending.reject(error)
     } finally {
       this.writing = false
+      this.writingSince = undefined
       if (this.queue.length > 0) this.schedule()
     }
   }
@@ -204,4 +233,29 @@ export class WalWriter {
     if (spare !== undefined) await this.io.close(spare.file)
     await this.io.close(this.segment.file)
   }
+}
+
+/**
+ * Cuts the log back to `lsn` (a replica dropping a tail its new leader never had; see
+ * cluster/): later segments are removed and the cut segment is zeroed from `lsn` to
+ * `endLsn` (the old end), so no stale frame can ever be read after it; all synced before
+ * the segment to continue writing is returned.
+ */
+export async function cutWal(io: Io, paths: DataPaths, lsn: number, endLsn: number): Promise<OpenSegment> {
+  const bases = (await io.list(paths.walDir))
+    .map(segmentBase)
+    .filter((base): base is number => base !== undefined)
+    .sort((a, b) => a - b)
+  const keep = bases.filter((base) => base <= lsn).pop()
+  if (keep === undefined) throw new Error(`WAL cut to LSN ${lsn}: no segment holds it`)
+  for (const base of bases) if (base > keep) await io.unlink(paths.walSegment(base))
+  const file = await io.open(paths.walSegment(keep), false)
+  const capacity = await io.size(file)
+  const zeroEnd = Math.min(capacity, endLsn - keep)
+  for (let at = lsn - keep; at < zeroEnd; at += ZERO_CHUNK.length) {
+    await io.writev(file, [ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, zeroEnd - at))], at, false)
+  }
+  await io.datasync(file)
+  await io.syncDir(paths.walDir)
+  return { file, baseLsn: keep, capacity, position: lsn - keep }
 }

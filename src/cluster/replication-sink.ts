@@ -1,0 +1,142 @@
+// cluster/replication-sink.ts — a follower's side of replication: one connection to its
+// shard's leader. It says where its log ends (HELLO), cuts whatever tail the leader never
+// had (WELCOME), then writes the leader's batches byte for byte into its own WAL, several
+// arrivals per write while one is in flight (group commit, as on the leader), and
+// acknowledges each write's end once written (synced, when a batch asked for it). It
+// applies a batch's records — with recovery's code — only once the leader says a majority
+// has it (the committed LSN in each message): what it applied is never cut.
+
+import { type Socket, connect } from 'node:net'
+import type { DurableStorage } from '../storage/durable.js'
+import { log } from '../util/log.js'
+import type { EpochEntry, Identity, ReplicaFile } from './replica-file.js'
+import { type FramesMessage, MessageReader, MessageType, type Welcome, encodeAck, encodeJson } from './replication-wire.js'
+
+export interface SinkOptions {
+  readonly storage: DurableStorage
+  readonly file: ReplicaFile
+  readonly identity: Identity
+  /** The leader's replication address (host:port) and epoch, from etcd. */
+  readonly address: string
+  readonly epoch: number
+  /** The connection ended (the reason is logged); the owner decides what next. */
+  readonly onEnd: (reason: string) => void
+}
+
+export class ReplicationSink {
+  private readonly socket: Socket
+  private readonly reader = new MessageReader()
+  private welcomed = false
+  /** LSN the next batch must start at. */
+  private expected = 0
+  private queued: FramesMessage[] = []
+  private writing = false
+  private committed = 0
+  /** Epochs of the leader's history not yet begun in this WAL (recorded once written). */
+  private epochs: EpochEntry[] = []
+  private ended = false
+  /** Chained so batches, cuts and applies happen one after another. */
+  private work: Promise<void> = Promise.resolve()
+
+  constructor(private readonly options: SinkOptions) {
+    const { address, identity, file, storage } = options
+    const colon = address.lastIndexOf(':')
+    this.socket = connect({ host: address.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(address.slice(colon + 1)) })
+    this.socket.setNoDelay(true)
+    this.socket.on('connect', () => {
+      this.socket.write(encodeJson(MessageType.Hello, { ...identity, epochs: file.history, lsn: storage.walLsn }))
+    })
+    this.socket.on('data', (chunk: Buffer) => {
+      try {
+        this.reader.push(chunk, (message) => {
+          if (message.type === MessageType.Welcome) this.welcome(message.welcome)
+          else if (message.type === MessageType.Frames) this.frames(message.frames)
+          else if (message.type === MessageType.Commit) this.commit(message.epoch, message.committedLsn)
+          else if (message.type === MessageType.Refuse) this.end(`the leader refused: ${message.reason}`)
+          else throw new Error(`unexpected message ${message.type} from the leader`)
+        })
+      } catch (error) {
+        this.end(`bad message from the leader: ${(error as Error).message}`)
+      }
+    })
+    this.socket.on('error', (error) => this.end(`connection to the leader at ${address}: ${error.message}`))
+    this.socket.on('close', () => this.end('the leader closed the connection'))
+  }
+
+  get epoch(): number {
+    return this.options.epoch
+  }
+
+  private welcome(welcome: Welcome): void {
+    if (welcome.epoch !== this.options.epoch) return this.end(`the leader answered for epoch ${welcome.epoch}, expected ${this.options.epoch}`)
+    this.expected = welcome.from
+    this.epochs = welcome.epochs.map(([epoch, start]) => [epoch, start] as const)
+    this.welcomed = true
+    const { storage, file } = this.options
+    this.run(async () => {
+      if (welcome.from < storage.walLsn) {
+        log.warn({ from: welcome.from, walLsn: storage.walLsn }, `ringstream: cutting ${storage.walLsn - welcome.from} WAL bytes the leader of epoch ${welcome.epoch} does not have`)
+        await storage.cutTo(welcome.from)
+        file.cut(welcome.from)
+      }
+    })
+  }
+
+  private frames(message: FramesMessage): void {
+    if (!this.welcomed || message.epoch !== this.options.epoch) return this.end(`a batch of epoch ${message.epoch} refused (following epoch ${this.options.epoch})`)
+    if (message.fromLsn !== this.expected) return this.end(`a batch at LSN ${message.fromLsn}, expected ${this.expected}`)
+    this.expected += message.frames.length
+    this.committed = Math.max(this.committed, message.committedLsn)
+    this.queued.push(message)
+    if (!this.writing) this.flush()
+  }
+
+  private commit(epoch: number, committedLsn: number): void {
+    if (epoch !== this.options.epoch) return this.end(`a commit of epoch ${epoch} refused`)
+    this.committed = Math.max(this.committed, committedLsn)
+    if (!this.writing) this.run(() => this.options.storage.applyTo(this.committed))
+  }
+
+  /** Writes everything queued as one WAL write, acknowledges it, applies what is committed. */
+  private flush(): void {
+    this.writing = true
+    this.run(async () => {
+      const { storage, file } = this.options
+      while (this.queued.length > 0 && !this.ended) {
+        const batch = this.queued
+        this.queued = []
+        const sync = batch.some((each) => each.sync)
+        const bytes = batch.length === 1 ? batch[0]!.frames : Buffer.concat(batch.map((each) => each.frames))
+        const end = await storage.writeFrames(bytes, sync)
+        while (this.epochs.length > 0 && this.epochs[0]![1] < end) {
+          const [epoch, start] = this.epochs.shift()!
+          file.begin(epoch, start)
+        }
+        if (!this.socket.destroyed) this.socket.write(encodeAck(end))
+        await storage.applyTo(Math.min(this.committed, end))
+      }
+      this.writing = false
+    })
+  }
+
+  private run(step: () => Promise<void>): void {
+    this.work = this.work.then(step).catch((error: unknown) => {
+      this.writing = false
+      this.end(`replicating failed: ${(error as Error).message}`)
+    })
+  }
+
+  private end(reason: string): void {
+    if (this.ended) return
+    this.ended = true
+    this.socket.destroy()
+    this.options.onEnd(reason)
+  }
+
+  /** Closes the connection and waits until nothing it started is still writing. */
+  async close(): Promise<void> {
+    this.ended = true
+    this.socket.destroy()
+    await this.work
+  }
+}

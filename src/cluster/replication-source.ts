@@ -1,0 +1,265 @@
+// cluster/replication-source.ts — a shard leader's side of replication. Every WAL batch the
+// leader writes is kept in memory for a while (recent, bounded) and sent to each follower
+// connected to it, in LSN order, without waiting for earlier answers (the socket keeps
+// the order; its buffer bounds what is in flight). A follower behind what memory keeps
+// is sent batches read back from the WAL files. Followers acknowledge the LSN they have
+// written (and synced, when the batch asked for it); an append is acknowledged to its
+// client once a majority of the shard's replicas, this leader included, has its batch
+// (the AckGate durable storage asks). The leader acknowledges nothing once its own lease
+// deadline has passed, and steps down when no majority answers within one lease TTL.
+
+import type { Socket } from 'node:net'
+import { StreamError } from '../protocol/errors.js'
+import type { AckGate, DurableStorage } from '../storage/durable.js'
+import { WalRetiredError } from '../storage/wal/wal-source.js'
+import { log } from '../util/log.js'
+import { type Hello, MessageReader, MessageType, encodeCommit, encodeFramesHead, encodeJson } from './replication-wire.js'
+import { type ReplicaFile, divergence } from './replica-file.js'
+
+/** WAL bytes kept in memory for followers: a follower further behind reads the files. */
+const RECENT_BYTES_MAX = 64 * 1024 * 1024
+/** At most this much is sent per message. */
+const SEND_BYTES_MAX = 4 * 1024 * 1024
+/** A follower's socket buffer beyond which nothing more is sent until it drains. */
+const SOCKET_BUFFER_MAX = 8 * 1024 * 1024
+
+interface Batch {
+  readonly start: number
+  readonly end: number
+  readonly bytes: Buffer
+  readonly sync: boolean
+}
+
+interface Waiter {
+  readonly lsn: number
+  readonly sinceMs: number
+  readonly resolve: () => void
+  readonly reject: (error: unknown) => void
+}
+
+export interface FollowerStatus {
+  readonly nodeId: string
+  readonly ackedLsn: number
+  readonly sentLsn: number
+}
+
+export interface SourceOptions {
+  readonly storage: DurableStorage
+  readonly file: ReplicaFile
+  readonly epoch: number
+  readonly replicas: number
+  /** Acknowledgements wait at most this long for a majority before the leader steps down. */
+  readonly ackTimeoutMs: number
+  /** The leader's own lease deadline has not passed. */
+  readonly leaseValid: () => boolean
+  /** Leadership cannot go on (the reason is logged and put in every failed answer). */
+  readonly stepDown: (reason: string) => void
+}
+
+class Session {
+  acked: number
+  sent: number
+  committedSent = 0
+  reading = false
+
+  constructor(
+    readonly nodeId: string,
+    readonly socket: Socket,
+    from: number,
+  ) {
+    this.acked = from
+    this.sent = from
+  }
+}
+
+export class ReplicationSource implements AckGate {
+  private recent: Batch[] = []
+  private recentBytes = 0
+  private readonly sessions = new Map<string, Session>()
+  private waiters: Waiter[] = []
+  private timer: NodeJS.Timeout | undefined
+  private stopped: string | undefined
+  committedLsn: number
+
+  constructor(private readonly options: SourceOptions) {
+    this.committedLsn = 0
+    this.timer = setInterval(() => this.checkWaiters(), Math.max(20, Math.floor(options.ackTimeoutMs / 10)))
+    this.timer.unref()
+  }
+
+  private get quorum(): number {
+    return Math.floor(this.options.replicas / 2) + 1
+  }
+
+  /** Oldest LSN a connected follower has not acknowledged: its WAL segments are kept. */
+  get neededLsn(): number {
+    let needed = Number.MAX_SAFE_INTEGER
+    for (const session of this.sessions.values()) needed = Math.min(needed, session.acked)
+    return needed
+  }
+
+  followers(): FollowerStatus[] {
+    return [...this.sessions.values()].map((session) => ({ nodeId: session.nodeId, ackedLsn: session.acked, sentLsn: session.sent }))
+  }
+
+  /** The WAL wrote a batch: keep it for the followers and send it. */
+  written(buffers: readonly Uint8Array[], start: number, end: number, sync: boolean): void {
+    const bytes = buffers.length === 1 ? Buffer.from(buffers[0]!.buffer, buffers[0]!.byteOffset, buffers[0]!.length) : Buffer.concat(buffers as Uint8Array[], end - start)
+    this.recent.push({ start, end, bytes, sync })
+    this.recentBytes += bytes.length
+    while (this.recentBytes > RECENT_BYTES_MAX && this.recent.length > 1) this.recentBytes -= this.recent.shift()!.bytes.length
+    for (const session of this.sessions.values()) this.pump(session)
+    this.advance()
+  }
+
+  acknowledged(lsn: number): Promise<void> | undefined {
+    if (this.stopped !== undefined) return Promise.reject(notLeader(this.stopped))
+    if (lsn <= this.committedLsn) return undefined
+    return new Promise((resolve, reject) => this.waiters.push({ lsn, sinceMs: performance.now(), resolve, reject }))
+  }
+
+  /** A follower connected and said HELLO: find where its log parts from ours, then stream. */
+  attach(socket: Socket, hello: Hello, reader: MessageReader): void {
+    const { storage, file, epoch } = this.options
+    if (this.stopped !== undefined) return refuse(socket, `not the leader: ${this.stopped}`)
+    const from = Math.min(hello.lsn, divergence(file.history, storage.walLsn, hello.epochs, hello.lsn))
+    const previous = this.sessions.get(hello.nodeId)
+    if (previous !== undefined) previous.socket.destroy()
+    const session = new Session(hello.nodeId, socket, from)
+    this.sessions.set(hello.nodeId, session)
+    socket.setNoDelay(true)
+    socket.write(encodeJson(MessageType.Welcome, { epoch, from, epochs: file.history.filter(([, start]) => start >= from) }))
+    log.info({ follower: hello.nodeId, from, followerLsn: hello.lsn }, `ringstream: follower ${hello.nodeId} joined at LSN ${from}`)
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        reader.push(chunk, (message) => {
+          if (message.type !== MessageType.Ack) throw new Error(`unexpected message ${message.type} from a follower`)
+          if (message.lsn > session.acked) session.acked = message.lsn
+          this.advance()
+        })
+      } catch (error) {
+        log.warn({ follower: hello.nodeId }, `ringstream: dropping follower ${hello.nodeId}: ${(error as Error).message}`)
+        socket.destroy()
+      }
+    })
+    socket.on('drain', () => this.pump(session))
+    socket.on('close', () => {
+      if (this.sessions.get(hello.nodeId) === session) this.sessions.delete(hello.nodeId)
+    })
+    this.pump(session)
+  }
+
+  /** Sends a follower what it has not been sent, while its socket takes it. */
+  private pump(session: Session): void {
+    const { socket } = session
+    if (session.reading || socket.destroyed || this.stopped !== undefined) return
+    const { epoch, storage } = this.options
+    while (session.sent < storage.walLsn && socket.writableLength < SOCKET_BUFFER_MAX) {
+      const index = this.recentIndex(session.sent)
+      if (index === undefined) return this.readBack(session)
+      let end = index
+      let bytes = 0
+      let sync = false
+      while (end < this.recent.length && bytes < SEND_BYTES_MAX) {
+        bytes += this.recent[end]!.bytes.length
+        sync ||= this.recent[end]!.sync
+        end++
+      }
+      socket.cork()
+      socket.write(encodeFramesHead(epoch, session.sent, this.committedLsn, sync, bytes))
+      for (let i = index; i < end; i++) socket.write(this.recent[i]!.bytes)
+      socket.uncork()
+      session.sent = this.recent[end - 1]!.end
+      session.committedSent = this.committedLsn
+    }
+    if (session.committedSent < this.committedLsn && session.sent >= storage.walLsn) {
+      socket.write(encodeCommit(epoch, this.committedLsn))
+      session.committedSent = this.committedLsn
+    }
+  }
+
+  /** The index of the kept batch starting at `lsn`; undefined: older than memory keeps. */
+  private recentIndex(lsn: number): number | undefined {
+    let low = 0
+    let high = this.recent.length - 1
+    while (low <= high) {
+      const middle = (low + high) >> 1
+      const start = this.recent[middle]!.start
+      if (start === lsn) return middle
+      if (start < lsn) low = middle + 1
+      else high = middle - 1
+    }
+    return undefined
+  }
+
+  private readBack(session: Session): void {
+    session.reading = true
+    const { storage, epoch } = this.options
+    storage.readWal(session.sent, SEND_BYTES_MAX).then(
+      ({ bytes, endLsn }) => {
+        session.reading = false
+        if (session.socket.destroyed || bytes.length === 0) return
+        session.socket.write(encodeFramesHead(epoch, session.sent, this.committedLsn, true, bytes.length))
+        session.socket.write(bytes)
+        session.sent = endLsn
+        this.pump(session)
+      },
+      (error: unknown) => {
+        session.reading = false
+        const reason = error instanceof WalRetiredError ? `it is behind what this leader's WAL keeps (${error.message}): it needs a snapshot` : (error as Error).message
+        log.warn({ follower: session.nodeId }, `ringstream: cannot send follower ${session.nodeId} LSN ${session.sent}: ${reason}`)
+        refuse(session.socket, reason)
+      },
+    )
+  }
+
+  /** The majority position moved on: acknowledge what it covers. */
+  private advance(): void {
+    if (this.stopped !== undefined) return
+    const positions = [this.options.storage.walLsn]
+    for (const session of this.sessions.values()) positions.push(session.acked)
+    if (positions.length < this.quorum) return
+    positions.sort((a, b) => b - a)
+    const majority = positions[this.quorum - 1]!
+    if (majority <= this.committedLsn) return
+    if (!this.options.leaseValid()) return this.stop('its etcd lease deadline passed before a majority had the batch')
+    this.committedLsn = majority
+    let done = 0
+    while (done < this.waiters.length && this.waiters[done]!.lsn <= majority) this.waiters[done++]!.resolve()
+    if (done > 0) this.waiters.splice(0, done)
+    for (const session of this.sessions.values()) this.pump(session)
+  }
+
+  private checkWaiters(): void {
+    const oldest = this.waiters[0]
+    if (oldest === undefined || this.stopped !== undefined) return
+    if (!this.options.leaseValid()) return this.stop('its etcd lease deadline passed')
+    const waited = performance.now() - oldest.sinceMs
+    if (waited > this.options.ackTimeoutMs) {
+      const have = 1 + this.sessions.size
+      this.stop(`no majority of the shard's ${this.options.replicas} replicas acknowledged within ${this.options.ackTimeoutMs} ms (${have} connected, ${this.quorum} needed)`)
+    }
+  }
+
+  /** Stops leading: every waiting append fails (503), followers are dropped. */
+  stop(reason: string): void {
+    if (this.stopped !== undefined) return
+    this.stopped = reason
+    if (this.timer !== undefined) clearInterval(this.timer)
+    const error = notLeader(reason)
+    for (const waiter of this.waiters) waiter.reject(error)
+    this.waiters = []
+    for (const session of this.sessions.values()) session.socket.destroy()
+    this.sessions.clear()
+    this.recent = []
+    this.options.stepDown(reason)
+  }
+}
+
+function notLeader(reason: string): StreamError {
+  return new StreamError('REPLICAS_UNAVAILABLE', `this node stopped leading its shard: ${reason}; the write may or may not have been kept: retry (an idempotent producer's retry is answered as a duplicate if it was)`)
+}
+
+function refuse(socket: Socket, reason: string): void {
+  socket.end(encodeJson(MessageType.Refuse, { reason }))
+}
