@@ -194,7 +194,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   replicationListen: undefined,
   leaseTtlMs: 2000,
   proxyAdmin: undefined,
-  proxyBackend: 'ringstream',
+  proxyBackend: 'nodes',
 }
 
 /** Half the process's descriptor limit (the rest is for connections), within [256, 16384]:
@@ -244,7 +244,7 @@ export function validateConfig(config: ServerConfig): void {
   for (const [name, value] of [['cluster URL', config.clusterUrl], ['node URL', config.nodeUrl]] as const) {
     if (value !== undefined && !/^https?:\/\/[^/]+$/.test(value)) fail(`the ${name} must be http(s)://host[:port] with no path`)
   }
-  if (config.nodeUrl !== undefined && config.clusterUrl === undefined) fail('--node-url needs --cluster-url')
+  if (config.nodeUrl !== undefined && config.clusterUrl === undefined && config.etcd === undefined) fail('--node-url needs --cluster-url or --etcd')
   if (config.subscriptionsMax < 1 || config.subscriptionLinksMax < 1 || config.wakeStreamsMax < 1) fail('subscription limits must be at least 1')
   if (config.webhookDeliveriesMax < 1 || config.webhookTimeoutMs < 100) fail('webhook deliveries need at least 1 slot and a timeout of at least 100 ms')
   if (!Number.isInteger(config.replicas) || config.replicas < 1 || config.replicas > 9) fail('--replicas must be 1 .. 9')

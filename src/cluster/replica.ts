@@ -193,9 +193,10 @@ export class ShardReplica implements ShardRouting {
     }
     const { kv, revision } = await this.etcd.get(this.keys.leader)
     if (kv !== undefined) return this.follow(kv, revision)
-    await this.closeSink()
     this.role = 'candidate'
     this.leader = undefined
+    this.problem ??= 'no leader: an election is under way'
+    await this.closeSink()
     await this.campaign()
     await sleep(CANDIDATE_POLL_MS)
   }
@@ -271,6 +272,8 @@ export class ShardReplica implements ShardRouting {
   private async campaign(): Promise<void> {
     const { kv: epochKv } = await this.etcd.get(this.keys.epoch)
     const after = epochKv?.modRevision ?? 0
+    // The epoch key names the last leader: on a tie it stands last (it may be the one failing).
+    const previous = epochKv?.value
     const { storage } = this.options
     const file = this.file!
     const vote: Vote = { nodeId: this.options.nodeId, after, lastEpoch: file.lastEpoch, lsn: storage.walLsn }
@@ -286,7 +289,7 @@ export class ShardReplica implements ShardRouting {
       return
     }
     this.problem = 'no leader: an election is under way'
-    votes.sort(newestFirst)
+    votes.sort((a, b) => newestFirst(a, b) || (a.nodeId === previous ? 1 : 0) - (b.nodeId === previous ? 1 : 0) || (a.nodeId < b.nodeId ? -1 : 1))
     if (votes[0]!.nodeId !== this.options.nodeId) return
     const leader: LeaderInfo = { nodeId: this.options.nodeId, url: this.options.nodeUrl(), replication: this.advertised }
     const result = await this.etcd.txn(
@@ -346,8 +349,8 @@ export class ShardReplica implements ShardRouting {
   // --- ShardRouting (http/) ---
 
   notServing(): StreamError | undefined {
-    if (this.problem === undefined) return undefined
-    return new StreamError(this.role === 'leader' ? 'REPLICAS_UNAVAILABLE' : 'NO_LEADER', `shard ${this.options.shard}: ${this.problem}`)
+    if (this.problem === undefined && (this.role === 'leader' || this.leader !== undefined)) return undefined
+    return new StreamError(this.role === 'leader' ? 'REPLICAS_UNAVAILABLE' : 'NO_LEADER', `shard ${this.options.shard}: ${this.problem ?? 'no leader known yet'}`)
   }
 
   leaderUrl(): string | undefined {
@@ -388,9 +391,9 @@ export class ShardReplica implements ShardRouting {
   }
 }
 
-/** Newest log first: the epoch of its last batch, then its end; ties go to the smaller id. */
+/** Newest log first: the epoch of its last batch, then its end. */
 function newestFirst(a: Vote, b: Vote): number {
-  return b.lastEpoch - a.lastEpoch || b.lsn - a.lsn || (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)
+  return b.lastEpoch - a.lastEpoch || b.lsn - a.lsn
 }
 
 function parseJson<T>(text: string): T | undefined {
