@@ -1,96 +1,210 @@
 #!/usr/bin/env bash
-# deploy/local-cluster.sh — a ringstream cluster on one machine: N nodes (node i on port P+i,
-# its data in D/node-i, its pid in D/node-i.pid) behind HAProxy on port P (deploy/haproxy.cfg
-# with the nodes filled in), in the foreground. A node that dies (kill -9, a crash) is
-# started again after a second, as a service manager would; meanwhile its streams answer
-# 503. SIGTERM or SIGINT stops HAProxy, then the nodes (gracefully: each writes its final
-# checkpoint). If HAProxy exits by itself, everything stops.
+# deploy/local-cluster.sh — a ringstream cluster on one machine, in the foreground: N nodes
+# (node i is node-i, on port P+i, its data in D/node-i, its pid in D/node-i.pid) behind
+# HAProxy on port P (deploy/haproxy.cfg with the servers filled in). A node that exits
+# (kill -9, a crash, a leader stepping down with status 75) is started again after a second,
+# as a service manager would. SIGTERM or SIGINT stops HAProxy, then the nodes (gracefully:
+# each writes its final checkpoint), then etcd. If HAProxy exits by itself, everything stops.
 #
-#   deploy/local-cluster.sh --nodes 3 --port 4437 --data-dir ./cluster [-- extra ringstream flags]
+#   deploy/local-cluster.sh [--nodes N] [--replicas R] [--port P] [--data-dir D] [-- extra ringstream flags]
 #
-# Prints `cluster ready on http://127.0.0.1:P (N nodes)` once every node answers /readyz.
+# Defaults: 3 nodes, 1 replica, port 4437, ./cluster.
+# --replicas 1: N independent nodes, the proxy hashes stream paths onto them; a dead node's
+#   streams answer 503 until it is back.
+# --replicas R > 1 (N a multiple of R): N/R shards named 1..N/R, node i a replica of shard
+#   ceil(i/R). etcd elects each shard's leader: one member, started first, data in D/etcd, log
+#   in D/etcd.log, client URL http://127.0.0.1:P+1000, peer port P+1001 (Debian: apt-get install
+#   etcd-server). The proxy hashes paths onto shards (server shard-S, first pointed at the
+#   shard's first node); a new leader repoints its shard's server through HAProxy's admin
+#   socket D/haproxy.sock, and a follower forwards what reaches it to its leader.
+# D/cluster.json, rewritten whenever a node starts: {"proxy", "etcd" (or null), "nodes":
+#   [{"id", "url", "pid", "shard" (or null)}]}.
+# Prints `cluster ready on http://127.0.0.1:P (N nodes)`, with R > 1
+# `… (N nodes, S shards of R replicas)`, once every node answers /readyz.
 set -euo pipefail
 
 nodes=3
+replicas=1
 port=4437
 data=./cluster
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) nodes="$2"; shift 2 ;;
+    --replicas) replicas="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --data-dir) data="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "local-cluster.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-command -v haproxy >/dev/null || { echo "local-cluster.sh: haproxy is not installed (Debian: apt-get install haproxy)" >&2; exit 2; }
+fail() { echo "local-cluster.sh: $1" >&2; exit 2; }
+for value in "$nodes" "$replicas" "$port"; do [[ "$value" =~ ^[1-9][0-9]*$ ]] || fail "--nodes, --replicas and --port take a positive integer, got \"$value\""; done
+[ "$replicas" -le 9 ] || fail "--replicas must be 1 .. 9 (ringstream's own limit)"
+[ $((nodes % replicas)) -eq 0 ] || fail "--nodes ($nodes) must be a multiple of --replicas ($replicas): every shard has R replicas"
+shards=$((nodes / replicas))
+command -v haproxy >/dev/null || fail "haproxy is not installed (Debian: apt-get install haproxy)"
+etcd_url=""
+if [ "$replicas" -gt 1 ]; then
+  command -v etcd >/dev/null || fail "--replicas $replicas needs etcd, which is not installed (Debian: apt-get install etcd-server)"
+  # Node ports are P+1 .. P+N: etcd's ports sit above them.
+  [ "$nodes" -lt 1000 ] || fail "--nodes must be below 1000 with --replicas (etcd listens on P+1000 and P+1001)"
+  [ $((port + 1001)) -le 65535 ] || fail "--port must be at most 64534 with --replicas (etcd listens on P+1000 and P+1001)"
+  etcd_url="http://127.0.0.1:$((port + 1000))"
+fi
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 mkdir -p "$data"
 proxy="http://127.0.0.1:${port}"
+shard_of() { echo $(( ($1 + replicas - 1) / replicas )); }
 
-supervisors=()
-haproxy_pid=""
-stop() {
-  trap - TERM INT
-  touch "$data/.stopping"
-  [ -n "$haproxy_pid" ] && kill -TERM "$haproxy_pid" 2>/dev/null || true
-  for i in $(seq 1 "$nodes"); do [ -f "$data/node-$i.pid" ] && kill -TERM "$(cat "$data/node-$i.pid")" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -f "$data/.stopping"
+# Pid files and cluster.json are written under one lock: supervisors start nodes
+# concurrently, and a writer must not rename a file made from pids older than another's.
+with_lock() { ( flock 9; "$@" ) 9> "$data/.cluster.lock"; }
+write_cluster_json() {
+  local tmp="$data/cluster.json.tmp" i pid shard entries=""
+  for i in $(seq 1 "$nodes"); do
+    pid="$(cat "$data/node-$i.pid" 2>/dev/null || true)"
+    shard=null; [ "$replicas" -eq 1 ] || shard="\"$(shard_of "$i")\""
+    entries+="${entries:+, }{\"id\": \"node-$i\", \"url\": \"http://127.0.0.1:$((port + i))\", \"pid\": ${pid:-null}, \"shard\": $shard}"
+  done
+  printf '{"proxy": "%s", "etcd": %s, "nodes": [%s]}\n' "$proxy" "$([ -n "$etcd_url" ] && echo "\"$etcd_url\"" || echo null)" "$entries" > "$tmp"
+  mv -f "$tmp" "$data/cluster.json"
 }
-trap 'stop; exit 0' TERM INT
-rm -f "$data/.stopping"
+record_pid() { echo "$2" > "$data/$1.pid"; [[ "$1" != node-* ]] || write_cluster_json; }
 
-# Runs node i, again whenever it exits, until the cluster stops.
+# Runs a command (name: $1, output appended to $2 unless it is -), again a second after it
+# exits, until this subshell gets SIGTERM, which it passes on before waiting for the exit.
 supervise() {
-  local i="$1" node_port="$2"
-  while :; do
-    node "$root/bin/ringstream.js" --port "$node_port" --data-dir "$data/node-$i" \
-      --cluster-url "$proxy" --node-url "http://127.0.0.1:${node_port}" "${extra[@]}" &
-    local pid=$!
-    echo "$pid" > "$data/node-$i.pid"
-    echo "node-$i pid $pid on http://127.0.0.1:${node_port} data $data/node-$i"
-    wait "$pid" || true
-    [ -e "$data/.stopping" ] && return 0
-    echo "node-$i exited; starting it again in 1 s"
+  local name="$1" log="$2" pid="" stopping="" status
+  shift 2
+  trap 'stopping=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || true' TERM
+  while [ -z "$stopping" ]; do
+    if [ "$log" = - ]; then "$@" & else "$@" >> "$log" 2>&1 & fi
+    pid=$!
+    [ -z "$stopping" ] || kill -TERM "$pid" 2>/dev/null || true
+    with_lock record_pid "$name" "$pid"
+    announce "$name" "$pid"
+    status=0
+    wait "$pid" 2>/dev/null || status=$?  # (bash's own "Killed" line: the one below says it)
+    # The trap ends `wait` early: wait again until the process has exited.
+    while [ -n "$stopping" ] && kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || true; done
+    [ -z "$stopping" ] || break
+    echo "$name exited; starting it again in 1 s (exit status $status$([ "$status" -ne 75 ] || echo ': a leader stepping down'))"
     sleep 1
   done
 }
+announce() {
+  case "$1" in
+    etcd) echo "etcd pid $2 on $etcd_url data $data/etcd log $data/etcd.log" ;;
+    node-*)
+      local i="${1#node-}"
+      echo "$1 pid $2 on http://127.0.0.1:$((port + i)) data $data/$1$([ "$replicas" -eq 1 ] || echo " shard $(shard_of "$i")")" ;;
+  esac
+}
 
-servers=""
+# Polls until every URL answers 2xx. When a pid in $3 (comma-separated) has exited, or after
+# $2 seconds, it says so and the cluster stops. $1 says what is awaited.
+wait_ready() {
+  node -e '
+    const [what, seconds, pids, ...urls] = process.argv.slice(1)
+    const alive = (pid) => { try { process.kill(Number(pid), 0); return true } catch { return false } }
+    const ready = async (url) => { try { return (await fetch(url, { signal: AbortSignal.timeout(2000) })).ok } catch { return false } }
+    const deadline = Date.now() + Number(seconds) * 1000
+    const wait = async () => {
+      for (;;) {
+        if ((await Promise.all(urls.map(ready))).every(Boolean)) return
+        if (!pids.split(",").every(alive)) { console.error(`local-cluster.sh: a process exited while waiting for ${what}`); process.exit(1) }
+        if (Date.now() > deadline) { console.error(`local-cluster.sh: ${what} not ready after ${seconds} s`); process.exit(1) }
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    wait()
+  ' "$@" &
+  waiter_pid=$!
+  local status=0
+  wait "$waiter_pid" || status=$?
+  waiter_pid=""
+  [ "$status" -eq 0 ] || { stop; exit 1; }
+}
+
+node_supervisors=()
+etcd_supervisor=""
+haproxy_pid=""
+waiter_pid=""
+stop() {
+  trap - TERM INT
+  local pid
+  [ -z "$waiter_pid" ] || kill -TERM "$waiter_pid" 2>/dev/null || true
+  [ -z "$haproxy_pid" ] || kill -TERM "$haproxy_pid" 2>/dev/null || true
+  for pid in "${node_supervisors[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${node_supervisors[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # etcd last: a closing node revokes its lease there.
+  [ -z "$etcd_supervisor" ] || kill -TERM "$etcd_supervisor" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap 'stop; exit 0' TERM INT
+
+for i in $(seq 1 "$nodes"); do rm -f "$data/node-$i.pid"; done
+rm -f "$data/etcd.pid" "$data/haproxy.pid"
+with_lock write_cluster_json
+
+if [ -n "$etcd_url" ]; then
+  peer="http://127.0.0.1:$((port + 1001))"
+  # In a session of its own, so that a ^C in the terminal reaches the nodes but not etcd,
+  # which they still need while they stop. The --initial-* flags matter only the first time.
+  # etcd grants no lease shorter than 1.5 election timeouts (2 s by default): a lone member
+  # needs no election slack, and with these --lease-ttl-ms 1000 means 1 s.
+  supervise etcd "$data/etcd.log" setsid etcd --name local-cluster --data-dir "$data/etcd" \
+    --heartbeat-interval 50 --election-timeout 500 \
+    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+    --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" --initial-cluster "local-cluster=$peer" &
+  etcd_supervisor=$!
+  wait_ready "etcd (its log: $data/etcd.log)" 30 "$etcd_supervisor" "$etcd_url/health"
+fi
+
+# The proxy's servers: one per node, or with replicas one per shard (at first its first
+# node; its leader repoints it). The health backend watches every node either way.
+node_servers=""
+for i in $(seq 1 "$nodes"); do node_servers+="  server node$i 127.0.0.1:$((port + i))"$'\n'; done
+proxy_servers="$node_servers"
+haproxy_files=(-f "$data/haproxy.cfg")
+if [ "$replicas" -gt 1 ]; then
+  proxy_servers=""
+  for s in $(seq 1 "$shards"); do proxy_servers+="  server shard-$s 127.0.0.1:$((port + (s - 1) * replicas + 1))"$'\n'; done
+  printf '%s\n' '# Written by deploy/local-cluster.sh: the runtime API a new shard leader repoints its server through.' \
+    'global' "  stats socket \"$data/haproxy.sock\" mode 600 level admin" > "$data/haproxy-admin.cfg"
+  haproxy_files+=(-f "$data/haproxy-admin.cfg")
+fi
+# The template with its example servers replaced by these.
+awk -v proxy_servers="$proxy_servers" -v node_servers="$node_servers" '
+  /^backend / { backend = $2 }
+  /^  # @SERVERS@/ { printf "%s", (backend == "nodes" ? proxy_servers : node_servers); skip = 1; print; next }
+  skip && /^  server / { next }
+  { skip = 0; print }' "$here/haproxy.cfg" > "$data/haproxy.cfg"
+# Before the nodes: a shard's first leader finds the admin socket there.
+RINGSTREAM_PROXY_BIND="127.0.0.1:${port}" haproxy -db "${haproxy_files[@]}" &
+haproxy_pid=$!
+echo "$haproxy_pid" > "$data/haproxy.pid"
+
 for i in $(seq 1 "$nodes"); do
   node_port=$((port + i))
-  supervise "$i" "$node_port" &
-  supervisors+=($!)
-  servers+="  server node$i 127.0.0.1:${node_port}"$'\n'
+  args=(node "$root/bin/ringstream.js" --port "$node_port" --data-dir "$data/node-$i" --cluster-url "$proxy" --node-url "http://127.0.0.1:${node_port}")
+  if [ "$replicas" -gt 1 ]; then
+    args+=(--etcd "$etcd_url" --replicas "$replicas" --shard "$(shard_of "$i")" --node-id "node-$i" --proxy-admin "$data/haproxy.sock" --proxy-backend nodes)
+  fi
+  supervise "node-$i" - "${args[@]}" "${extra[@]}" &
+  node_supervisors+=($!)
 done
 
-# The template with its example servers replaced by these nodes.
-awk -v servers="$servers" '/^  # @SERVERS@/ { printf "%s", servers; skip = 1; print; next } skip && /^  server / { next } { skip = 0; print }' \
-  "$here/haproxy.cfg" > "$data/haproxy.cfg"
-RINGSTREAM_PROXY_BIND="127.0.0.1:${port}" haproxy -db -f "$data/haproxy.cfg" &
-haproxy_pid=$!
-
-node -e '
-  const [pids, proxy, ...nodes] = process.argv.slice(1)
-  const alive = (pid) => { try { process.kill(Number(pid), 0); return true } catch { return false } }
-  const ready = async (url) => { try { return (await fetch(url)).ok } catch { return false } }
-  const deadline = Date.now() + 60_000
-  const wait = async () => {
-    for (;;) {
-      const all = await Promise.all([...nodes.map((n) => ready(`${n}/readyz`)), ready(`${proxy}/healthz`)])
-      if (all.every(Boolean)) return
-      if (!pids.split(",").every(alive)) { console.error("local-cluster.sh: a node or HAProxy exited during startup"); process.exit(1) }
-      if (Date.now() > deadline) { console.error("local-cluster.sh: nodes not ready after 60 s"); process.exit(1) }
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
-  wait()
-' "$(IFS=,; echo "${supervisors[*]},${haproxy_pid}")" "$proxy" $(for i in $(seq 1 "$nodes"); do echo "http://127.0.0.1:$((port + i))"; done)
-echo "cluster ready on ${proxy} (${nodes} nodes)"
+pids="$(IFS=,; echo "${node_supervisors[*]},${haproxy_pid}${etcd_supervisor:+,$etcd_supervisor}")"
+wait_ready "the nodes" 60 "$pids" "${proxy}/healthz" $(for i in $(seq 1 "$nodes"); do echo "http://127.0.0.1:$((port + i))/readyz"; done)
+if [ "$replicas" -eq 1 ]; then
+  echo "cluster ready on ${proxy} (${nodes} nodes)"
+else
+  echo "cluster ready on ${proxy} (${nodes} nodes, ${shards} shards of ${replicas} replicas)"
+fi
 
 # HAProxy exiting ends the cluster.
 set +e

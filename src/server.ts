@@ -14,6 +14,7 @@ import { type MetricSources, ServerMetrics } from './metrics/metrics.js'
 import { DataDirLock } from './storage/data-dir-lock.js'
 import type { DurableStorage, RecoveryReport } from './storage/durable.js'
 import { type OpenedStorage, type StorageSettings, openStorage } from './storage/open.js'
+import { installSnapshot } from './storage/snapshot-install.js'
 import { Engine } from './streams/engine.js'
 import { recoverEngine } from './streams/recovery.js'
 import { type Subscriptions, setUpSubscriptions } from './subscriptions/setup.js'
@@ -125,6 +126,7 @@ class Server implements RingstreamServer {
     const http = await openListener(ctx, config)
     this.http = http
     const replicated = config.replicas > 1 && opened.durable !== undefined
+    if (replicated && installSnapshot(config.dataDir)) log.info({}, `ringstream: installed the snapshot received from the shard's leader`)
     if (opened.durable !== undefined) {
       try {
         this.recovery = await recoverEngine(engine, opened.durable, config.residentStreamsMax, replicated)

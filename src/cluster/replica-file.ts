@@ -55,6 +55,11 @@ export class ReplicaFile {
     return file
   }
 
+  /** Writes the file for a snapshot being received into `dir` (its epochs: the leader's up to the snapshot). */
+  static write(dir: string, identity: Identity, epochs: readonly EpochEntry[]): void {
+    new ReplicaFile(join(dir, 'replica.json'), identity, epochs.map(([epoch, start]) => [epoch, start] as const)).save()
+  }
+
   /** The epoch of the last batch in this WAL (0: none yet). */
   get lastEpoch(): number {
     return this.epochs[this.epochs.length - 1]?.[0] ?? 0

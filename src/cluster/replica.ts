@@ -250,6 +250,11 @@ export class ShardReplica implements ShardRouting {
         identity: this.identity,
         address: info.replication,
         epoch,
+        dataDir: this.options.dataDir,
+        onSnapshot: () => {
+          this.closed = true
+          this.options.stepDown('a snapshot from the leader waits to be installed')
+        },
         onEnd: (reason) => {
           this.sinkEnded = true
           if (!this.closed) log.warn({ shard: this.options.shard, epoch }, `ringstream: replica ${this.options.nodeId}: replication from ${info.nodeId} ended: ${reason}`)
@@ -312,7 +317,7 @@ export class ShardReplica implements ShardRouting {
     this.problem = `leading epoch ${epoch}: waiting for a majority to hold everything before serving`
     file.begin(epoch, storage.walLsn)
     log.info({ shard: this.options.shard, epoch, walLsn: storage.walLsn }, `ringstream: replica ${this.options.nodeId} leads shard ${this.options.shard} in epoch ${epoch}`)
-    const source = new ReplicationSource({ storage, file, epoch, replicas, ackTimeoutMs: leaseTtlMs, leaseValid: () => this.lease.valid, stepDown: (reason) => this.stepDown(reason) })
+    const source = new ReplicationSource({ storage, dataDir: this.options.dataDir, file, epoch, replicas, ackTimeoutMs: leaseTtlMs, leaseValid: () => this.lease.valid, stepDown: (reason) => this.stepDown(reason) })
     this.source = source
     storage.onWalWritten = (buffers, start, end, sync) => source.written(buffers, start, end, sync)
     await storage.lead(source)

@@ -6,11 +6,14 @@
 // applies a batch's records — with recovery's code — only once the leader says a majority
 // has it (the committed LSN in each message): what it applied is never cut.
 
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises'
 import { type Socket, connect } from 'node:net'
+import { join } from 'node:path'
+import { SNAPSHOT_INCOMING, SNAPSHOT_READY } from '../storage/snapshot-install.js'
 import type { DurableStorage } from '../storage/durable.js'
 import { log } from '../util/log.js'
-import type { EpochEntry, Identity, ReplicaFile } from './replica-file.js'
-import { type FramesMessage, MessageReader, MessageType, type Welcome, encodeAck, encodeJson } from './replication-wire.js'
+import { type EpochEntry, type Identity, ReplicaFile } from './replica-file.js'
+import { type FramesMessage, MessageReader, MessageType, type SnapshotBegin, type Welcome, encodeAck, encodeJson } from './replication-wire.js'
 
 export interface SinkOptions {
   readonly storage: DurableStorage
@@ -21,6 +24,27 @@ export interface SinkOptions {
   readonly epoch: number
   /** The connection ended (the reason is logged); the owner decides what next. */
   readonly onEnd: (reason: string) => void
+  readonly dataDir: string
+  /** A whole snapshot is in place: the process must start again to install it. */
+  readonly onSnapshot: () => void
+}
+
+/** What a snapshot may hold: the registry store's file and stream files, nothing else. */
+const SNAPSHOT_PATH = /^(registry\/data\.mdb|streams\/[0-9A-Za-z._-]+)$/
+
+async function closeSynced(file: FileHandle | undefined): Promise<void> {
+  if (file === undefined) return
+  await file.sync()
+  await file.close()
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
 }
 
 export class ReplicationSink {
@@ -37,6 +61,8 @@ export class ReplicationSink {
   private ended = false
   /** Chained so batches, cuts and applies happen one after another. */
   private work: Promise<void> = Promise.resolve()
+  /** A snapshot being received. */
+  private snapshot: { lsn: number; epochs: ReadonlyArray<readonly [number, number]>; file: FileHandle | undefined; files: number } | undefined
 
   constructor(private readonly options: SinkOptions) {
     const { address, identity, file, storage } = options
@@ -53,6 +79,10 @@ export class ReplicationSink {
           else if (message.type === MessageType.Frames) this.frames(message.frames)
           else if (message.type === MessageType.Commit) this.commit(message.epoch, message.committedLsn)
           else if (message.type === MessageType.Refuse) this.end(`the leader refused: ${message.reason}`)
+          else if (message.type === MessageType.Snapshot) this.snapshotBegin(message.snapshot)
+          else if (message.type === MessageType.SnapshotFile) this.snapshotFile(message.path)
+          else if (message.type === MessageType.SnapshotData) this.snapshotData(message.bytes)
+          else if (message.type === MessageType.SnapshotEnd) this.snapshotEnd()
           else throw new Error(`unexpected message ${message.type} from the leader`)
         })
       } catch (error) {
@@ -116,6 +146,57 @@ export class ReplicationSink {
         await storage.applyTo(Math.min(this.committed, end))
       }
       this.writing = false
+    })
+  }
+
+  // --- A snapshot instead of batches: written aside, installed at the next start. ---
+
+  private snapshotBegin(begin: SnapshotBegin): void {
+    const incoming = join(this.options.dataDir, SNAPSHOT_INCOMING)
+    this.snapshot = { lsn: begin.lsn, epochs: begin.epochs, file: undefined, files: 0 }
+    log.info({ lsn: begin.lsn }, `ringstream: receiving a snapshot at LSN ${begin.lsn} from the leader (this replica is behind what its WAL keeps)`)
+    this.run(async () => {
+      await rm(incoming, { recursive: true, force: true })
+      await mkdir(join(incoming, 'registry'), { recursive: true })
+      await mkdir(join(incoming, 'streams'), { recursive: true })
+    })
+  }
+
+  private snapshotFile(path: string): void {
+    const snapshot = this.snapshot
+    if (snapshot === undefined || !SNAPSHOT_PATH.test(path)) return this.end(`a snapshot file named "${path}" refused`)
+    snapshot.files++
+    this.run(async () => {
+      await closeSynced(snapshot.file)
+      snapshot.file = await open(join(this.options.dataDir, SNAPSHOT_INCOMING, path), 'w')
+    })
+  }
+
+  private snapshotData(bytes: Buffer): void {
+    const snapshot = this.snapshot
+    if (snapshot === undefined) return this.end('snapshot bytes outside a snapshot')
+    this.run(async () => {
+      if (snapshot.file === undefined) throw new Error('snapshot bytes before any file')
+      await snapshot.file.write(bytes)
+    })
+  }
+
+  private snapshotEnd(): void {
+    const snapshot = this.snapshot
+    if (snapshot === undefined) return this.end('a snapshot end outside a snapshot')
+    const { dataDir, file, onSnapshot } = this.options
+    this.run(async () => {
+      await closeSynced(snapshot.file)
+      snapshot.file = undefined
+      const incoming = join(dataDir, SNAPSHOT_INCOMING)
+      ReplicaFile.write(incoming, file.identity, snapshot.epochs)
+      for (const dir of [join(incoming, 'registry'), join(incoming, 'streams'), incoming]) await syncDir(dir)
+      await rename(incoming, join(dataDir, SNAPSHOT_READY))
+      await syncDir(dataDir)
+      log.info({ lsn: snapshot.lsn, files: snapshot.files }, `ringstream: snapshot at LSN ${snapshot.lsn} received (${snapshot.files} files): starting again to install it`)
+      this.ended = true
+      this.socket.destroy()
+      onSnapshot()
     })
   }
 

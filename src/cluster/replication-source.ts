@@ -8,12 +8,14 @@
 // (the AckGate durable storage asks). The leader acknowledges nothing once its own lease
 // deadline has passed, and steps down when no majority answers within one lease TTL.
 
+import { type FileHandle, open, rm } from 'node:fs/promises'
 import type { Socket } from 'node:net'
+import { join } from 'node:path'
 import { StreamError } from '../protocol/errors.js'
 import type { AckGate, DurableStorage } from '../storage/durable.js'
 import { WalRetiredError } from '../storage/wal/wal-source.js'
 import { log } from '../util/log.js'
-import { type Hello, MessageReader, MessageType, encodeCommit, encodeFramesHead, encodeJson } from './replication-wire.js'
+import { type Hello, MessageReader, MessageType, encodeCommit, encodeDataHead, encodeEnd, encodeFramesHead, encodeJson } from './replication-wire.js'
 import { type ReplicaFile, divergence } from './replica-file.js'
 
 /** WAL bytes kept in memory for followers: a follower further behind reads the files. */
@@ -22,6 +24,10 @@ const RECENT_BYTES_MAX = 64 * 1024 * 1024
 const SEND_BYTES_MAX = 4 * 1024 * 1024
 /** A follower's socket buffer beyond which nothing more is sent until it drains. */
 const SOCKET_BUFFER_MAX = 8 * 1024 * 1024
+/** The WAL from a snapshot's LSN is kept this long for the follower to come back for it. */
+const SNAPSHOT_HOLD_MS = 5 * 60 * 1000
+/** A snapshot file is read and sent this much at a time. */
+const SNAPSHOT_CHUNK_BYTES = 1024 * 1024
 
 interface Batch {
   readonly start: number
@@ -45,6 +51,7 @@ export interface FollowerStatus {
 
 export interface SourceOptions {
   readonly storage: DurableStorage
+  readonly dataDir: string
   readonly file: ReplicaFile
   readonly epoch: number
   readonly replicas: number
@@ -79,6 +86,8 @@ export class ReplicationSource implements AckGate {
   private waiters: Waiter[] = []
   private timer: NodeJS.Timeout | undefined
   private stopped: string | undefined
+  /** Per follower sent a snapshot: gives back the WAL kept for it. */
+  private readonly snapshotHolds = new Map<string, () => void>()
   committedLsn: number
 
   constructor(private readonly options: SourceOptions) {
@@ -120,9 +129,23 @@ export class ReplicationSource implements AckGate {
 
   /** A follower connected and said HELLO: find where its log parts from ours, then stream. */
   attach(socket: Socket, hello: Hello, reader: MessageReader): void {
-    const { storage, file, epoch } = this.options
+    const { storage, file } = this.options
     if (this.stopped !== undefined) return refuse(socket, `not the leader: ${this.stopped}`)
     const from = Math.min(hello.lsn, divergence(file.history, storage.walLsn, hello.epochs, hello.lsn))
+    this.snapshotHolds.get(hello.nodeId)?.()
+    storage.oldestWalLsn().then(
+      (oldest) => {
+        if (socket.destroyed || this.stopped !== undefined) return
+        if (from < oldest) return void this.sendSnapshot(socket, hello.nodeId, `its log ends at ${from}, this leader's WAL starts at ${oldest}`)
+        this.stream(socket, hello, reader, from)
+      },
+      () => socket.destroy(),
+    )
+  }
+
+  /** A follower this leader's WAL can bring up to date: batches from `from` on. */
+  private stream(socket: Socket, hello: Hello, reader: MessageReader, from: number): void {
+    const { file, epoch } = this.options
     const previous = this.sessions.get(hello.nodeId)
     if (previous !== undefined) previous.socket.destroy()
     const session = new Session(hello.nodeId, socket, from)
@@ -147,6 +170,41 @@ export class ReplicationSource implements AckGate {
       if (this.sessions.get(hello.nodeId) === session) this.sessions.delete(hello.nodeId)
     })
     this.pump(session)
+  }
+
+  /** A follower behind what the WAL keeps (or new and empty): a copy of this node's data
+   * as of a checkpoint; the follower installs it, starts again, and is streamed from the
+   * checkpoint's LSN (kept here meanwhile). */
+  private async sendSnapshot(socket: Socket, nodeId: string, why: string): Promise<void> {
+    const { storage, file, dataDir } = this.options
+    const dir = join(dataDir, `snapshot-out-${nodeId}`)
+    await rm(dir, { recursive: true, force: true })
+    let release: (() => void) | undefined
+    try {
+      const snapshot = await storage.snapshot(dir)
+      release = snapshot.release
+      // Kept until the follower comes back for the rest (or gives up).
+      const timer = setTimeout(() => this.snapshotHolds.get(nodeId)?.(), SNAPSHOT_HOLD_MS)
+      timer.unref()
+      this.snapshotHolds.set(nodeId, () => {
+        clearTimeout(timer)
+        snapshot.release()
+        this.snapshotHolds.delete(nodeId)
+      })
+      log.info({ follower: nodeId, lsn: snapshot.lsn, files: snapshot.files.length }, `ringstream: sending follower ${nodeId} a snapshot at LSN ${snapshot.lsn} (${why})`)
+      socket.write(encodeJson(MessageType.Snapshot, { lsn: snapshot.lsn, epochs: file.history.filter(([, start]) => start < snapshot.lsn) }))
+      for (const path of ['registry/data.mdb', ...snapshot.files]) {
+        await sendFile(socket, path, join(path.startsWith('registry/') ? dir : dataDir, path))
+        if (socket.destroyed) return
+      }
+      socket.end(encodeEnd())
+    } catch (error) {
+      log.warn({ follower: nodeId }, `ringstream: snapshot for follower ${nodeId} failed: ${(error as Error).message}`)
+      if (release !== undefined) this.snapshotHolds.get(nodeId)?.()
+      socket.destroy()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   }
 
   /** Sends a follower what it has not been sent, while its socket takes it. */
@@ -253,6 +311,33 @@ export class ReplicationSource implements AckGate {
     this.sessions.clear()
     this.recent = []
     this.options.stepDown(reason)
+  }
+}
+
+/** Sends one file of a snapshot, as long as it is now; nothing when it is gone meanwhile
+ * (a stream deleted since: the WAL replay after the snapshot's LSN deletes it anyway). */
+async function sendFile(socket: Socket, name: string, path: string): Promise<void> {
+  let handle: FileHandle
+  try {
+    handle = await open(path, 'r')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw error
+  }
+  try {
+    const size = (await handle.stat()).size
+    socket.write(encodeJson(MessageType.SnapshotFile, { path: name }))
+    let at = 0
+    while (at < size && !socket.destroyed) {
+      const chunk = Buffer.allocUnsafe(Math.min(SNAPSHOT_CHUNK_BYTES, size - at))
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, at)
+      if (bytesRead === 0) break
+      socket.write(encodeDataHead(bytesRead))
+      if (!socket.write(chunk.subarray(0, bytesRead))) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve))
+      at += bytesRead
+    }
+  } finally {
+    await handle.close()
   }
 }
 

@@ -9,6 +9,11 @@
 //   FRAMES  (leader → follower)  f64 epoch | f64 fromLsn | f64 committedLsn | u8 sync | WAL batches
 //   COMMIT  (leader → follower)  f64 epoch | f64 committedLsn
 //   ACK     (follower → leader)  f64 lsn: written (synced when the batch asked for it) up to here
+//   SNAPSHOT      (leader → follower) JSON {lsn, epochs}: instead of WELCOME when the follower is
+//                 behind what the leader's WAL keeps; a copy of the leader's data follows:
+//   SNAPSHOT_FILE JSON {path}: the bytes of this file (relative to the data directory) follow
+//   SNAPSHOT_DATA the next bytes of the current file
+//   SNAPSHOT_END  nothing: the copy is whole; the follower installs it and starts again
 //
 // The batches travel exactly as the leader's WAL holds them (checksums included): the
 // follower writes the same bytes at the same LSNs and applies them with recovery's code.
@@ -21,6 +26,10 @@ export const enum MessageType {
   Frames = 4,
   Commit = 5,
   Ack = 6,
+  Snapshot = 7,
+  SnapshotFile = 8,
+  SnapshotData = 9,
+  SnapshotEnd = 10,
 }
 
 const HEAD_BYTES = 5
@@ -50,6 +59,11 @@ export interface FramesMessage {
   readonly frames: Buffer
 }
 
+export interface SnapshotBegin {
+  readonly lsn: number
+  readonly epochs: ReadonlyArray<readonly [number, number]>
+}
+
 export type Message =
   | { readonly type: MessageType.Hello; readonly hello: Hello }
   | { readonly type: MessageType.Welcome; readonly welcome: Welcome }
@@ -57,6 +71,10 @@ export type Message =
   | { readonly type: MessageType.Frames; readonly frames: FramesMessage }
   | { readonly type: MessageType.Commit; readonly epoch: number; readonly committedLsn: number }
   | { readonly type: MessageType.Ack; readonly lsn: number }
+  | { readonly type: MessageType.Snapshot; readonly snapshot: SnapshotBegin }
+  | { readonly type: MessageType.SnapshotFile; readonly path: string }
+  | { readonly type: MessageType.SnapshotData; readonly bytes: Buffer }
+  | { readonly type: MessageType.SnapshotEnd }
 
 function head(type: MessageType, bodyLength: number, extra: number): Buffer {
   const buffer = Buffer.allocUnsafe(HEAD_BYTES + extra)
@@ -65,7 +83,7 @@ function head(type: MessageType, bodyLength: number, extra: number): Buffer {
   return buffer
 }
 
-export function encodeJson(type: MessageType.Hello | MessageType.Welcome | MessageType.Refuse, value: object): Buffer {
+export function encodeJson(type: MessageType.Hello | MessageType.Welcome | MessageType.Refuse | MessageType.Snapshot | MessageType.SnapshotFile, value: object): Buffer {
   const body = Buffer.from(JSON.stringify(value))
   return Buffer.concat([head(type, body.length, 0), body])
 }
@@ -91,6 +109,15 @@ export function encodeAck(lsn: number): Buffer {
   const buffer = head(MessageType.Ack, 8, 8)
   buffer.writeDoubleLE(lsn, 5)
   return buffer
+}
+
+/** The head of a SNAPSHOT_DATA message of `length` bytes (which follow as their own buffer). */
+export function encodeDataHead(length: number): Buffer {
+  return head(MessageType.SnapshotData, length, 0)
+}
+
+export function encodeEnd(): Buffer {
+  return head(MessageType.SnapshotEnd, 0, 0)
 }
 
 /** Cuts a byte stream into messages. Throws on a malformed one (the caller drops the peer). */
@@ -143,6 +170,14 @@ function decode(type: MessageType, body: Buffer): Message {
       return { type, epoch: body.readDoubleLE(0), committedLsn: body.readDoubleLE(8) }
     case MessageType.Ack:
       return { type, lsn: body.readDoubleLE(0) }
+    case MessageType.Snapshot:
+      return { type, snapshot: JSON.parse(body.toString('utf8')) as SnapshotBegin }
+    case MessageType.SnapshotFile:
+      return { type, path: String((JSON.parse(body.toString('utf8')) as { path: unknown }).path) }
+    case MessageType.SnapshotData:
+      return { type, bytes: body }
+    case MessageType.SnapshotEnd:
+      return { type }
     default:
       throw new Error(`unknown replication message type ${type as number}`)
   }

@@ -152,6 +152,8 @@ export class DurableStorage implements Storage {
   private leading = true
   private readonly pending = new PendingFrames()
   private applying: Promise<void> = Promise.resolve()
+  /** WAL positions kept for replicas copying a snapshot (no segment from them on retires). */
+  private readonly holds = new Set<{ readonly lsn: number }>()
   /** Told each batch written to the WAL (a leader ships it; cluster/). */
   onWalWritten: ((buffers: readonly Uint8Array[], startLsn: number, endLsn: number, sync: boolean) => void) | undefined
 
@@ -246,6 +248,39 @@ export class DurableStorage implements Storage {
   /** Whole WAL batches from `fromLsn` (a replica behind the batches kept in memory). */
   readWal(fromLsn: number, bytesMax: number): Promise<WalFrames> {
     return readWalFrames(this.options.io, this.paths, fromLsn, this.walLsn, bytesMax)
+  }
+
+  /** A copy for a new replica (cluster/): the registry store as of a checkpoint, taken
+   * while no other checkpoint runs, into `dir`/registry, and the names of the stream files
+   * (relative to the data directory) as they are now — each holds at least what that
+   * checkpoint recorded; bytes past it are written again when the replica replays the WAL
+   * from the checkpoint's LSN, which is kept here (no segment from it on is retired) until
+   * release(). */
+  async snapshot(dir: string): Promise<{ lsn: number; files: string[]; release: () => void }> {
+    const store = this.store
+    if (store?.backup === undefined) throw new Error('this registry store cannot be copied for a replica')
+    await this.checkpoint()
+    while (this.checkpointing !== undefined) await this.checkpointing.catch(() => {})
+    let lsn = 0
+    const copy = (async () => {
+      lsn = store.meta!.lsn
+      await this.options.io.mkdirp(`${dir}/registry`)
+      await store.backup!(`${dir}/registry`)
+    })()
+    this.checkpointing = copy.finally(() => {
+      this.checkpointing = undefined
+    })
+    await copy
+    const hold = { lsn }
+    this.holds.add(hold)
+    const files = (await this.options.io.list(this.paths.streamsDir)).map((name) => `streams/${name}`)
+    return { lsn, files, release: () => this.holds.delete(hold) }
+  }
+
+  /** The oldest LSN the WAL still holds (older batches were retired by checkpoints). */
+  async oldestWalLsn(): Promise<number> {
+    const bases = (await this.options.io.list(this.paths.walDir)).map(segmentBase).filter((base): base is number => base !== undefined)
+    return bases.length === 0 ? this.walLsn : bases.reduce((a, b) => Math.min(a, b))
   }
 
   /** End of the WAL as written here. */
@@ -381,7 +416,9 @@ export class DurableStorage implements Storage {
     }
     state.stored()
     this.lastCheckpointLsn = lsn
-    await this.retireSegments(Math.min(lsn, this.gate?.neededLsn ?? lsn), this.wal!.currentSegmentBase)
+    let keep = Math.min(lsn, this.gate?.neededLsn ?? lsn)
+    for (const hold of this.holds) keep = Math.min(keep, hold.lsn)
+    await this.retireSegments(keep, this.wal!.currentSegmentBase)
     for (const [id, segments] of released) {
       this.files.released.delete(id)
       await this.files.remove(id, segments)

@@ -11,8 +11,8 @@ import { join } from 'node:path'
 import { stream as readStream } from '@durable-streams/client'
 import { createStateSchema } from '@durable-streams/state'
 import { createStreamDB } from '@durable-streams/state/db'
-import { createServer } from 'node:net'
 import { afterAll, describe, expect, test } from 'vitest'
+import { freePortBelowEphemeral } from '../helpers-ports.js'
 import { ringstream, startup, useChildren } from '../process.js'
 
 interface User {
@@ -62,18 +62,6 @@ function openDb(url: string, live: false | 'sse' | 'long-poll') {
       },
     }),
   })
-}
-
-async function freePortBelowEphemeral(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000)
-    const free = await new Promise<boolean>((resolve) => {
-      const probe = createServer()
-      probe.once('error', () => resolve(false))
-      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)))
-    })
-    if (free) return port
-  }
 }
 
 const dirs: string[] = []

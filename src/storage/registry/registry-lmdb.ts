@@ -111,6 +111,11 @@ export class LmdbRegistry implements RegistryStore {
     await this.root.flushed
   }
 
+  /** lmdb's own hot copy (mdb_env_copy): one read transaction, so one commit's state. */
+  backup(dir: string): Promise<void> {
+    return this.root.backup(dir, false)
+  }
+
   async close(): Promise<void> {
     await this.root.close()
   }

@@ -25,6 +25,9 @@ export interface RegistryMeta {
 export interface RegistryStore {
   /** The last committed checkpoint; undefined for a new data directory. */
   readonly meta: RegistryMeta | undefined
+  /** Copies the store, consistent as of its last commit, into the existing directory `dir`
+   * (a new replica's snapshot; undefined: this store cannot). */
+  backup?(dir: string): Promise<void>
   /** The stored stream, or undefined; throws RegistryCorruptionError for a damaged entry. */
   get(id: number): StreamSnapshot | undefined
   /** The id stored for a path (live or soft-deleted stream), or undefined. */
