@@ -78,6 +78,9 @@ const CANDIDATE_POLL_MS = 50
 const FOLLOWER_WATCH_MS = 1000
 /** After an error talking to etcd or the leader. */
 const RETRY_MS = 200
+/** After a configuration error (an id in use, replica counts that disagree): looked at again
+ * this often, since the other side may go away. */
+const CONFIG_RETRY_MS = 1000
 
 export class ShardReplica implements ShardRouting {
   role: Role = 'candidate'
@@ -172,9 +175,11 @@ export class ShardReplica implements ShardRouting {
         await this.step()
       } catch (error) {
         if (this.closed) return
-        this.problem = error instanceof EtcdUnavailableError ? `etcd unreachable: ${error.message}` : (error as Error).message
-        if (this.role !== 'leader') log.warn({ shard: this.options.shard }, `ringstream: replica ${this.options.nodeId}: ${this.problem}`)
-        await sleep(RETRY_MS)
+        const problem = error instanceof EtcdUnavailableError ? `etcd unreachable: ${error.message}` : (error as Error).message
+        // Said once, not at every retry.
+        if (problem !== this.problem) log.warn({ shard: this.options.shard }, `ringstream: replica ${this.options.nodeId}: ${problem}`)
+        this.problem = problem
+        await sleep(error instanceof EtcdUnavailableError ? RETRY_MS : CONFIG_RETRY_MS)
       }
     }
   }

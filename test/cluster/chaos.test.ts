@@ -9,8 +9,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createServer } from '../../src/server.js'
-import { etcdAvailable } from './etcd-harness.js'
-import { TestCluster, haproxyAvailable, sleep } from './cluster-harness.js'
+import { TestCluster, replicationTestable, haproxyAvailable, sleep } from './cluster-harness.js'
 
 const KILLS = Number(process.env.CHAOS_KILLS ?? 50)
 const PRODUCERS = 3
@@ -131,7 +130,7 @@ async function verify(base: string, where: string): Promise<Map<string, Buffer>>
   return seen
 }
 
-describe.skipIf(!etcdAvailable() || !haproxyAvailable())('a 3-replica shard under leader kills', () => {
+describe.skipIf(!replicationTestable() || !haproxyAvailable())('a 3-replica shard under leader kills', () => {
   beforeAll(async () => {
     // Restarted a second after it dies, as deploy/local-cluster.sh and the systemd unit do.
     cluster = await TestCluster.start({ replicas: 3, proxy: true, restartMs: 1000 })

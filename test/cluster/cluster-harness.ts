@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { connect } from 'node:net'
 import { freePortBelowEphemeral } from '../helpers-ports.js'
 import { BIN } from '../process.js'
-import { type EtcdProcess, startEtcd } from './etcd-harness.js'
+import { type EtcdProcess, etcdAvailable, startEtcd } from './etcd-harness.js'
 
 export interface NodeStatus {
   readonly node: string
@@ -68,7 +68,16 @@ export interface ClusterOptions {
 }
 
 export function haproxyAvailable(): boolean {
-  return spawnSync('haproxy', ['-v']).status === 0
+  const available = spawnSync('haproxy', ['-v']).status === 0
+  if (!available && process.env.RINGSTREAM_REQUIRE_HAPROXY === '1') throw new Error('RINGSTREAM_REQUIRE_HAPROXY=1 but haproxy is missing (Debian: apt-get install haproxy)')
+  return available
+}
+
+/** etcd is here (Debian's etcd-server); with RINGSTREAM_REQUIRE_ETCD=1 (CI) its absence fails. */
+export function replicationTestable(): boolean {
+  const available = etcdAvailable()
+  if (!available && process.env.RINGSTREAM_REQUIRE_ETCD === '1') throw new Error('RINGSTREAM_REQUIRE_ETCD=1 but /usr/bin/etcd is missing (Debian: apt-get install etcd-server)')
+  return available
 }
 
 export class TestCluster {

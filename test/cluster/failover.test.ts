@@ -5,8 +5,7 @@
 // 503 with Retry-After and a reason, and resume by themselves.
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { etcdAvailable } from './etcd-harness.js'
-import { TestCluster, type TestNode, sleep } from './cluster-harness.js'
+import { TestCluster, replicationTestable, type TestNode, sleep } from './cluster-harness.js'
 
 let cluster: TestCluster
 const TTL_MS = 2000
@@ -37,7 +36,7 @@ async function readAll(node: TestNode, path: string): Promise<string> {
   return response.text()
 }
 
-describe.skipIf(!etcdAvailable())('a 3-replica shard when one part fails', () => {
+describe.skipIf(!replicationTestable())('a 3-replica shard when one part fails', () => {
   beforeAll(async () => {
     cluster = await TestCluster.start({ replicas: 3, leaseTtlMs: TTL_MS })
     const leader = await cluster.leader()
@@ -66,6 +65,29 @@ describe.skipIf(!etcdAvailable())('a 3-replica shard when one part fails', () =>
     const statuses = await cluster.converged()
     expect(statuses.find((status) => status.node === leader.id)!.role).toBe('follower')
   }, 60_000)
+
+  test('a follower away for more than the leader keeps in memory catches up from its WAL files', async () => {
+    const leader = await cluster.leader()
+    const away = cluster.nodes.find((node) => node !== leader)!
+    await cluster.hold(away)
+    expect((await fetch(`${leader.url}/v1/stream/bulk`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' } })).status).toBe(201)
+    // 80 MiB: more than the 64 MiB of recent batches a leader keeps in memory for followers.
+    const body = Buffer.alloc(64 * 1024, 7)
+    let next = 0
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next++ < 1280) {
+          const response = await fetch(`${leader.url}/v1/stream/bulk`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body })
+          expect(response.status).toBe(204)
+        }
+      }),
+    )
+    cluster.release(away)
+    await cluster.leader(2)
+    await cluster.converged(60_000)
+    const head = await fetch(`${away.url}/v1/stream/bulk`, { method: 'HEAD' })
+    expect(head.headers.get('stream-next-offset')).toBe(`0000000000000000_${String(1280 * 64 * 1024).padStart(16, '0')}`)
+  }, 120_000)
 
   test('a leader stalled past its lease (SIGSTOP): a new one takes over; what the old one answered 2xx is kept; it rejoins as a follower', async () => {
     const old = await cluster.leader()

@@ -9,8 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createServer } from '../../src/server.js'
-import { etcdAvailable } from './etcd-harness.js'
-import { TestCluster, type TestNode, sleep } from './cluster-harness.js'
+import { TestCluster, replicationTestable, type TestNode, sleep } from './cluster-harness.js'
 
 let cluster: TestCluster
 const written: Buffer[] = []
@@ -45,7 +44,7 @@ function checkCopy(bytes: Buffer, where: string): void {
   for (let at = 0; at < bytes.length; at += size) expect(bodies.has(bytes.subarray(at, at + 16).toString('hex')), `${where}: unknown bytes at ${at}`).toBe(true)
 }
 
-describe.skipIf(!etcdAvailable())('replicas that come back and replicas replaced', () => {
+describe.skipIf(!replicationTestable())('replicas that come back and replicas replaced', () => {
   beforeAll(async () => {
     // 16 MiB WAL segments and a checkpoint every 16 MiB: the WAL retires quickly.
     cluster = await TestCluster.start({ replicas: 3, args: ['--wal-segment-bytes', String(16 * 1024 * 1024), '--checkpoint-wal-bytes', String(16 * 1024 * 1024)] })
