@@ -46,6 +46,7 @@ Options (each also settable as an environment variable):
   --node-id <id>              RINGSTREAM_NODE_ID              this node's id, unique in the cluster and kept across restarts
   --cluster-name <name>       RINGSTREAM_CLUSTER_NAME         the cluster's name in etcd keys (default ${DEFAULTS.clusterName})
   --replication-listen <h:p>  RINGSTREAM_REPLICATION_LISTEN   where followers connect when this node leads (default: --host, any free port)
+  --replication-advertise <h:p> RINGSTREAM_REPLICATION_ADVERTISE the address followers are told, when not the listen one
   --lease-ttl-ms <n>          RINGSTREAM_LEASE_TTL_MS         etcd lease TTL: failover comes about this long after a leader dies (default ${DEFAULTS.leaseTtlMs})
   --proxy-admin <addrs>       RINGSTREAM_PROXY_ADMIN          HAProxy runtime API sockets (path or host:port, comma-separated) a new leader repoints
   --proxy-backend <name>      RINGSTREAM_PROXY_BACKEND        …in this backend, server shard-<shard> (default ${DEFAULTS.proxyBackend})
@@ -87,6 +88,7 @@ const OPTIONS = {
   'node-id': { type: 'string' },
   'cluster-name': { type: 'string' },
   'replication-listen': { type: 'string' },
+  'replication-advertise': { type: 'string' },
   'lease-ttl-ms': { type: 'string' },
   'proxy-admin': { type: 'string' },
   'proxy-backend': { type: 'string' },
@@ -172,6 +174,8 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (clusterName !== undefined) config.clusterName = clusterName
   const replicationListen = pick('replication-listen', 'RINGSTREAM_REPLICATION_LISTEN')
   if (replicationListen !== undefined) config.replicationListen = replicationListen
+  const replicationAdvertise = pick('replication-advertise', 'RINGSTREAM_REPLICATION_ADVERTISE')
+  if (replicationAdvertise !== undefined) config.replicationAdvertise = replicationAdvertise
   const leaseTtl = pick('lease-ttl-ms', 'RINGSTREAM_LEASE_TTL_MS')
   if (leaseTtl !== undefined) config.leaseTtlMs = integer('--lease-ttl-ms', leaseTtl)
   const proxyAdmin = pick('proxy-admin', 'RINGSTREAM_PROXY_ADMIN')

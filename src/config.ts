@@ -129,6 +129,8 @@ export interface ServerConfig {
   replicas: number
   /** Where followers connect to this node when it leads (host:port; port 0: any free port). */
   replicationListen: string | undefined
+  /** …and the address they are told (host:port) when it differs: behind NAT or a proxy. */
+  replicationAdvertise: string | undefined
   /** etcd lease TTL: a dead leader's shard fails over about this long after its death;
    * etcd's own floor with default timings is near 2 s. */
   leaseTtlMs: number
@@ -192,6 +194,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   nodeId: undefined,
   replicas: 1,
   replicationListen: undefined,
+  replicationAdvertise: undefined,
   leaseTtlMs: 2000,
   proxyAdmin: undefined,
   proxyBackend: 'nodes',
@@ -255,6 +258,7 @@ export function validateConfig(config: ServerConfig): void {
     if (config.leaseTtlMs < 1000 || config.leaseTtlMs > 60_000) fail('--lease-ttl-ms must be 1000 .. 60000 (etcd leases are whole seconds)')
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(config.shard) || !/^[A-Za-z0-9._-]{1,64}$/.test(config.clusterName)) fail('--shard and --cluster-name: 1-64 letters, digits, ".", "_" or "-"')
     if (config.replicationListen !== undefined && !/^[^\s]+:\d+$/.test(config.replicationListen)) fail('--replication-listen must be host:port')
+    if (config.replicationAdvertise !== undefined && !/^[^\s]+:\d+$/.test(config.replicationAdvertise)) fail('--replication-advertise must be host:port')
   }
   for (const url of config.etcd ?? []) if (!/^https?:\/\/[^/]+$/.test(url)) fail(`etcd URLs must be http(s)://host:port with no path, got "${url}"`)
 }

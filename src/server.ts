@@ -159,6 +159,7 @@ class Server implements RingstreamServer {
       leaseTtlMs: config.leaseTtlMs,
       dataDir: config.dataDir,
       replicationListen: config.replicationListen ?? `${host.includes(':') ? `[${host}]` : host}:0`,
+      replicationAdvertise: config.replicationAdvertise,
       proxyAdmin: config.proxyAdmin,
       proxyBackend: config.proxyBackend,
       storage: durable,

@@ -45,6 +45,8 @@ export interface ReplicaOptions {
   readonly dataDir: string
   /** host:port to listen on for followers (port 0: any). */
   readonly replicationListen: string
+  /** host:port followers are told, when not the listen address. */
+  readonly replicationAdvertise: string | undefined
   readonly proxyAdmin: readonly string[] | undefined
   readonly proxyBackend: string
   readonly storage: DurableStorage
@@ -143,7 +145,7 @@ export class ShardReplica implements ShardRouting {
     const bound = server.address()
     const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port
     const advertisedHost = host === '0.0.0.0' || host === '::' ? new URL(this.options.nodeUrl()).hostname : host
-    this.advertised = `${advertisedHost}:${boundPort}`
+    this.advertised = this.options.replicationAdvertise ?? `${advertisedHost}:${boundPort}`
   }
 
   private accept(socket: import('node:net').Socket): void {

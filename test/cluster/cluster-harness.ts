@@ -9,7 +9,7 @@ import { once } from 'node:events'
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { connect } from 'node:net'
+import { type Server as NetServer, type Socket, connect, createServer as createNetServer } from 'node:net'
 import { freePortBelowEphemeral } from '../helpers-ports.js'
 import { BIN } from '../process.js'
 import { type EtcdProcess, etcdAvailable, startEtcd } from './etcd-harness.js'
@@ -25,8 +25,67 @@ export interface NodeStatus {
   readonly problem: string | null
 }
 
+/** A TCP relay the test can cut (every connection through it dropped, new ones refused)
+ * and heal: a network partition of one path, without root or namespaces. */
+export class TcpGate {
+  private readonly sockets = new Set<Socket>()
+  private closed = false
+  cut = false
+
+  private constructor(
+    private readonly server: NetServer,
+    readonly port: number,
+  ) {}
+
+  static async open(targetPort: () => number): Promise<TcpGate> {
+    const port = await freePortBelowEphemeral()
+    let gate: TcpGate | undefined
+    const server = createNetServer((client) => {
+      if (gate === undefined || gate.cut || gate.closed) return void client.destroy()
+      const upstream = connect({ host: '127.0.0.1', port: targetPort() })
+      for (const socket of [client, upstream]) {
+        gate.sockets.add(socket)
+        socket.on('error', () => {
+          client.destroy()
+          upstream.destroy()
+        })
+        socket.on('close', () => {
+          gate!.sockets.delete(socket)
+          client.destroy()
+          upstream.destroy()
+        })
+      }
+      client.pipe(upstream)
+      upstream.pipe(client)
+    })
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()))
+    gate = new TcpGate(server, port)
+    return gate
+  }
+
+  /** Drops every connection through the gate and refuses new ones. */
+  close(): void {
+    this.cut = true
+    for (const socket of this.sockets) socket.destroy()
+  }
+
+  heal(): void {
+    this.cut = false
+  }
+
+  stop(): void {
+    this.closed = true
+    this.close()
+    this.server.close()
+  }
+}
+
 export class TestNode {
   process: ChildProcess | undefined
+  /** With gates: this node's own paths to etcd and from its followers. */
+  etcdGate: TcpGate | undefined
+  replicationGate: TcpGate | undefined
+  replicationPort = 0
   starts = 0
   /** Set while the test keeps it down on purpose (no restart). */
   held = false
@@ -65,6 +124,8 @@ export interface ClusterOptions {
   readonly args?: readonly string[]
   /** Use this etcd rather than starting one (the test then owns it). */
   readonly etcd?: EtcdProcess
+  /** Each node reaches etcd, and is reached by followers, through gates the test can cut. */
+  readonly gates?: boolean
 }
 
 export function haproxyAvailable(): boolean {
@@ -102,7 +163,13 @@ export class TestCluster {
     const replicas = options.replicas ?? 3
     for (let i = 1; i <= replicas; i++) {
       const port = await freePortBelowEphemeral()
-      cluster.nodes.push(new TestNode(`n${i}`, port, join(dir, `n${i}`), join(dir, `n${i}.log`)))
+      const node = new TestNode(`n${i}`, port, join(dir, `n${i}`), join(dir, `n${i}.log`))
+      if (options.gates === true) {
+        node.replicationPort = await freePortBelowEphemeral()
+        node.etcdGate = await TcpGate.open(() => Number(new URL(etcd.url).port))
+        node.replicationGate = await TcpGate.open(() => node.replicationPort)
+      }
+      cluster.nodes.push(node)
     }
     if (options.proxy === true) await cluster.startProxy()
     for (const node of cluster.nodes) cluster.launch(node)
@@ -159,7 +226,9 @@ export class TestCluster {
   /** Starts a node, and again whenever it exits (unless held or the cluster stops). */
   launch(node: TestNode): void {
     const args = [BIN, '--port', String(node.port), '--host', '127.0.0.1', '--data-dir', node.dataDir, '--durability', 'fsync']
-    args.push('--etcd', this.etcd.url, '--replicas', String(this.options.replicas ?? 3), '--node-id', node.id, '--shard', '1')
+    const etcdUrl = node.etcdGate === undefined ? this.etcd.url : `http://127.0.0.1:${node.etcdGate.port}`
+    if (node.replicationGate !== undefined) args.push('--replication-listen', `127.0.0.1:${node.replicationPort}`, '--replication-advertise', `127.0.0.1:${node.replicationGate.port}`)
+    args.push('--etcd', etcdUrl, '--replicas', String(this.options.replicas ?? 3), '--node-id', node.id, '--shard', '1')
     args.push('--lease-ttl-ms', String(this.options.leaseTtlMs ?? 2000), '--node-url', node.url, '--log-level', 'info')
     if (this.proxyUrl !== undefined) args.push('--proxy-admin', this.adminSocket)
     args.push(...(this.options.args ?? []))
@@ -234,6 +303,10 @@ export class TestCluster {
       const exited = once(this.haproxy, 'exit')
       this.haproxy.kill('SIGTERM')
       await exited
+    }
+    for (const node of this.nodes) {
+      node.etcdGate?.stop()
+      node.replicationGate?.stop()
     }
     if (this.ownEtcd) await this.etcd.stop()
   }
