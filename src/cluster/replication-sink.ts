@@ -90,7 +90,8 @@ export class ReplicationSink {
       }
     })
     this.socket.on('error', (error) => this.end(`connection to the leader at ${address}: ${error.message}`))
-    this.socket.on('close', () => this.end('the leader closed the connection'))
+    // A snapshot's last steps (syncs, the rename) may still be running when the leader closes.
+    this.socket.on('close', () => void this.work.then(() => this.end('the leader closed the connection')))
   }
 
   get epoch(): number {
