@@ -1,6 +1,6 @@
 // http/app.ts — the application: routing by method under /v1/stream/ (the reserved
 // __ds/ control routes first: http/subscriptions.ts), CORS preflight,
-// metrics (/metrics, Prometheus text; see metrics/), health (/healthz: the process answers) and readiness (/readyz: recovery is done and
+// metrics (/metrics, Prometheus text; see metrics/), health (/healthz: the process answers), replication status (/statusz) and readiness (/readyz: recovery is done and
 // streams are served; until then every stream request is 503 NOT_READY), and turning
 // every thrown error into a response via the status table.
 
