@@ -60,6 +60,21 @@ export class ReplicaFile {
     new ReplicaFile(join(dir, 'replica.json'), identity, epochs.map(([epoch, start]) => [epoch, start] as const)).save()
   }
 
+  /** This node stays out of elections for `ms` (wall clock, kept across its restart). */
+  abstain(ms: number): void {
+    writeFileSync(join(this.path, '..', 'abstain.json'), JSON.stringify({ untilMs: Date.now() + ms }))
+  }
+
+  /** How long this node still stays out of elections (0: it votes). */
+  abstainingMs(): number {
+    try {
+      const { untilMs } = JSON.parse(readFileSync(join(this.path, '..', 'abstain.json'), 'utf8')) as { untilMs: number }
+      return Math.max(0, untilMs - Date.now())
+    } catch {
+      return 0
+    }
+  }
+
   /** The epoch of the last batch in this WAL (0: none yet). */
   get lastEpoch(): number {
     return this.epochs[this.epochs.length - 1]?.[0] ?? 0
@@ -72,9 +87,9 @@ export class ReplicaFile {
   /** Batches of `epoch` start at `startLsn` in this WAL (recorded once they are written). */
   begin(epoch: number, startLsn: number): void {
     if (epoch <= this.lastEpoch) return
-    this.epochs.push([epoch, startLsn])
-    if (this.epochs.length > EPOCHS_MAX) this.epochs.splice(0, this.epochs.length - EPOCHS_MAX)
-    this.save()
+    const next = [...this.epochs.slice(-(EPOCHS_MAX - 1)), [epoch, startLsn] as const]
+    this.save(next)
+    this.epochs = next
   }
 
   /** Where `epoch` (a follower's last) ends in this history: where a later epoch starts,
@@ -89,13 +104,14 @@ export class ReplicaFile {
   cut(lsn: number): void {
     const kept = this.epochs.filter(([, start]) => start < lsn)
     if (kept.length === this.epochs.length) return
+    this.save(kept)
     this.epochs = kept
-    this.save()
   }
 
-  private save(): void {
+  /** Writes `epochs` durably (memory changes only once it is: a failed write changes nothing). */
+  private save(epochs: readonly EpochEntry[] = this.epochs): void {
     const temporary = `${this.path}.tmp`
-    writeFileSync(temporary, JSON.stringify({ ...this.identity, epochs: this.epochs }))
+    writeFileSync(temporary, JSON.stringify({ ...this.identity, epochs }))
     const fd = openSync(temporary, 'r')
     try {
       fsyncSync(fd)

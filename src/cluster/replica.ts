@@ -30,7 +30,7 @@ import { NodeLease } from './lease.js'
 import { pointProxies } from './proxy-admin.js'
 import { type Identity, ReplicaFile } from './replica-file.js'
 import { ReplicationSink } from './replication-sink.js'
-import { ReplicationSource } from './replication-source.js'
+import { HELLO_TIMEOUT_MS, ReplicationSource } from './replication-source.js'
 import { MessageReader, MessageType, encodeJson } from './replication-wire.js'
 
 export type Role = 'candidate' | 'follower' | 'leader'
@@ -78,6 +78,10 @@ interface Vote {
 const CANDIDATE_POLL_MS = 50
 /** A follower waits this long on etcd's watch for its leader key to change. */
 const FOLLOWER_WATCH_MS = 1000
+/** The most a node sends before its HELLO is read (1,000 epochs of history fit). */
+const HELLO_BYTES_MAX = 256 * 1024
+/** A leader that steps down stays out of elections this many lease TTLs. */
+const ABSTAIN_TTLS = 3
 /** After an error talking to etcd or the leader. */
 const RETRY_MS = 200
 /** After a configuration error (an id in use, replica counts that disagree): looked at again
@@ -99,6 +103,10 @@ export class ShardReplica implements ShardRouting {
   private sink: ReplicationSink | undefined
   private sinkEnded = false
   private lastVote = ''
+  /** The last reason replication from the leader ended (logged once). */
+  private lastEnd: string | undefined
+  /** Leading and serving (after the barrier). */
+  private serving = false
   private closed = false
   private readonly keys: { leader: string; epoch: string; member: string; votes: string; vote: string; members: string }
 
@@ -140,8 +148,12 @@ export class ShardReplica implements ShardRouting {
     this.server = server
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(port, host, () => resolve())
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
+    server.on('error', (error) => log.warn({ shard: this.options.shard }, `ringstream: replication port: ${error.message}`))
     const bound = server.address()
     const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port
     const advertisedHost = host === '0.0.0.0' || host === '::' ? new URL(this.options.nodeUrl()).hostname : host
@@ -151,10 +163,17 @@ export class ShardReplica implements ShardRouting {
   private accept(socket: import('node:net').Socket): void {
     const reader = new MessageReader()
     socket.on('error', () => socket.destroy())
+    const silent = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS)
+    silent.unref()
+    let received = 0
     const onData = (chunk: Buffer): void => {
+      received += chunk.length
+      // A HELLO is a few KiB (the epoch history); anything larger first is not a follower.
+      if (received > HELLO_BYTES_MAX) return void socket.destroy()
       try {
         reader.push(chunk, (message) => {
           if (message.type !== MessageType.Hello) throw new Error('the first message must be HELLO')
+          clearTimeout(silent)
           socket.off('data', onData)
           const { hello } = message
           const source = this.source
@@ -192,19 +211,24 @@ export class ShardReplica implements ShardRouting {
       await this.lease.grant()
       await this.register()
     }
+    // Every key this step writes goes under this lease; lost meanwhile, the next step starts over.
+    const lease = this.lease.leaseId
+    if (lease === undefined) return
     if (this.role === 'leader') {
       const { kv } = await this.etcd.get(this.keys.leader)
       if (kv === undefined || kv.createRevision !== this.epoch) return this.stepDown('its leader key in etcd is gone or replaced')
+      // A slow etcd call earlier is forgotten once etcd answers again (the lease fences).
+      if (this.serving) this.problem = undefined
       await sleep(Math.floor(this.options.leaseTtlMs / 4))
       return
     }
     const { kv, revision } = await this.etcd.get(this.keys.leader)
-    if (kv !== undefined) return this.follow(kv, revision)
+    if (kv !== undefined) return this.follow(kv, revision, lease)
     this.role = 'candidate'
     this.leader = undefined
     this.problem ??= 'no leader: an election is under way'
     await this.closeSink()
-    await this.campaign()
+    await this.campaign(lease)
     await sleep(CANDIDATE_POLL_MS)
   }
 
@@ -220,7 +244,7 @@ export class ShardReplica implements ShardRouting {
       if (existing === undefined) continue
       const held = parseJson<{ url: string; shard: string }>(existing.value)
       if (held?.url !== this.options.nodeUrl()) {
-        this.lease.stop()
+        await this.lease.revoke()
         throw new Error(`node id ${nodeId} is already used by a live node at ${held?.url ?? '?'} (shard ${held?.shard ?? '?'}): give each node its own --node-id`)
       }
       // This node's previous life (killed before its lease ran out): its key goes now.
@@ -229,19 +253,31 @@ export class ShardReplica implements ShardRouting {
     const { kvs } = await this.etcd.getPrefix(this.keys.members)
     const peers = kvs.map((each) => parseJson<{ shard: string; replicas: number }>(each.value)).filter((each) => each?.shard === shard)
     const disagreeing = peers.find((each) => each?.replicas !== replicas)
-    if (disagreeing !== undefined) throw new Error(`shard ${shard}: this node says --replicas ${replicas}, another member says ${disagreeing.replicas}: every replica of a shard must use the same count`)
-    if (peers.length > replicas) throw new Error(`shard ${shard} has ${peers.length} live members but --replicas ${replicas}: a majority could be counted twice; remove a node or raise --replicas on all of them`)
+    // Refused for good: the lease (and the member key under it) goes, so the next try
+    // registers again rather than going on as a member.
+    if (disagreeing !== undefined) {
+      await this.lease.revoke()
+      throw new Error(`shard ${shard}: this node says --replicas ${replicas}, another member says ${disagreeing.replicas}: every replica of a shard must use the same count`)
+    }
+    if (peers.length > replicas) {
+      await this.lease.revoke()
+      throw new Error(`shard ${shard} has ${peers.length} live members but --replicas ${replicas}: a majority could be counted twice; remove a node or raise --replicas on all of them`)
+    }
     this.lastVote = ''
   }
 
-  private async follow(kv: EtcdKv, revision: number): Promise<void> {
+  private async follow(kv: EtcdKv, revision: number, lease: string): Promise<void> {
     const info = parseJson<LeaderInfo>(kv.value)
     const epoch = kv.createRevision
     if (info === undefined) throw new Error(`the leader key of shard ${this.options.shard} holds no leader`)
     if (info.nodeId === this.options.nodeId) {
+      // Under this very lease: this node's election transaction won though its answer was
+      // lost (a timeout, then a retry elsewhere that found the key).
+      if (kv.lease === lease) return this.lead(epoch)
       // This node led in a previous life; that process is gone (this one holds the data
       // directory's lock): its key goes now rather than at its lease's end.
-      if (kv.lease !== this.lease.leaseId) await this.etcd.txn([{ key: this.keys.leader, target: 'CREATE', createRevision: epoch }], [{ delete: { key: this.keys.leader } }])
+      await this.etcd.txn([{ key: this.keys.leader, target: 'CREATE', createRevision: epoch }], [{ delete: { key: this.keys.leader } }])
+      await sleep(CANDIDATE_POLL_MS)
       return
     }
     if (epoch < this.file!.lastEpoch) throw new Error(`the leader key names epoch ${epoch}, older than this node's ${this.file!.lastEpoch}`)
@@ -258,18 +294,19 @@ export class ShardReplica implements ShardRouting {
         address: info.replication,
         epoch,
         dataDir: this.options.dataDir,
-        onSnapshot: () => {
-          this.closed = true
-          this.options.stepDown('a snapshot from the leader waits to be installed')
-        },
+        onSnapshot: () => this.exit('a snapshot from the leader waits to be installed'),
+        onFatal: (reason) => this.exit(reason),
         onEnd: (reason) => {
           this.sinkEnded = true
-          if (!this.closed) log.warn({ shard: this.options.shard, epoch }, `ringstream: replica ${this.options.nodeId}: replication from ${info.nodeId} ended: ${reason}`)
+          // Said once per reason, not at every reconnection.
+          if (!this.closed && reason !== this.lastEnd) log.warn({ shard: this.options.shard, epoch }, `ringstream: replica ${this.options.nodeId}: replication from ${info.nodeId} ended: ${reason}`)
+          this.lastEnd = reason
         },
       })
       log.info({ shard: this.options.shard, epoch, leader: info.nodeId }, `ringstream: replica ${this.options.nodeId} follows ${info.nodeId} (${info.url}) in epoch ${epoch}`)
     }
     this.problem = undefined
+    this.lastEnd = this.sinkEnded ? this.lastEnd : undefined
     if (this.sinkEnded) await sleep(RETRY_MS)
     else await this.etcd.waitForChange(this.keys.leader, revision, FOLLOWER_WATCH_MS)
   }
@@ -281,7 +318,14 @@ export class ShardReplica implements ShardRouting {
   }
 
   /** No leader: vote, and stand if this node's log is the newest of a majority's. */
-  private async campaign(): Promise<void> {
+  private async campaign(lease: string): Promise<void> {
+    const abstainMs = this.file!.abstainingMs()
+    if (abstainMs > 0) {
+      // It stepped down for want of a majority: it may be the one cut off; the others elect
+      // without it (safe: a majority of them holds everything acknowledged).
+      this.problem = `no leader: this replica stepped down for want of a majority and stays out of elections for ${Math.ceil(abstainMs / 1000)} s more`
+      return
+    }
     const { kv: epochKv } = await this.etcd.get(this.keys.epoch)
     const after = epochKv?.modRevision ?? 0
     // The epoch key names the last leader: on a tie it stands last (it may be the one failing).
@@ -291,7 +335,7 @@ export class ShardReplica implements ShardRouting {
     const vote: Vote = { nodeId: this.options.nodeId, after, lastEpoch: file.lastEpoch, lsn: storage.walLsn }
     const body = JSON.stringify(vote)
     if (body !== this.lastVote) {
-      await this.etcd.put(this.keys.vote, body, this.lease.leaseId)
+      await this.etcd.put(this.keys.vote, body, lease)
       this.lastVote = body
     }
     const { kvs } = await this.etcd.getPrefix(this.keys.votes)
@@ -309,33 +353,50 @@ export class ShardReplica implements ShardRouting {
         { key: this.keys.leader, target: 'CREATE', createRevision: 0 },
         after === 0 ? { key: this.keys.epoch, target: 'CREATE', createRevision: 0 } : { key: this.keys.epoch, target: 'MOD', modRevision: after },
       ],
-      [{ put: { key: this.keys.leader, value: JSON.stringify(leader), lease: this.lease.leaseId } }, { put: { key: this.keys.epoch, value: this.options.nodeId } }],
+      [{ put: { key: this.keys.leader, value: JSON.stringify(leader), lease } }, { put: { key: this.keys.epoch, value: this.options.nodeId } }],
     )
     if (result.succeeded) await this.lead(result.revision)
   }
 
-  /** Won the election for `epoch`: applies the whole WAL, then serves once a majority has a barrier. */
+  /** Won the election for `epoch`: applies the whole WAL, then serves once a majority has a
+   * barrier. Anything failing on the way ends the leadership (and the process). */
   private async lead(epoch: number): Promise<void> {
-    const { storage, engine, replicas, leaseTtlMs } = this.options
+    const { storage, replicas, leaseTtlMs } = this.options
     const file = this.file!
     this.role = 'leader'
     this.epoch = epoch
     this.leader = undefined
     this.problem = `leading epoch ${epoch}: waiting for a majority to hold everything before serving`
-    file.begin(epoch, storage.walLsn)
-    log.info({ shard: this.options.shard, epoch, walLsn: storage.walLsn }, `ringstream: replica ${this.options.nodeId} leads shard ${this.options.shard} in epoch ${epoch}`)
-    const source = new ReplicationSource({ storage, dataDir: this.options.dataDir, file, epoch, replicas, ackTimeoutMs: leaseTtlMs, leaseValid: () => this.lease.valid, stepDown: (reason) => this.stepDown(reason) })
-    this.source = source
-    storage.onWalWritten = (buffers, start, end, sync) => source.written(buffers, start, end, sync)
-    await storage.lead(source)
+    // A disk that stalls while this node takes over lets the shard go too.
     this.lease.holdBack = () => {
       const stalled = storage.walStalledMs
       return stalled > leaseTtlMs ? `a WAL write has been stalled for ${Math.round(stalled)} ms: letting the shard go` : undefined
     }
+    try {
+      file.begin(epoch, storage.walLsn)
+      log.info({ shard: this.options.shard, epoch, walLsn: storage.walLsn }, `ringstream: replica ${this.options.nodeId} leads shard ${this.options.shard} in epoch ${epoch}`)
+      const source = new ReplicationSource({ storage, dataDir: this.options.dataDir, file, epoch, epochStartLsn: storage.walLsn, replicas, ackTimeoutMs: leaseTtlMs, leaseValid: () => this.lease.valid, stepDown: (reason) => this.stepDown(reason) })
+      this.source = source
+      storage.onWalWritten = (buffers, start, end, sync) => source.written(buffers, start, end, sync)
+      const ready = this.takeOver(epoch)
+      ready.catch(() => {}) // reported through the race below, whichever settles first
+      // Serving within a few TTLs of winning, or not at all.
+      const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not serving ${3 * leaseTtlMs} ms after winning`)), 3 * leaseTtlMs).unref())
+      await Promise.race([ready, deadline])
+    } catch (error) {
+      return this.stepDown(`taking over failed: ${(error as Error).message}`)
+    }
+  }
+
+  private async takeOver(epoch: number): Promise<void> {
+    const { storage, engine } = this.options
+    await storage.lead(this.source)
     // A record of this epoch on a majority: everything before it is too, so all of it may be served.
     await engine.controls.put('cluster/epoch', String(epoch))
-    if (this.role !== 'leader') return
+    if (this.role !== 'leader' || this.closed) return
+    engine.registry.expireFromNow()
     await this.options.leading(epoch)
+    this.serving = true
     this.problem = undefined
     const admins = this.options.proxyAdmin
     if (admins !== undefined && admins.length > 0) {
@@ -352,15 +413,35 @@ export class ShardReplica implements ShardRouting {
   private stepDown(reason: string): void {
     if (this.closed) return
     this.closed = true
+    this.serving = false
     this.problem = `stepping down: ${reason}`
     log.error({ shard: this.options.shard, epoch: this.epoch }, `ringstream: replica ${this.options.nodeId} stops leading shard ${this.options.shard} (epoch ${this.epoch}): ${reason}`)
     this.source?.stop(reason)
+    // It may be the one cut off (from its followers, or etcd): back as a candidate, it would
+    // win again with its longer, unacknowledged log. The others elect without it meanwhile.
+    try {
+      this.file?.abstain(ABSTAIN_TTLS * this.options.leaseTtlMs)
+    } catch {
+      // Not kept: it only votes sooner.
+    }
     void this.lease.revoke().finally(() => this.options.stepDown(reason))
+  }
+
+  /** A follower whose state is in doubt (a failed write or apply), or a snapshot to install:
+   * the process starts again. */
+  private exit(reason: string): void {
+    if (this.closed) return
+    this.closed = true
+    this.problem = `restarting: ${reason}`
+    log.error({ shard: this.options.shard }, `ringstream: replica ${this.options.nodeId} restarts: ${reason}`)
+    this.options.stepDown(reason)
   }
 
   // --- ShardRouting (http/) ---
 
   notServing(): StreamError | undefined {
+    // A leader past its own lease deadline (woken from a stall) serves nothing, reads included.
+    if (this.role === 'leader' && this.serving && !this.lease.valid) return new StreamError('REPLICAS_UNAVAILABLE', `shard ${this.options.shard}: this leader's lease ran out`)
     if (this.problem === undefined && (this.role === 'leader' || this.leader !== undefined)) return undefined
     return new StreamError(this.role === 'leader' ? 'REPLICAS_UNAVAILABLE' : 'NO_LEADER', `shard ${this.options.shard}: ${this.problem ?? 'no leader known yet'}`)
   }

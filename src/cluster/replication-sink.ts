@@ -27,7 +27,14 @@ export interface SinkOptions {
   readonly dataDir: string
   /** A whole snapshot is in place: the process must start again to install it. */
   readonly onSnapshot: () => void
+  /** Writing or applying failed: this node's state is in doubt; the process must start
+   * again (recovery is the tested way back). */
+  readonly onFatal: (reason: string) => void
 }
+
+/** Received bytes waiting to be written beyond which the socket is paused: the leader's
+ * sends then wait in its own bounded buffer. */
+const QUEUED_BYTES_MAX = 64 * 1024 * 1024
 
 /** What a snapshot may hold: the registry store's file and stream files, nothing else. */
 const SNAPSHOT_PATH = /^(registry\/data\.mdb|streams\/[0-9A-Za-z._-]+)$/
@@ -54,6 +61,8 @@ export class ReplicationSink {
   /** LSN the next batch must start at. */
   private expected = 0
   private queued: FramesMessage[] = []
+  /** Bytes received and not yet written (batches and snapshot chunks). */
+  private queuedBytes = 0
   private writing = false
   private committed = 0
   /** Epochs of the leader's history not yet begun in this WAL (recorded once written). */
@@ -98,6 +107,17 @@ export class ReplicationSink {
     return this.options.epoch
   }
 
+  /** Counts received bytes in; pauses the socket while too many wait. */
+  private received(bytes: number): void {
+    this.queuedBytes += bytes
+    if (this.queuedBytes > QUEUED_BYTES_MAX) this.socket.pause()
+  }
+
+  private written(bytes: number): void {
+    this.queuedBytes -= bytes
+    if (this.queuedBytes <= QUEUED_BYTES_MAX && this.socket.isPaused()) this.socket.resume()
+  }
+
   private welcome(welcome: Welcome): void {
     if (welcome.epoch !== this.options.epoch) return this.end(`the leader answered for epoch ${welcome.epoch}, expected ${this.options.epoch}`)
     this.expected = welcome.from
@@ -107,8 +127,9 @@ export class ReplicationSink {
     this.run(async () => {
       if (welcome.from < storage.walLsn) {
         log.warn({ from: welcome.from, walLsn: storage.walLsn }, `ringstream: cutting ${storage.walLsn - welcome.from} WAL bytes the leader of epoch ${welcome.epoch} does not have`)
-        await storage.cutTo(welcome.from)
+        // The history first: a crash between the two leaves it claiming less, never more.
         file.cut(welcome.from)
+        await storage.cutTo(welcome.from)
       }
     })
   }
@@ -119,6 +140,7 @@ export class ReplicationSink {
     this.expected += message.frames.length
     this.committed = Math.max(this.committed, message.committedLsn)
     this.queued.push(message)
+    this.received(message.frames.length)
     if (!this.writing) this.flush()
   }
 
@@ -139,6 +161,7 @@ export class ReplicationSink {
         const sync = batch.some((each) => each.sync)
         const bytes = batch.length === 1 ? batch[0]!.frames : Buffer.concat(batch.map((each) => each.frames))
         const end = await storage.writeFrames(bytes, sync)
+        this.written(bytes.length)
         while (this.epochs.length > 0 && this.epochs[0]![1] < end) {
           const [epoch, start] = this.epochs.shift()!
           file.begin(epoch, start)
@@ -147,6 +170,8 @@ export class ReplicationSink {
         await storage.applyTo(Math.min(this.committed, end))
       }
       this.writing = false
+      // A commit that arrived during the last write.
+      await storage.applyTo(Math.min(this.committed, storage.walLsn))
     })
   }
 
@@ -176,9 +201,11 @@ export class ReplicationSink {
   private snapshotData(bytes: Buffer): void {
     const snapshot = this.snapshot
     if (snapshot === undefined) return this.end('snapshot bytes outside a snapshot')
+    this.received(bytes.length)
     this.run(async () => {
       if (snapshot.file === undefined) throw new Error('snapshot bytes before any file')
       await snapshot.file.write(bytes)
+      this.written(bytes.length)
     })
   }
 
@@ -204,7 +231,9 @@ export class ReplicationSink {
   private run(step: () => Promise<void>): void {
     this.work = this.work.then(step).catch((error: unknown) => {
       this.writing = false
+      if (this.ended) return
       this.end(`replicating failed: ${(error as Error).message}`)
+      this.options.onFatal(`writing or applying the leader's batches failed: ${(error as Error).message}`)
     })
   }
 
@@ -212,6 +241,9 @@ export class ReplicationSink {
     if (this.ended) return
     this.ended = true
     this.socket.destroy()
+    const file = this.snapshot?.file
+    this.snapshot = undefined
+    void file?.close().catch(() => {})
     this.options.onEnd(reason)
   }
 

@@ -8,7 +8,7 @@
 // (the AckGate durable storage asks). The leader acknowledges nothing once its own lease
 // deadline has passed, and steps down when no majority answers within one lease TTL.
 
-import { type FileHandle, open, rm } from 'node:fs/promises'
+import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import { StreamError } from '../protocol/errors.js'
@@ -24,6 +24,10 @@ const RECENT_BYTES_MAX = 64 * 1024 * 1024
 const SEND_BYTES_MAX = 4 * 1024 * 1024
 /** A follower's socket buffer beyond which nothing more is sent until it drains. */
 const SOCKET_BUFFER_MAX = 8 * 1024 * 1024
+/** WAL kept for a connected follower that is behind, at most. */
+const RETAIN_BYTES_MAX = 1024 * 1024 * 1024
+/** A follower must say HELLO within this long of connecting. */
+export const HELLO_TIMEOUT_MS = 5000
 /** The WAL from a snapshot's LSN is kept this long for the follower to come back for it. */
 const SNAPSHOT_HOLD_MS = 5 * 60 * 1000
 /** A snapshot file is read and sent this much at a time. */
@@ -54,6 +58,10 @@ export interface SourceOptions {
   readonly dataDir: string
   readonly file: ReplicaFile
   readonly epoch: number
+  /** Where this epoch's first batch (the barrier) starts: nothing counts as acknowledged
+   * until a majority holds a batch of this epoch (earlier epochs' batches are committed by
+   * it, never by counting copies of them; Raft §5.4.2). */
+  readonly epochStartLsn: number
   readonly replicas: number
   /** Acknowledgements wait at most this long for a majority before the leader steps down. */
   readonly ackTimeoutMs: number
@@ -100,10 +108,13 @@ export class ReplicationSource implements AckGate {
     return Math.floor(this.options.replicas / 2) + 1
   }
 
-  /** Oldest LSN a connected follower has not acknowledged: its WAL segments are kept. */
+  /** Oldest LSN a connected follower has not acknowledged: its WAL segments are kept, up to
+   * RETAIN_BYTES_MAX behind the end (a follower further behind gets a snapshot instead of
+   * filling this disk). */
   get neededLsn(): number {
+    const floor = this.options.storage.walLsn - RETAIN_BYTES_MAX
     let needed = Number.MAX_SAFE_INTEGER
-    for (const session of this.sessions.values()) needed = Math.min(needed, session.acked)
+    for (const session of this.sessions.values()) if (session.acked >= floor) needed = Math.min(needed, session.acked)
     return needed
   }
 
@@ -136,7 +147,7 @@ export class ReplicationSource implements AckGate {
     storage.oldestWalLsn().then(
       (oldest) => {
         if (socket.destroyed || this.stopped !== undefined) return
-        if (from < oldest) return void this.sendSnapshot(socket, hello.nodeId, `its log ends at ${from}, this leader's WAL starts at ${oldest}`)
+        if (from < oldest || storage.walLsn - from > RETAIN_BYTES_MAX) return void this.sendSnapshot(socket, hello.nodeId, `its log ends at ${from}, this leader's WAL starts at ${oldest}`)
         this.stream(socket, hello, reader, from)
       },
       () => socket.destroy(),
@@ -151,13 +162,17 @@ export class ReplicationSource implements AckGate {
     const session = new Session(hello.nodeId, socket, from)
     this.sessions.set(hello.nodeId, session)
     socket.setNoDelay(true)
+    // A follower whose machine vanished without a reset is found out in seconds, not minutes.
+    socket.setKeepAlive(true, 1000)
     socket.write(encodeJson(MessageType.Welcome, { epoch, from, epochs: file.history.filter(([, start]) => start >= from) }))
     log.info({ follower: hello.nodeId, from, followerLsn: hello.lsn }, `ringstream: follower ${hello.nodeId} joined at LSN ${from}`)
     socket.on('data', (chunk: Buffer) => {
       try {
         reader.push(chunk, (message) => {
           if (message.type !== MessageType.Ack) throw new Error(`unexpected message ${message.type} from a follower`)
-          if (message.lsn > session.acked) session.acked = message.lsn
+          // Never more than was sent: a confused peer must not acknowledge for others.
+          const lsn = Math.min(message.lsn, session.sent)
+          if (lsn > session.acked) session.acked = lsn
           this.advance()
         })
       } catch (error) {
@@ -177,33 +192,37 @@ export class ReplicationSource implements AckGate {
    * checkpoint's LSN (kept here meanwhile). */
   private async sendSnapshot(socket: Socket, nodeId: string, why: string): Promise<void> {
     const { storage, file, dataDir } = this.options
-    const dir = join(dataDir, `snapshot-out-${nodeId}`)
-    await rm(dir, { recursive: true, force: true })
+    let dir: string | undefined
     let release: (() => void) | undefined
     try {
+      dir = await mkdtemp(join(dataDir, 'snapshot-out-'))
       const snapshot = await storage.snapshot(dir)
       release = snapshot.release
-      // Kept until the follower comes back for the rest (or gives up).
-      const timer = setTimeout(() => this.snapshotHolds.get(nodeId)?.(), SNAPSHOT_HOLD_MS)
-      timer.unref()
+      this.snapshotHolds.get(nodeId)?.()
       this.snapshotHolds.set(nodeId, () => {
-        clearTimeout(timer)
         snapshot.release()
         this.snapshotHolds.delete(nodeId)
       })
       log.info({ follower: nodeId, lsn: snapshot.lsn, files: snapshot.files.length }, `ringstream: sending follower ${nodeId} a snapshot at LSN ${snapshot.lsn} (${why})`)
       socket.write(encodeJson(MessageType.Snapshot, { lsn: snapshot.lsn, epochs: file.history.filter(([, start]) => start < snapshot.lsn) }))
-      for (const path of ['registry/data.mdb', ...snapshot.files]) {
-        await sendFile(socket, path, join(path.startsWith('registry/') ? dir : dataDir, path))
-        if (socket.destroyed) return
+      const registry = join(dir, 'registry/data.mdb')
+      if (!(await sendFile(socket, 'registry/data.mdb', registry))) throw new Error(`the registry copy ${registry} is missing`)
+      for (const path of snapshot.files) {
+        await sendFile(socket, path, join(dataDir, path))
+        if (socket.destroyed) throw new Error('the follower went away')
       }
       socket.end(encodeEnd())
+      // Kept until the follower comes back for the rest, or for SNAPSHOT_HOLD_MS from now.
+      const hold = this.snapshotHolds.get(nodeId)
+      setTimeout(() => {
+        if (this.snapshotHolds.get(nodeId) === hold) hold?.()
+      }, SNAPSHOT_HOLD_MS).unref()
     } catch (error) {
       log.warn({ follower: nodeId }, `ringstream: snapshot for follower ${nodeId} failed: ${(error as Error).message}`)
       if (release !== undefined) this.snapshotHolds.get(nodeId)?.()
       socket.destroy()
     } finally {
-      await rm(dir, { recursive: true, force: true })
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true }).catch(() => {})
     }
   }
 
@@ -256,7 +275,11 @@ export class ReplicationSource implements AckGate {
     storage.readWal(session.sent, SEND_BYTES_MAX).then(
       ({ bytes, endLsn }) => {
         session.reading = false
-        if (session.socket.destroyed || bytes.length === 0) return
+        if (session.socket.destroyed) return
+        if (bytes.length === 0) {
+          log.error({ follower: session.nodeId }, `ringstream: the WAL reads back nothing valid at LSN ${session.sent}: dropping follower ${session.nodeId}`)
+          return refuse(session.socket, `this leader's WAL reads back nothing valid at LSN ${session.sent}`)
+        }
         session.socket.write(encodeFramesHead(epoch, session.sent, this.committedLsn, true, bytes.length))
         session.socket.write(bytes)
         session.sent = endLsn
@@ -279,7 +302,7 @@ export class ReplicationSource implements AckGate {
     if (positions.length < this.quorum) return
     positions.sort((a, b) => b - a)
     const majority = positions[this.quorum - 1]!
-    if (majority <= this.committedLsn) return
+    if (majority <= this.committedLsn || majority <= this.options.epochStartLsn) return
     if (!this.options.leaseValid()) return this.stop('its etcd lease deadline passed before a majority had the batch')
     this.committedLsn = majority
     let done = 0
@@ -314,14 +337,14 @@ export class ReplicationSource implements AckGate {
   }
 }
 
-/** Sends one file of a snapshot, as long as it is now; nothing when it is gone meanwhile
+/** Sends one file of a snapshot, as long as it is now; false when it is gone meanwhile
  * (a stream deleted since: the WAL replay after the snapshot's LSN deletes it anyway). */
-async function sendFile(socket: Socket, name: string, path: string): Promise<void> {
+async function sendFile(socket: Socket, name: string, path: string): Promise<boolean> {
   let handle: FileHandle
   try {
     handle = await open(path, 'r')
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
     throw error
   }
   try {
@@ -333,12 +356,26 @@ async function sendFile(socket: Socket, name: string, path: string): Promise<voi
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, at)
       if (bytesRead === 0) break
       socket.write(encodeDataHead(bytesRead))
-      if (!socket.write(chunk.subarray(0, bytesRead))) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve))
+      if (!socket.write(chunk.subarray(0, bytesRead))) await drained(socket)
       at += bytesRead
     }
+    return true
   } finally {
     await handle.close()
   }
+}
+
+/** Resolves when the socket drains or closes, leaving no listener behind. */
+function drained(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done)
+      socket.off('close', done)
+      resolve()
+    }
+    socket.on('drain', done)
+    socket.on('close', done)
+  })
 }
 
 function notLeader(reason: string): StreamError {

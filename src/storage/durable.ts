@@ -150,6 +150,8 @@ export class DurableStorage implements Storage {
   private applied = 0
   /** Records are applied as soon as they are written (a lone node, or a leader). */
   private leading = true
+  /** A replica is applying its whole WAL to start leading: no checkpoint may record it. */
+  private promoting = false
   private readonly pending = new PendingFrames()
   private applying: Promise<void> = Promise.resolve()
   /** WAL positions kept for replicas copying a snapshot (no segment from them on retires). */
@@ -195,6 +197,9 @@ export class DurableStorage implements Storage {
       records++
       if (!replica) target.apply(record)
     }, undefined, () => this.files.replayPause())
+    // A replica tells its shard how far its log goes: all of it must be on disk, not only
+    // in the page cache of a process that crashed during a sync.
+    if (replica && tail !== undefined) await io.datasync(tail.file)
     // Replayed bytes are readable from memory and in the WAL: written after ready.
     this.files.resumeWrites()
     const segment =
@@ -293,6 +298,7 @@ export class DurableStorage implements Storage {
    * (a checkpoint then could hold records its shard may still drop). */
   get stableLsn(): number | undefined {
     const wal = this.walLsn
+    if (this.promoting) return undefined
     if (!this.leading) return this.applied
     if (this.gate === undefined) return wal
     const committed = Math.min(wal, this.gate.committedLsn)
@@ -312,8 +318,10 @@ export class DurableStorage implements Storage {
 
   /** A replica: applies the records of every batch up to `lsn` (a batch boundary), in order. */
   applyTo(lsn: number): Promise<void> {
-    this.applying = this.applying.then(() => this.applyNow(Math.min(lsn, this.walLsn)))
-    return this.applying
+    const next = this.applying.then(() => this.applyNow(Math.min(lsn, this.walLsn)))
+    // One failure is reported to its caller, not to every later apply.
+    this.applying = next.catch(() => {})
+    return next
   }
 
   private async applyNow(lsn: number): Promise<void> {
@@ -350,11 +358,16 @@ export class DurableStorage implements Storage {
   /** A replica becomes its shard's leader: everything it wrote is applied, and from now
    * on changes are its own (acknowledged under `gate`). */
   async lead(gate: AckGate | undefined): Promise<void> {
-    await this.applyTo(this.walLsn)
-    this.pending.cut(this.applied)
-    // Checkpoints wait until a majority has everything applied here (see stableLsn).
-    this.gate = gate
-    this.leading = true
+    this.promoting = true
+    try {
+      await this.applyTo(this.walLsn)
+      this.pending.cut(this.applied)
+      // Checkpoints wait until a majority has everything applied here (see stableLsn).
+      this.gate = gate
+      this.leading = true
+    } finally {
+      this.promoting = false
+    }
   }
 
   /** Reads of written bytes served from the read cache, and from the data files. */

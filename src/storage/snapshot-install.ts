@@ -3,9 +3,9 @@
 // leader's registry store and stream files into <data-dir>/snapshot.incoming (cluster/),
 // renames it to snapshot.ready once every byte is synced, and restarts. Before anything
 // else opens the data directory, this moves the copy in: the old WAL, stream files and
-// registry go, the copy's entries replace them. A crash at any point leaves either the old
-// directory with a complete snapshot.ready beside it (installed at the next start) or the
-// new one: each step is a rename or a removal of what is being replaced.
+// registry go, the copy's entries replace them. A crash at any point leaves snapshot.ready
+// with what is still to move (installed at the next start), or the new directory: each
+// step is a removal of what is being replaced, then a rename.
 
 import { existsSync, fsyncSync, openSync, closeSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -18,10 +18,15 @@ export function installSnapshot(dataDir: string): boolean {
   const ready = join(dataDir, SNAPSHOT_READY)
   rmSync(join(dataDir, SNAPSHOT_INCOMING), { recursive: true, force: true })
   if (!existsSync(ready)) return false
-  for (const name of ['wal', 'streams', 'registry']) rmSync(join(dataDir, name), { recursive: true, force: true })
+  // The old WAL goes (the snapshot's checkpoint LSN starts a new one); then each entry of the
+  // copy replaces its namesake: run again after a crash, what was moved in already stays.
+  rmSync(join(dataDir, 'wal'), { recursive: true, force: true })
   syncDir(dataDir)
-  for (const name of readdirSync(ready)) renameSync(join(ready, name), join(dataDir, name))
-  syncDir(dataDir)
+  for (const name of readdirSync(ready)) {
+    rmSync(join(dataDir, name), { recursive: true, force: true })
+    renameSync(join(ready, name), join(dataDir, name))
+    syncDir(dataDir)
+  }
   rmSync(ready, { recursive: true, force: true })
   syncDir(dataDir)
   return true

@@ -185,6 +185,8 @@ function snapshotOf(stream: Stream): StreamSnapshot {
 export async function recoverEngine(engine: Engine, storage: DurableStorage, residentStreamsMax: number, replica = false): Promise<RecoveryReport> {
   engine.registry.expiryEnabled = false
   const report = await storage.recover(recoveryTarget(engine, residentStreamsMax), replica)
+  // A replica expires nothing until it leads (its shard's leader decides, and it may be behind).
+  if (replica) return report
   engine.registry.expiryEnabled = true
   engine.registry.sweep()
   return report

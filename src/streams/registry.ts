@@ -51,6 +51,10 @@ export class Registry {
   private sweepTimer: NodeJS.Timeout | undefined
   /** Off while recovery replays history: expiry must not be judged by today's clock mid-replay. */
   expiryEnabled = true
+  /** A sliding TTL counts from no earlier than this (ms): a replica that starts leading sets
+   * it to now, since the reads that renewed TTLs on the previous leader were not replicated
+   * (a stream then lives up to one TTL longer, never shorter). */
+  accessFloorMs = 0
   backing: RegistryBacking | undefined
   /** With a backing: idle streams kept in memory (see evict). */
   residentMax: number | undefined
@@ -254,7 +258,7 @@ export class Registry {
   }
 
   private isExpired(stream: Stream, nowMs: number): boolean {
-    return isExpired(stream.config, stream.lastAccessMs, nowMs)
+    return isExpired(stream.config, Math.max(stream.lastAccessMs, this.accessFloorMs), nowMs)
   }
 
   /** Deletes or expires a stream: soft while forks read through it, otherwise removed. */
@@ -292,6 +296,12 @@ export class Registry {
     }
   }
 
+  /** A replica starts leading: it expires streams from now on, sliding TTLs counted from now. */
+  expireFromNow(): void {
+    this.accessFloorMs = this.now()
+    this.expiryEnabled = true
+  }
+
   sweep(): void {
     if (!this.expiryEnabled) return
     const nowMs = this.now()
@@ -316,7 +326,7 @@ export class Registry {
       } catch {
         continue // a damaged entry is reported when the stream is used
       }
-      if (saved === undefined || saved.softDeleted || !isExpired(saved, saved.lastAccessMs, nowMs)) continue
+      if (saved === undefined || saved.softDeleted || !isExpired(saved, Math.max(saved.lastAccessMs, this.accessFloorMs), nowMs)) continue
       const stream = this.findById(id)
       if (stream !== undefined && !stream.softDeleted) this.find(stream.path)
     }

@@ -11,6 +11,7 @@
 import type { Io, IoFile } from '../../io/types.js'
 import { type DataPaths, segmentBase } from '../paths.js'
 import { FRAME_HEADER_BYTES, batchHeader } from './wal-record.js'
+import { log } from '../../util/log.js'
 
 const ZERO_CHUNK = new Uint8Array(1 << 20)
 /** The end of each segment kept for deletes (a delete record is under 100 bytes + the path):
@@ -172,7 +173,12 @@ export class WalWriter {
       this.segment.position += bytes
       const startLsn = this.lsn
       this.lsn += bytes
-      this.onWritten?.(buffers, startLsn, this.lsn, sync)
+      try {
+        this.onWritten?.(buffers, startLsn, this.lsn, sync)
+      } catch (error) {
+        // The batch is written: a listener's failure must not fail its records.
+        log.error({ err: error }, `ringstream: a WAL batch listener failed: ${(error as Error).message}`)
+      }
       for (const pending of batch) pending.resolve(this.lsn)
       this.onBatch(this.lsn)
     } catch (error) {
@@ -249,6 +255,9 @@ export async function cutWal(io: Io, paths: DataPaths, lsn: number, endLsn: numb
   const keep = bases.filter((base) => base <= lsn).pop()
   if (keep === undefined) throw new Error(`WAL cut to LSN ${lsn}: no segment holds it`)
   for (const base of bases) if (base > keep) await io.unlink(paths.walSegment(base))
+  // The removals are durable before the kept segment changes: a crash in between must not
+  // leave a later segment that no longer follows it.
+  await io.syncDir(paths.walDir)
   const file = await io.open(paths.walSegment(keep), false)
   const capacity = await io.size(file)
   const zeroEnd = Math.min(capacity, endLsn - keep)
