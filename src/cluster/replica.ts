@@ -377,7 +377,9 @@ export class ShardReplica implements ShardRouting {
       log.info({ shard: this.options.shard, epoch, walLsn: storage.walLsn }, `ringstream: replica ${this.options.nodeId} leads shard ${this.options.shard} in epoch ${epoch}`)
       const source = new ReplicationSource({ storage, dataDir: this.options.dataDir, file, epoch, epochStartLsn: storage.walLsn, replicas, ackTimeoutMs: leaseTtlMs, leaseValid: () => this.lease.valid, stepDown: (reason) => this.stepDown(reason) })
       this.source = source
-      storage.onWalWritten = (buffers, start, end, sync) => source.written(buffers, start, end, sync)
+      storage.onWalWriting = (buffers, start, end, sync) => source.sending(buffers, start, end, sync)
+      // Followers may hold a batch this disk then refused: this leader cannot go on.
+      storage.onWalWriteFailed = (error) => this.stepDown(`a WAL write failed after its batch went to the followers: ${(error as Error).message}`)
       const ready = this.takeOver(epoch)
       ready.catch(() => {}) // reported through the race below, whichever settles first
       // Serving within a few TTLs of winning, or not at all.

@@ -97,9 +97,12 @@ export class ReplicationSource implements AckGate {
   /** Per follower sent a snapshot: gives back the WAL kept for it. */
   private readonly snapshotHolds = new Map<string, () => void>()
   committedLsn: number
+  /** End of the last batch handed over (written here, or being written). */
+  private endLsn: number
 
   constructor(private readonly options: SourceOptions) {
     this.committedLsn = 0
+    this.endLsn = options.storage.walLsn
     this.timer = setInterval(() => this.checkWaiters(), Math.max(20, Math.floor(options.ackTimeoutMs / 10)))
     this.timer.unref()
   }
@@ -122,13 +125,20 @@ export class ReplicationSource implements AckGate {
     return [...this.sessions.values()].map((session) => ({ nodeId: session.nodeId, ackedLsn: session.acked, sentLsn: session.sent }))
   }
 
-  /** The WAL wrote a batch: keep it for the followers and send it. */
-  written(buffers: readonly Uint8Array[], start: number, end: number, sync: boolean): void {
+  /** The WAL starts writing a batch: keep it for the followers and send it now, so their
+   * writes run beside this disk's (an acknowledgement waits for the slower of the two, not
+   * for both in turn). This leader's own position counts once its write is done. */
+  sending(buffers: readonly Uint8Array[], start: number, end: number, sync: boolean): void {
     const bytes = buffers.length === 1 ? Buffer.from(buffers[0]!.buffer, buffers[0]!.byteOffset, buffers[0]!.length) : Buffer.concat(buffers as Uint8Array[], end - start)
     this.recent.push({ start, end, bytes, sync })
     this.recentBytes += bytes.length
+    this.endLsn = end
     while (this.recentBytes > RECENT_BYTES_MAX && this.recent.length > 1) this.recentBytes -= this.recent.shift()!.bytes.length
     for (const session of this.sessions.values()) this.pump(session)
+  }
+
+  /** This leader's WAL wrote up to `lsn`: its own position moved. */
+  written(): void {
     this.advance()
   }
 
@@ -231,7 +241,7 @@ export class ReplicationSource implements AckGate {
     const { socket } = session
     if (session.reading || socket.destroyed || this.stopped !== undefined) return
     const { epoch, storage } = this.options
-    while (session.sent < storage.walLsn && socket.writableLength < SOCKET_BUFFER_MAX) {
+    while (session.sent < this.endLsn && socket.writableLength < SOCKET_BUFFER_MAX) {
       const index = this.recentIndex(session.sent)
       if (index === undefined) return this.readBack(session)
       let end = index
@@ -249,7 +259,7 @@ export class ReplicationSource implements AckGate {
       session.sent = this.recent[end - 1]!.end
       session.committedSent = this.committedLsn
     }
-    if (session.committedSent < this.committedLsn && session.sent >= storage.walLsn) {
+    if (session.committedSent < this.committedLsn && session.sent >= this.endLsn) {
       socket.write(encodeCommit(epoch, this.committedLsn))
       session.committedSent = this.committedLsn
     }

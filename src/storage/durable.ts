@@ -123,6 +123,8 @@ export interface AckGate {
   readonly committedLsn: number
   /** The oldest LSN a replica still needs: WAL segments from it on are kept. */
   readonly neededLsn: number
+  /** This node's WAL wrote another batch (its own copy counts toward the majority). */
+  written(): void
 }
 
 export interface RecoveryReport {
@@ -156,8 +158,10 @@ export class DurableStorage implements Storage {
   private applying: Promise<void> = Promise.resolve()
   /** WAL positions kept for replicas copying a snapshot (no segment from them on retires). */
   private readonly holds = new Set<{ readonly lsn: number }>()
-  /** Told each batch written to the WAL (a leader ships it; cluster/). */
-  onWalWritten: ((buffers: readonly Uint8Array[], startLsn: number, endLsn: number, sync: boolean) => void) | undefined
+  /** Told each batch as its WAL write starts (a leader sends it to its followers meanwhile; cluster/). */
+  onWalWriting: ((buffers: readonly Uint8Array[], startLsn: number, endLsn: number, sync: boolean) => void) | undefined
+  /** …and when such a batch then failed to be written here. */
+  onWalWriteFailed: ((error: unknown) => void) | undefined
 
   constructor(private readonly options: DurableOptions) {
     this.paths = dataPaths(options.dataDir)
@@ -226,9 +230,12 @@ export class DurableStorage implements Storage {
     wal.onFull = () => this.whileFull()
     const onWalBatch = this.options.onWalBatch
     if (onWalBatch !== undefined) wal.onBatchWritten = (records, bytes, syncSeconds) => onWalBatch.call(this.options, records, bytes, syncSeconds)
-    wal.onWritten = (buffers, startLsn, endLsn, sync) => this.onWalWritten?.(buffers, startLsn, endLsn, sync)
+    wal.onWriting = (buffers, startLsn, endLsn, sync) => this.onWalWriting?.(buffers, startLsn, endLsn, sync)
+    wal.onWriteFailed = (error) => this.onWalWriteFailed?.(error)
     wal.prepareSpare()
     wal.onBatch = (lsn) => {
+      // Before the batch's records hear back (their acknowledgement asks the gate next).
+      this.gate?.written()
       if (this.checkpointing !== undefined) return
       if (lsn - this.lastCheckpointLsn >= this.options.checkpointWalBytes || this.target!.changedCount() >= this.options.checkpointChangedStreams) {
         setImmediate(() => void this.checkpoint().catch(reportCheckpointError))

@@ -74,9 +74,12 @@ export class WalWriter {
   onFull: () => void = () => {}
   /** Told each written batch: records, bytes, and the write's seconds when it was synced. */
   onBatchWritten: ((records: number, bytes: number, syncSeconds: number | undefined) => void) | undefined
-  /** Told each written batch's bytes, [startLsn, endLsn), before its records are
-   * acknowledged (replication ships them; cluster/). The buffers must not be changed. */
-  onWritten: ((buffers: readonly Uint8Array[], startLsn: number, endLsn: number, sync: boolean) => void) | undefined
+  /** Told each batch's bytes, [startLsn, endLsn), as its write starts (a replicated leader
+   * sends them to its followers while its own disk writes them; cluster/). The buffers must
+   * not be changed. */
+  onWriting: ((buffers: readonly Uint8Array[], startLsn: number, endLsn: number, sync: boolean) => void) | undefined
+  /** Told when a batch handed to onWriting then failed to be written here. */
+  onWriteFailed: ((error: unknown) => void) | undefined
   private readonly controlReserve: number
 
   constructor(
@@ -150,6 +153,7 @@ export class WalWriter {
       for (const buffer of pending.buffers) buffers.push(buffer)
     }
     const bytes = framed ? recordsLength : FRAME_HEADER_BYTES + recordsLength
+    let handed = false
     try {
       if (!framed) buffers[0] = batchHeader(buffers, recordsLength)
       const room = this.segment.capacity - (control ? 0 : this.controlReserve)
@@ -168,20 +172,23 @@ export class WalWriter {
         }
       }
       const started = this.onBatchWritten === undefined ? 0 : performance.now()
+      if (this.onWriting !== undefined) {
+        handed = true
+        try {
+          this.onWriting(buffers, this.lsn, this.lsn + bytes, sync)
+        } catch (error) {
+          log.error({ err: error }, `ringstream: a WAL batch listener failed: ${(error as Error).message}`)
+        }
+      }
       await this.io.writev(this.segment.file, buffers, this.segment.position, sync)
       this.onBatchWritten?.(batch.length, bytes, sync ? (performance.now() - started) / 1000 : undefined)
       this.segment.position += bytes
-      const startLsn = this.lsn
       this.lsn += bytes
-      try {
-        this.onWritten?.(buffers, startLsn, this.lsn, sync)
-      } catch (error) {
-        // The batch is written: a listener's failure must not fail its records.
-        log.error({ err: error }, `ringstream: a WAL batch listener failed: ${(error as Error).message}`)
-      }
       for (const pending of batch) pending.resolve(this.lsn)
       this.onBatch(this.lsn)
     } catch (error) {
+      // Others may hold what this disk refused: the owner must not go on as if it never was.
+      if (handed) this.onWriteFailed?.(error)
       // Everything queued meanwhile was validated on top of this batch: it fails too.
       const failed = batch.concat(this.queue)
       this.queue = []
