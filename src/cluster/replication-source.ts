@@ -20,6 +20,8 @@ import { type ReplicaFile, divergence } from './replica-file.js'
 
 /** WAL bytes kept in memory for followers: a follower further behind reads the files. */
 const RECENT_BYTES_MAX = 64 * 1024 * 1024
+/** A committed LSN no batch carried goes to idle followers after this long. */
+const COMMIT_DELAY_MS = 5
 /** At most this much is sent per message. */
 const SEND_BYTES_MAX = 4 * 1024 * 1024
 /** A follower's socket buffer beyond which nothing more is sent until it drains. */
@@ -93,6 +95,7 @@ export class ReplicationSource implements AckGate {
   private readonly sessions = new Map<string, Session>()
   private waiters: Waiter[] = []
   private timer: NodeJS.Timeout | undefined
+  private commitTimer: NodeJS.Timeout | undefined
   private stopped: string | undefined
   /** Per follower sent a snapshot: gives back the WAL kept for it. */
   private readonly snapshotHolds = new Map<string, () => void>()
@@ -259,10 +262,22 @@ export class ReplicationSource implements AckGate {
       session.sent = this.recent[end - 1]!.end
       session.committedSent = this.committedLsn
     }
-    if (session.committedSent < this.committedLsn && session.sent >= this.endLsn) {
-      socket.write(encodeCommit(epoch, this.committedLsn))
-      session.committedSent = this.committedLsn
-    }
+  }
+
+  /** Followers learn the committed LSN with the next batch; one idle since hears it alone,
+   * at most every COMMIT_DELAY_MS (a message per batch and follower cost the leader a
+   * syscall each under load, when the next batch carries it anyway). */
+  private scheduleCommit(): void {
+    if (this.commitTimer !== undefined) return
+    this.commitTimer = setTimeout(() => {
+      this.commitTimer = undefined
+      if (this.stopped !== undefined) return
+      for (const session of this.sessions.values()) {
+        if (session.committedSent >= this.committedLsn || session.socket.destroyed) continue
+        session.socket.write(encodeCommit(this.options.epoch, this.committedLsn))
+        session.committedSent = this.committedLsn
+      }
+    }, COMMIT_DELAY_MS)
   }
 
   /** The index of the kept batch starting at `lsn`; undefined: older than memory keeps. */
@@ -318,7 +333,7 @@ export class ReplicationSource implements AckGate {
     let done = 0
     while (done < this.waiters.length && this.waiters[done]!.lsn <= majority) this.waiters[done++]!.resolve()
     if (done > 0) this.waiters.splice(0, done)
-    for (const session of this.sessions.values()) this.pump(session)
+    this.scheduleCommit()
   }
 
   private checkWaiters(): void {
@@ -337,6 +352,7 @@ export class ReplicationSource implements AckGate {
     if (this.stopped !== undefined) return
     this.stopped = reason
     if (this.timer !== undefined) clearInterval(this.timer)
+    if (this.commitTimer !== undefined) clearTimeout(this.commitTimer)
     const error = notLeader(reason)
     for (const waiter of this.waiters) waiter.reject(error)
     this.waiters = []
