@@ -232,7 +232,6 @@ export class DurableStorage implements Storage {
     if (onWalBatch !== undefined) wal.onBatchWritten = (records, bytes, syncSeconds) => onWalBatch.call(this.options, records, bytes, syncSeconds)
     wal.onWriting = (buffers, startLsn, endLsn, sync) => this.onWalWriting?.(buffers, startLsn, endLsn, sync)
     wal.onWriteFailed = (error) => this.onWalWriteFailed?.(error)
-    wal.roundOf = (lsn) => (this.leading ? this.gate?.acknowledged(lsn) : undefined)
     wal.prepareSpare()
     wal.onBatch = (lsn) => {
       // Before the batch's records hear back (their acknowledgement asks the gate next).

@@ -78,8 +78,6 @@ export class WalWriter {
    * sends them to its followers while its own disk writes them; cluster/). The buffers must
    * not be changed. */
   onWriting: ((buffers: readonly Uint8Array[], startLsn: number, endLsn: number, sync: boolean) => void) | undefined
-  /** A replicated leader: settles once the batch ending at `lsn` is on a majority. */
-  roundOf: ((lsn: number) => Promise<void> | undefined) | undefined
   /** Told when a batch handed to onWriting then failed to be written here. */
   onWriteFailed: ((error: unknown) => void) | undefined
   private readonly controlReserve: number
@@ -188,13 +186,6 @@ export class WalWriter {
       this.lsn += bytes
       for (const pending of batch) pending.resolve(this.lsn)
       this.onBatch(this.lsn)
-      // A replicated leader's next batch waits for this one's round to its followers: the
-      // appends that arrive meanwhile go in one batch, one send per follower instead of many.
-      const round = this.roundOf?.(this.lsn)
-      if (round !== undefined) {
-        this.writingSince = undefined
-        await round.catch(() => {})
-      }
     } catch (error) {
       // Others may hold what this disk refused: the owner must not go on as if it never was.
       if (handed) this.onWriteFailed?.(error)
