@@ -149,7 +149,6 @@ class Server implements RingstreamServer {
   private async replicate(durable: DurableStorage): Promise<void> {
     const { config, engine, ctx } = this
     const nodeUrl = (): string => config.nodeUrl ?? this.url
-    const host = config.host
     const replica = new ShardReplica({
       etcd: config.etcd!,
       clusterName: config.clusterName,
@@ -158,7 +157,7 @@ class Server implements RingstreamServer {
       replicas: config.replicas,
       leaseTtlMs: config.leaseTtlMs,
       dataDir: config.dataDir,
-      replicationListen: config.replicationListen ?? `${host.includes(':') ? `[${host}]` : host}:0`,
+      replicationListen: config.replicationListen ?? `${config.host.includes(':') ? `[${config.host}]` : config.host}:0`,
       replicationAdvertise: config.replicationAdvertise,
       proxyAdmin: config.proxyAdmin,
       proxyBackend: config.proxyBackend,

@@ -7,8 +7,6 @@
 
 import { type Etcd, EtcdError } from './etcd.js'
 
-export class LeaseLostError extends Error {}
-
 export class NodeLease {
   private deadline = 0
   private timer: NodeJS.Timeout | undefined

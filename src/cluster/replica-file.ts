@@ -92,14 +92,6 @@ export class ReplicaFile {
     this.epochs = next
   }
 
-  /** Where `epoch` (a follower's last) ends in this history: where a later epoch starts,
-   * or `endLsn` when none does. Undefined: older than anything remembered. */
-  endOf(epoch: number, endLsn: number): number | undefined {
-    if (epoch > 0 && this.epochs.length === EPOCHS_MAX && epoch < this.epochs[0]![0]) return undefined
-    for (const [each, start] of this.epochs) if (each > epoch) return start
-    return endLsn
-  }
-
   /** The WAL was cut to `lsn`: epochs that start after it wrote nothing that is left. */
   cut(lsn: number): void {
     const kept = this.epochs.filter(([, start]) => start < lsn)

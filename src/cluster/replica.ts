@@ -18,7 +18,7 @@
 // Stepping down (lease lapsed, no majority, the key gone) ends this process: the
 // supervisor starts it again as a follower, whose recovery is the one tested path.
 
-import { type Server as NetServer, createServer as createNetServer } from 'node:net'
+import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net'
 import type { Exchange } from '../http/exchange.js'
 import type { ShardRouting } from '../http/context.js'
 import { StreamError } from '../protocol/errors.js'
@@ -160,7 +160,7 @@ export class ShardReplica implements ShardRouting {
     this.advertised = this.options.replicationAdvertise ?? `${advertisedHost}:${boundPort}`
   }
 
-  private accept(socket: import('node:net').Socket): void {
+  private accept(socket: Socket): void {
     const reader = new MessageReader()
     socket.on('error', () => socket.destroy())
     const silent = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS)

@@ -12,10 +12,10 @@ import { DataFiles, type FileRef } from './segments/data-files.js'
 import { FileLog, INLINE_BYTES_DEFAULT } from './segments/file-log.js'
 import { forEachLimited } from '../util/limited.js'
 import { MemoryLog } from './memory.js'
-import { type DataPaths, dataPaths, segmentBase } from './paths.js'
+import { type DataPaths, dataPaths } from './paths.js'
 import type { RegistryStore } from './registry/registry-store.js'
 import type { Change, EngineSnapshot, LogShape, Storage, StreamLog } from './types.js'
-import { type OpenSegment, cutWal, preallocate, WalWriter } from './wal/wal.js'
+import { type OpenSegment, cutWal, preallocate, segmentBases, WalWriter } from './wal/wal.js'
 import { WalCorruptionError, replayWal } from './wal/wal-reader.js'
 import { FRAME_HEADER_BYTES, type WalRecord, checkFrame, encodeRecord, forEachRecord } from './wal/wal-record.js'
 import { type WalFrames, readWalFrames } from './wal/wal-source.js'
@@ -291,8 +291,7 @@ export class DurableStorage implements Storage {
 
   /** The oldest LSN the WAL still holds (older batches were retired by checkpoints). */
   async oldestWalLsn(): Promise<number> {
-    const bases = (await this.options.io.list(this.paths.walDir)).map(segmentBase).filter((base): base is number => base !== undefined)
-    return bases.length === 0 ? this.walLsn : bases.reduce((a, b) => Math.min(a, b))
+    return (await segmentBases(this.options.io, this.paths))[0] ?? this.walLsn
   }
 
   /** End of the WAL as written here. */
@@ -448,10 +447,7 @@ export class DurableStorage implements Storage {
 
   private async retireSegments(lsn: number, currentBase: number): Promise<void> {
     const { io } = this.options
-    const bases = (await io.list(this.paths.walDir))
-      .map(segmentBase)
-      .filter((base): base is number => base !== undefined)
-      .sort((a, b) => a - b)
+    const bases = await segmentBases(io, this.paths)
     let removed = false
     for (let i = 0; i + 1 < bases.length; i++) {
       const next = bases[i + 1]!

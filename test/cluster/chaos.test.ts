@@ -7,9 +7,9 @@
 // failover time (kill → first 2xx append through the proxy) is reported.
 
 import { randomBytes } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { afterAll, describe, expect, test } from 'vitest'
 import { createServer } from '../../src/server.js'
-import { TestCluster, replicationTestable, haproxyAvailable, sleep } from './cluster-harness.js'
+import { type TestCluster, haproxyAvailable, replicationTestable, sleep, useCluster } from './cluster-harness.js'
 
 const KILLS = Number(process.env.CHAOS_KILLS ?? 50)
 const PRODUCERS = 3
@@ -131,17 +131,12 @@ async function verify(base: string, where: string): Promise<Map<string, Buffer>>
 }
 
 describe.skipIf(!replicationTestable() || !haproxyAvailable())('a 3-replica shard under leader kills', () => {
-  beforeAll(async () => {
-    // Restarted a second after it dies, as deploy/local-cluster.sh and the systemd unit do.
-    cluster = await TestCluster.start({ replicas: 3, proxy: true, restartMs: 1000 })
-    await cluster.leader()
-  }, 60_000)
-
-  afterAll(async () => {
+  // Restarted a second after it dies, as deploy/local-cluster.sh and the systemd unit do.
+  useCluster({ replicas: 3, proxy: true, restartMs: 1000 }, {}, (started) => (cluster = started))
+  // Before the cluster stops: the writers end first.
+  afterAll(() => {
     stop = true
-    await cluster?.stop()
-    if (process.env.KEEP_CLUSTER === undefined) cluster?.remove()
-  }, 60_000)
+  })
 
   test(
     `${KILLS} leader SIGKILLs: nothing acknowledged lost or doubled, replicas identical`,

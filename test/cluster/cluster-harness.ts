@@ -10,6 +10,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Server as NetServer, type Socket, connect, createServer as createNetServer } from 'node:net'
+import { afterAll, beforeAll, expect } from 'vitest'
 import { freePortBelowEphemeral } from '../helpers-ports.js'
 import { BIN } from '../process.js'
 import { type EtcdProcess, etcdAvailable, startEtcd } from './etcd-harness.js'
@@ -314,6 +315,28 @@ export class TestCluster {
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * Starts a shard before the enclosing describe block's tests — its leader serving with every
+ * follower connected, and `streams` (path → content type) created on it — hands it to
+ * `started`, and stops it after them (KEEP_CLUSTER=1 keeps its directory to look at).
+ */
+export function useCluster(options: ClusterOptions, streams: Readonly<Record<string, string>>, started: (cluster: TestCluster) => void): void {
+  let cluster: TestCluster | undefined
+  beforeAll(async () => {
+    cluster = await TestCluster.start(options)
+    started(cluster)
+    const leader = await cluster.leader()
+    for (const [path, contentType] of Object.entries(streams)) {
+      const created = await fetch(`${leader.url}/v1/stream/${path}`, { method: 'PUT', headers: { 'content-type': contentType } })
+      expect(created.status).toBe(201)
+    }
+  }, 60_000)
+  afterAll(async () => {
+    await cluster?.stop()
+    if (process.env.KEEP_CLUSTER === undefined) cluster?.remove()
+  }, 60_000)
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -4,8 +4,8 @@
 // etcd lost. Nothing acknowledged is ever lost; without a majority or etcd, writes answer
 // 503 with Retry-After and a reason, and resume by themselves.
 
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { TestCluster, replicationTestable, type TestNode, sleep } from './cluster-harness.js'
+import { describe, expect, test } from 'vitest'
+import { type TestCluster, type TestNode, replicationTestable, sleep, useCluster } from './cluster-harness.js'
 
 let cluster: TestCluster
 const TTL_MS = 2000
@@ -37,17 +37,7 @@ async function readAll(node: TestNode, path: string): Promise<string> {
 }
 
 describe.skipIf(!replicationTestable())('a 3-replica shard when one part fails', () => {
-  beforeAll(async () => {
-    cluster = await TestCluster.start({ replicas: 3, leaseTtlMs: TTL_MS })
-    const leader = await cluster.leader()
-    const created = await fetch(`${leader.url}/v1/stream/log`, { method: 'PUT', headers: { 'content-type': 'text/plain' } })
-    expect(created.status).toBe(201)
-  }, 60_000)
-
-  afterAll(async () => {
-    await cluster?.stop()
-    if (process.env.KEEP_CLUSTER === undefined) cluster?.remove()
-  }, 60_000)
+  useCluster({ replicas: 3, leaseTtlMs: TTL_MS }, { log: 'text/plain' }, (started) => (cluster = started))
 
   test('a leader that dies for good: a follower takes over within the lease TTL; it rejoins and catches up later', async () => {
     await appendSomewhere('log', 'a;')

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { TestCluster, replicationTestable } from './cluster-harness.js'
+import { type TestCluster, replicationTestable, useCluster } from './cluster-harness.js'
 
 const APPENDS = Number(process.env.FOLLOWER_AWAY_APPENDS ?? 1_000_000)
 const STREAMS = 100
@@ -22,17 +22,11 @@ const compiler = spawnSync('cc', ['--version']).status === 0
 let cluster: TestCluster
 
 describe.skipIf(!replicationTestable() || !compiler)(`a follower away for ${APPENDS} appends`, () => {
-  beforeAll(async () => {
+  beforeAll(() => {
     execFileSync('cc', ['-O2', '-o', LOADGEN, SOURCE])
-    cluster = await TestCluster.start({ replicas: 3 })
-    await cluster.leader()
-  }, 60_000)
-
-  afterAll(async () => {
-    await cluster?.stop()
-    cluster?.remove()
-    rmSync(buildDir, { recursive: true, force: true })
-  }, 60_000)
+  })
+  afterAll(() => rmSync(buildDir, { recursive: true, force: true }))
+  useCluster({ replicas: 3 }, {}, (started) => (cluster = started))
 
   test('writes go on with one follower down; it catches up when it returns', async () => {
     const leader = await cluster.leader()

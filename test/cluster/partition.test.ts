@@ -5,8 +5,8 @@
 // nothing 2xx without its followers, and stops at its lease deadline); once healed it
 // comes back as a follower and its copy matches.
 
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { TestCluster, replicationTestable, type TestNode, sleep } from './cluster-harness.js'
+import { describe, expect, test } from 'vitest'
+import { type TestCluster, type TestNode, replicationTestable, sleep, useCluster } from './cluster-harness.js'
 
 let cluster: TestCluster
 
@@ -21,16 +21,7 @@ async function appendTo(node: TestNode, body: string): Promise<number> {
 }
 
 describe.skipIf(!replicationTestable())('a leader cut off from etcd and from its followers', () => {
-  beforeAll(async () => {
-    cluster = await TestCluster.start({ replicas: 3, gates: true })
-    const leader = await cluster.leader()
-    expect((await fetch(`${leader.url}/v1/stream/log`, { method: 'PUT', headers: { 'content-type': 'text/plain' } })).status).toBe(201)
-  }, 60_000)
-
-  afterAll(async () => {
-    await cluster?.stop()
-    if (process.env.KEEP_CLUSTER === undefined) cluster?.remove()
-  }, 60_000)
+  useCluster({ replicas: 3, gates: true }, { log: 'text/plain' }, (started) => (cluster = started))
 
   test('the majority side elects a new leader; the old one acknowledges nothing it loses; it rejoins once healed', async () => {
     const old = await cluster.leader()

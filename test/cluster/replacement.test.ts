@@ -7,9 +7,9 @@
 
 import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { createServer } from '../../src/server.js'
-import { TestCluster, replicationTestable, type TestNode, sleep } from './cluster-harness.js'
+import { type TestCluster, type TestNode, replicationTestable, sleep, useCluster } from './cluster-harness.js'
 
 let cluster: TestCluster
 const written: Buffer[] = []
@@ -45,17 +45,9 @@ function checkCopy(bytes: Buffer, where: string): void {
 }
 
 describe.skipIf(!replicationTestable())('replicas that come back and replicas replaced', () => {
-  beforeAll(async () => {
-    // 16 MiB WAL segments and a checkpoint every 16 MiB: the WAL retires quickly.
-    cluster = await TestCluster.start({ replicas: 3, args: ['--wal-segment-bytes', String(16 * 1024 * 1024), '--checkpoint-wal-bytes', String(16 * 1024 * 1024)] })
-    const leader = await cluster.leader()
-    expect((await fetch(`${leader.url}/v1/stream/big`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' } })).status).toBe(201)
-  }, 60_000)
-
-  afterAll(async () => {
-    await cluster?.stop()
-    if (process.env.KEEP_CLUSTER === undefined) cluster?.remove()
-  }, 60_000)
+  // 16 MiB WAL segments and a checkpoint every 16 MiB: the WAL retires quickly.
+  const walBytes = String(16 * 1024 * 1024)
+  useCluster({ replicas: 3, args: ['--wal-segment-bytes', walBytes, '--checkpoint-wal-bytes', walBytes] }, { big: 'application/octet-stream' }, (started) => (cluster = started))
 
   test('a follower away for a few MiB catches up from the leader’s WAL', async () => {
     const leader = await cluster.leader()

@@ -4,7 +4,8 @@
 // on disk, checksums included, so the reader checks each one before handing it out.
 
 import type { Io } from '../../io/types.js'
-import { type DataPaths, segmentBase } from '../paths.js'
+import type { DataPaths } from '../paths.js'
+import { segmentBases } from './wal.js'
 import { FRAME_HEADER_BYTES, checkFrame } from './wal-record.js'
 
 export interface WalFrames {
@@ -23,10 +24,7 @@ export class WalRetiredError extends Error {}
  */
 export async function readWalFrames(io: Io, paths: DataPaths, fromLsn: number, toLsn: number, bytesMax: number): Promise<WalFrames> {
   if (fromLsn >= toLsn) return { bytes: Buffer.alloc(0), endLsn: fromLsn }
-  const bases = (await io.list(paths.walDir))
-    .map(segmentBase)
-    .filter((base): base is number => base !== undefined)
-    .sort((a, b) => a - b)
+  const bases = await segmentBases(io, paths)
   const base = bases.filter((each) => each <= fromLsn).pop()
   if (base === undefined) throw new WalRetiredError(`WAL LSN ${fromLsn} is retired (oldest kept: ${bases[0] ?? 'none'})`)
   const file = await io.open(paths.walSegment(base), false)

@@ -45,6 +45,14 @@ export interface OpenSegment {
   position: number
 }
 
+/** The base LSNs of the WAL's segments, oldest first. */
+export async function segmentBases(io: Io, paths: DataPaths): Promise<number[]> {
+  return (await io.list(paths.walDir))
+    .map(segmentBase)
+    .filter((base): base is number => base !== undefined)
+    .sort((a, b) => a - b)
+}
+
 export async function preallocate(io: Io, path: string, bytes: number): Promise<IoFile> {
   const file = await io.open(path, true)
   // In the background (io-wq under uring): zeroing 64 MiB inside io_uring_enter cost the
@@ -255,10 +263,7 @@ export class WalWriter {
  * the segment to continue writing is returned.
  */
 export async function cutWal(io: Io, paths: DataPaths, lsn: number, endLsn: number): Promise<OpenSegment> {
-  const bases = (await io.list(paths.walDir))
-    .map(segmentBase)
-    .filter((base): base is number => base !== undefined)
-    .sort((a, b) => a - b)
+  const bases = await segmentBases(io, paths)
   const keep = bases.filter((base) => base <= lsn).pop()
   if (keep === undefined) throw new Error(`WAL cut to LSN ${lsn}: no segment holds it`)
   for (const base of bases) if (base > keep) await io.unlink(paths.walSegment(base))
