@@ -188,9 +188,26 @@ RINGSTREAM_PROXY_BIND="127.0.0.1:${port}" haproxy -db "${haproxy_files[@]}" &
 haproxy_pid=$!
 echo "$haproxy_pid" > "$data/haproxy.pid"
 
+# Every node knows every other (--cluster-peers: shards by commas, a shard's replicas by |),
+# so a subscription sees the streams of the whole cluster; and every node signs webhooks with
+# one key, so the JWK Set the proxy serves (from whichever node) verifies them all.
+peers=""
+for s in $(seq 1 "$shards"); do
+  group=""
+  for r in $(seq 1 "$replicas"); do group+="${group:+|}http://127.0.0.1:$((port + (s - 1) * replicas + r))"; done
+  peers+="${peers:+,}$group"
+done
+signing_key="$data/webhook-signing-key.pem"
+[ -s "$signing_key" ] || node -e '
+  const { generateKeyPairSync } = require("node:crypto")
+  const { writeFileSync } = require("node:fs")
+  writeFileSync(process.argv[1], generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 })
+' "$signing_key"
+
 for i in $(seq 1 "$nodes"); do
   node_port=$((port + i))
-  args=(node "$root/bin/ringstream.js" --port "$node_port" --data-dir "$data/node-$i" --cluster-url "$proxy" --node-url "http://127.0.0.1:${node_port}")
+  args=(node "$root/bin/ringstream.js" --port "$node_port" --data-dir "$data/node-$i" --cluster-url "$proxy" --node-url "http://127.0.0.1:${node_port}"
+    --cluster-peers "$peers" --webhook-signing-key "$signing_key")
   if [ "$replicas" -gt 1 ]; then
     args+=(--etcd "$etcd_url" --replicas "$replicas" --shard "$(shard_of "$i")" --node-id "node-$i" --proxy-admin "$data/haproxy.sock" --proxy-backend nodes)
   fi

@@ -21,13 +21,15 @@ Options (each also settable as an environment variable):
   --io <backend>              RINGSTREAM_IO                   auto | uring | fs (default ${DEFAULTS.io}: uring when it loads)
   --http <backend>            RINGSTREAM_HTTP                 auto | uws | node (default ${DEFAULTS.http}: uWebSockets.js when it loads, else node:http)
   --checkpoint-interval-ms <n> RINGSTREAM_CHECKPOINT_INTERVAL_MS checkpoint at least this often (default ${DEFAULTS.checkpointIntervalMs})
-  --checkpoint-wal-bytes <n>  RINGSTREAM_CHECKPOINT_WAL_BYTES and after this much WAL (default ${DEFAULTS.checkpointWalBytes})
+  --checkpoint-wal-bytes <n>  RINGSTREAM_CHECKPOINT_WAL_BYTES and after this much WAL (default: scaled to the disk: a quarter of it,
+                                                              2 WAL segments to 256 MiB)
   --read-cache-bytes <n>      RINGSTREAM_READ_CACHE_BYTES     recently written bytes kept in memory for reads (default ${DEFAULTS.readCacheBytes})
   --segment-bytes <n>         RINGSTREAM_SEGMENT_BYTES        stream bytes per data segment file, for a new data directory (default ${DEFAULTS.segmentBytes})
   --inline-bytes <n>          RINGSTREAM_INLINE_BYTES         streams of at most n bytes keep them in the registry, no data file; 0: never (default ${DEFAULTS.inlineBytesMax})
   --read-bytes-max <n>        RINGSTREAM_READ_BYTES_MAX       largest catch-up or long-poll response, sent in 1 MiB pieces (default ${DEFAULTS.readBytesMax})
-  --wal-segment-bytes <n>     RINGSTREAM_WAL_SEGMENT_BYTES    bytes per preallocated WAL segment (default ${DEFAULTS.walSegmentBytes})
-  --disk-reserve-bytes <n>    RINGSTREAM_DISK_RESERVE_BYTES   free space the WAL never takes (default ${DEFAULTS.diskReserveBytes})
+  --wal-segment-bytes <n>     RINGSTREAM_WAL_SEGMENT_BYTES    bytes per preallocated WAL segment (default: scaled to the disk: an eighth
+                                                              of it, 16-64 MiB; 64 MiB from 512 MiB on)
+  --disk-reserve-bytes <n>    RINGSTREAM_DISK_RESERVE_BYTES   free space the WAL never takes (default: scaled to the disk: one WAL segment)
   --log-format <text|json>    RINGSTREAM_LOG_FORMAT           log lines as text or JSON (time, level, message, fields) (default ${DEFAULTS.logFormat})
   --log-level <level>         RINGSTREAM_LOG_LEVEL            trace | debug | info | warn | error | fatal | silent (default ${DEFAULTS.logLevel})
   --auth-tokens <file>        RINGSTREAM_AUTH_TOKENS          bearer tokens, one per line: TOKEN read|write PATH-PREFIX (reloaded on SIGHUP)
@@ -40,6 +42,8 @@ Options (each also settable as an environment variable):
   --webhook-signing-key <f>   RINGSTREAM_WEBHOOK_SIGNING_KEY  PEM Ed25519 key for webhook signatures (default: made once in the data dir)
   --cluster-url <url>         RINGSTREAM_CLUSTER_URL          scale-out: the path-hashing proxy every node is reached through
   --node-url <url>            RINGSTREAM_NODE_URL             …and this node's URL as the others reach it (default: the listen address)
+  --cluster-peers <urls>      RINGSTREAM_CLUSTER_PEERS        …and every node's URL (this one's too), so subscriptions see the whole cluster:
+                                                              comma-separated, a replicated shard's replicas joined by | (a|b|c,d|e|f)
   --etcd <urls>               RINGSTREAM_ETCD                 replication: etcd client URLs, comma-separated (leadership and fencing)
   --replicas <n>              RINGSTREAM_REPLICAS             replicas per shard, this node included (default ${DEFAULTS.replicas}: none); acks wait for a majority
   --shard <name>              RINGSTREAM_SHARD                the shard this node is a replica of (default ${DEFAULTS.shard})
@@ -82,6 +86,7 @@ const OPTIONS = {
   webhooks: { type: 'boolean' },
   'cluster-url': { type: 'string' },
   'node-url': { type: 'string' },
+  'cluster-peers': { type: 'string' },
   etcd: { type: 'string' },
   replicas: { type: 'string' },
   shard: { type: 'string' },
@@ -159,6 +164,8 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   if (publicUrl !== undefined) config.publicUrl = publicUrl.replace(/\/+$/, '')
   const clusterUrl = pick('cluster-url', 'RINGSTREAM_CLUSTER_URL')
   if (clusterUrl !== undefined) config.clusterUrl = clusterUrl.replace(/\/+$/, '')
+  const clusterPeers = pick('cluster-peers', 'RINGSTREAM_CLUSTER_PEERS')
+  if (clusterPeers !== undefined) config.clusterPeers = clusterPeers
   const nodeUrl = pick('node-url', 'RINGSTREAM_NODE_URL')
   if (nodeUrl !== undefined) config.nodeUrl = nodeUrl.replace(/\/+$/, '')
   const list = (raw: string): string[] => raw.split(',').map((each) => each.trim().replace(/\/+$/, '')).filter((each) => each !== '')

@@ -51,11 +51,13 @@ export interface ServerConfig {
   gzipMinBytes: number
   /** How often expired streams are swept; expiry is also checked on every access. */
   expirySweepMs: number
-  /** WAL segment size; preallocated and zero-filled so datasync stays cheap. */
-  walSegmentBytes: number
+  /** WAL segment size; preallocated and zero-filled so datasync stays cheap. Undefined:
+   * scaled to the data directory's disk (storage/disk-budget.ts; 64 MiB from 512 MiB on). */
+  walSegmentBytes: number | undefined
   /** Free space the WAL leaves when it takes a segment: what a checkpoint needs to write on
-   * a full disk (pending data, index pages, registry pages) before it frees WAL segments. */
-  diskReserveBytes: number
+   * a full disk (pending data, index pages, registry pages) before it frees WAL segments.
+   * Undefined: one WAL segment. */
+  diskReserveBytes: number | undefined
   /** PEM certificate chain and private key files: HTTPS on the port when both are set. */
   tlsCertFile: string | undefined
   /** GET /metrics and the counting behind it. */
@@ -70,8 +72,9 @@ export interface ServerConfig {
   tlsKeyFile: string | undefined
   /** Checkpoint at least this often while anything changed; bounds replay after a crash. */
   checkpointIntervalMs: number
-  /** …and whenever this much WAL accumulated since the last checkpoint. */
-  checkpointWalBytes: number
+  /** …and whenever this much WAL accumulated since the last checkpoint. Undefined: scaled
+   * to the disk (a quarter of it, 2 WAL segments to 256 MiB). */
+  checkpointWalBytes: number | undefined
   /** Open stream data files kept; more streams than this cost no descriptors. */
   openFilesMax: number
   /** Recently written stream bytes kept in memory for reads, across all streams; catch-up
@@ -116,6 +119,9 @@ export interface ServerConfig {
   clusterUrl: string | undefined
   /** …and this node's own URL as the other nodes reach it (default: the listen address). */
   nodeUrl: string | undefined
+  /** …and every node's URL, for subscriptions that see the whole cluster: shards separated
+   * by commas, a replicated shard's replicas by `|` (cluster/stream-follow.ts). */
+  clusterPeers: string | undefined
   /** Replication (cluster/): etcd's client URLs; undefined: no replication. */
   etcd: readonly string[] | undefined
   /** Names the cluster in etcd's keys: several clusters may share one etcd. */
@@ -158,8 +164,10 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   sseKeepAliveMs: 15_000,
   gzipMinBytes: 4096,
   expirySweepMs: 1000,
-  walSegmentBytes: 64 * 1024 * 1024,
-  diskReserveBytes: 64 * 1024 * 1024,
+  // The WAL's sizes fit the disk unless given (storage/disk-budget.ts): from 1 GiB on
+  // 64 MiB segments, 64 MiB reserve, a checkpoint every 256 MiB of WAL.
+  walSegmentBytes: undefined,
+  diskReserveBytes: undefined,
   tlsCertFile: undefined,
   metrics: true,
   authTokensFile: undefined,
@@ -168,7 +176,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   logLevel: 'info',
   tlsKeyFile: undefined,
   checkpointIntervalMs: 30_000,
-  checkpointWalBytes: 256 * 1024 * 1024,
+  checkpointWalBytes: undefined,
   openFilesMax: defaultOpenFilesMax(),
   // Enough for readers following the tail (they read what was written moments ago); older
   // bytes come from the page cache at a copy's cost. All of it counts in the server's RSS.
@@ -188,6 +196,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   webhookTimeoutMs: 10_000,
   clusterUrl: undefined,
   nodeUrl: undefined,
+  clusterPeers: undefined,
   etcd: undefined,
   clusterName: 'ringstream',
   shard: '1',
@@ -229,12 +238,13 @@ export function validateConfig(config: ServerConfig): void {
   if (!['memory', 'buffered', 'fsync'].includes(config.durability)) fail('durability must be memory, buffered or fsync')
   if (!['auto', 'uring', 'fs'].includes(config.io)) fail('io must be auto, uring or fs')
   if (!['auto', 'uws', 'node'].includes(config.http)) fail('http must be auto, uws or node')
-  if (config.walSegmentBytes < 64 * 1024) fail('WAL segments must be at least 64 KiB')
-  if (!Number.isSafeInteger(config.diskReserveBytes) || config.diskReserveBytes < 0) fail('the disk reserve must be a non-negative integer')
+  // The WAL's sizes are checked when given; scaled ones are right by construction.
+  if (config.walSegmentBytes !== undefined && config.walSegmentBytes < 64 * 1024) fail('WAL segments must be at least 64 KiB')
+  if (config.diskReserveBytes !== undefined && (!Number.isSafeInteger(config.diskReserveBytes) || config.diskReserveBytes < 0)) fail('the disk reserve must be a non-negative integer')
   if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) fail('TLS needs both --tls-cert and --tls-key')
   if (config.logFormat !== 'text' && config.logFormat !== 'json') fail('the log format must be text or json')
   if (!(LOG_LEVELS as readonly string[]).includes(config.logLevel)) fail(`the log level must be one of ${LOG_LEVELS.join(', ')}`)
-  if (config.walSegmentBytes < config.appendBytesMax) fail('a WAL segment must hold the largest append')
+  if (config.walSegmentBytes !== undefined && config.walSegmentBytes < config.appendBytesMax) fail('a WAL segment must hold the largest append')
   if (config.openFilesMax < 1) fail('openFilesMax must be at least 1')
   if (config.checkpointIntervalMs < 100) fail('checkpoint interval must be at least 100 ms')
   // Entries over half an lmdb page (inline bytes past ~1.4 KiB, as base64) take overflow
@@ -248,6 +258,10 @@ export function validateConfig(config: ServerConfig): void {
     if (value !== undefined && !/^https?:\/\/[^/]+$/.test(value)) fail(`the ${name} must be http(s)://host[:port] with no path`)
   }
   if (config.nodeUrl !== undefined && config.clusterUrl === undefined && config.etcd === undefined) fail('--node-url needs --cluster-url or --etcd')
+  if (config.clusterPeers !== undefined) {
+    if (config.clusterUrl === undefined) fail('--cluster-peers needs --cluster-url')
+    for (const url of config.clusterPeers.split(/[,|]/)) if (!/^https?:\/\/[^/]+\/?$/.test(url.trim())) fail(`--cluster-peers: "${url}" is not http(s)://host[:port]`)
+  }
   if (config.subscriptionsMax < 1 || config.subscriptionLinksMax < 1 || config.wakeStreamsMax < 1) fail('subscription limits must be at least 1')
   if (config.webhookDeliveriesMax < 1 || config.webhookTimeoutMs < 100) fail('webhook deliveries need at least 1 slot and a timeout of at least 100 ms')
   if (!Number.isInteger(config.replicas) || config.replicas < 1 || config.replicas > 9) fail('--replicas must be 1 .. 9')

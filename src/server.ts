@@ -6,6 +6,8 @@ import { DEFAULTS, type ServerConfig, validateConfig } from './config.js'
 import { Authenticator } from './auth/auth.js'
 import { Forwarding, forwardTo } from './cluster/forwarding.js'
 import { ShardReplica } from './cluster/replica.js'
+import { StreamFollow, otherShards } from './cluster/stream-follow.js'
+import { StreamWatchHub } from './cluster/stream-watch.js'
 import { HttpContext } from './http/context.js'
 import { type HttpListener, openListener } from './http/listener.js'
 import { type IoChoice, selectIo } from './io/select.js'
@@ -17,6 +19,7 @@ import { type OpenedStorage, type StorageSettings, openStorage } from './storage
 import { installSnapshot } from './storage/snapshot-install.js'
 import { Engine } from './streams/engine.js'
 import { recoverEngine } from './streams/recovery.js'
+import type { SubscriptionManager } from './subscriptions/manager.js'
 import { type Subscriptions, setUpSubscriptions } from './subscriptions/setup.js'
 import { configureLog, log } from './util/log.js'
 
@@ -113,7 +116,8 @@ class Server implements RingstreamServer {
       keysDir: opened.durable === undefined || this.simulated ? undefined : config.dataDir,
       signingKeyFile: config.webhookSigningKeyFile,
       webhooksEnabled: config.webhooks,
-      baseUrl: () => config.publicUrl ?? this.url,
+      // Behind a proxy, callbacks come back through it (to the node it sends the id to).
+      baseUrl: () => config.publicUrl ?? config.clusterUrl ?? this.url,
       streamPathBytesMax: config.streamPathBytesMax,
       subscriptionsMax: config.subscriptionsMax,
       linksMax: config.subscriptionLinksMax,
@@ -122,6 +126,7 @@ class Server implements RingstreamServer {
       webhookTimeoutMs: config.webhookTimeoutMs,
     })
     ctx.subscriptions = this.subscriptions.manager
+    if (config.clusterUrl !== undefined) this.followCluster(config.clusterUrl, this.subscriptions.manager)
     // Listening during recovery: /healthz and /readyz (503) answer, streams get 503.
     const http = await openListener(ctx, config)
     this.http = http
@@ -143,6 +148,17 @@ class Server implements RingstreamServer {
     }
     await this.subscriptions.manager.start()
     ctx.ready = true
+  }
+
+  /** Cluster-wide subscriptions: this node's streams are watched by the other nodes'
+   * subscriptions, and (given --cluster-peers) its subscriptions watch theirs. */
+  private followCluster(clusterUrl: string, manager: SubscriptionManager): void {
+    const { config, engine, ctx } = this
+    const hub = new StreamWatchHub(engine, engine.observer)
+    engine.observer = hub
+    ctx.watches = hub
+    if (config.clusterPeers === undefined) return
+    manager.remote = new StreamFollow({ clusterUrl, shards: () => otherShards(config.clusterPeers!, config.nodeUrl ?? this.url) })
   }
 
   /** Joins this node's shard: it serves (itself, or through its leader) once it knows who leads. */
@@ -244,6 +260,7 @@ function storageSettings(config: ServerConfig, metrics: ServerMetrics | undefine
     inlineBytesMax: config.inlineBytesMax,
     checkpointChangedStreams: config.checkpointChangedStreams,
     diskReserveBytes: config.diskReserveBytes,
+    appendBytesMax: config.appendBytesMax,
     onWalBatch: metrics?.walBatch,
   }
 }

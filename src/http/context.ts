@@ -55,6 +55,14 @@ export interface ClusterRouting {
   forkElsewhere(x: Exchange, path: string, fork: ForkRequest): Promise<boolean>
 }
 
+/** The feed other nodes follow for cluster-wide subscriptions (cluster/stream-watch.ts
+ * implements it): POST /v1/stream/__ds/watch. */
+export interface WatchFeed {
+  /** Answers the request ({pattern?, streams?}) with the matching streams' tails, then
+   * their changes, until the connection ends. */
+  serve(x: Exchange): Promise<void>
+}
+
 /** A replicated shard as the handlers see it (cluster/replica.ts implements it): only the
  * shard's leader serves streams; the other replicas pass requests to it. */
 export interface ShardRouting {
@@ -89,6 +97,8 @@ export class HttpContext {
   cluster: ClusterRouting | undefined
   /** Replication: this node is one replica of a shard; undefined: not replicated. */
   shard: ShardRouting | undefined
+  /** Cluster-wide subscriptions: the changes of this node's streams, for other nodes. */
+  watches: WatchFeed | undefined
   /** The reserved subscription APIs (PROTOCOL §6); undefined: not served. */
   subscriptions: SubscriptionManager | undefined
   /** Bearer tokens every stream request must present (--auth-tokens, --auth-jwks); undefined: open. */

@@ -29,6 +29,17 @@ export function handleControl(x: Exchange, ctx: HttpContext, rest: string): void
     if (x.method !== 'GET') throw new StreamError('METHOD_NOT_ALLOWED', 'the JWK Set is read with GET')
     return x.send(200, [['Content-Type', 'application/jwk-set+json'], ['Cache-Control', 'public, max-age=300']], JSON.stringify(manager.jwks()))
   }
+  if (rest === '__ds/watch' && ctx.watches !== undefined) {
+    // Another node's subscriptions following this node's streams (cluster/stream-watch.ts).
+    if (x.method !== 'POST') throw notAllowed('POST')
+    const watches = ctx.watches
+    const checked = ctx.auth?.check(x.header('authorization'), 'read', '__ds/watch')
+    if (checked instanceof Promise) {
+      x.readBody(CONTROL_BODY_BYTES_MAX).catch(() => {})
+      return checked.then(() => watches.serve(x))
+    }
+    return watches.serve(x)
+  }
   if (!rest.startsWith(SUBSCRIPTIONS)) throw new StreamError('SUBSCRIPTION_NOT_FOUND', 'no Durable Streams control route here')
   const tail = rest.slice(SUBSCRIPTIONS.length)
   const slash = tail.indexOf('/')

@@ -33,6 +33,7 @@ import {
 } from './model.js'
 import { checkWebhookUrl } from './webhook-url.js'
 import { SubscriptionDirectory } from './directory.js'
+import type { Interest, RemoteSink, RemoteStreams } from './remote.js'
 
 export interface SubscriptionLimits {
   /** Subscriptions a server holds: each costs memory and a glob match per append. */
@@ -88,6 +89,8 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
   /** Wakes issued (metrics). */
   wakes = 0
   delivery: WakeDelivery | undefined
+  /** The other nodes of a cluster (cluster-wide subscriptions); undefined: a lone node. */
+  remote: RemoteStreams | undefined
 
   constructor(private readonly options: ManagerOptions) {
     this.now = options.now ?? Date.now
@@ -152,13 +155,18 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     }
     this.leaseTimer = setInterval(() => this.sweepLeases(), LEASE_SWEEP_MS)
     this.leaseTimer.unref()
+    // The other nodes' streams: listed again in the background (their tails were not stored).
+    for (const sub of this.subs.values()) void this.follow(sub, false)
     return Promise.all(writes).then(() => undefined)
   }
 
   stop(): void {
     if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer)
     this.leaseTimer = undefined
-    for (const sub of this.subs.values()) this.delivery?.cancel(sub)
+    for (const sub of this.subs.values()) {
+      this.delivery?.cancel(sub)
+      this.remote?.unfollow(sub.id)
+    }
   }
 
   // ---- the engine's events -----------------------------------------------------------
@@ -239,7 +247,9 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     }
     this.subs.add(sub)
     for (const link of links) this.subs.link(sub, link)
-    const writes = [this.save(sub), ...links.map((link) => this.saveLink(sub, link))]
+    const writes: Array<MaybePromise<unknown>> = [this.save(sub), ...links.map((link) => this.saveLink(sub, link))]
+    // The other nodes' matching streams are linked at their tails before the answer.
+    writes.push(this.follow(sub, true))
     return andAll(writes, (): [Subscription, boolean] => [sub, true])
   }
 
@@ -248,6 +258,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     if (sub === undefined) return undefined
     this.forget(sub)
     this.delivery?.cancel(sub)
+    this.remote?.unfollow(id)
     const controls = this.options.engine.controls
     const writes = [controls.put(subscriptionKey(id), undefined), ...[...sub.links.keys()].map((path) => controls.put(linkKey(id, path), undefined))]
     return andAll(writes, () => undefined)
@@ -265,6 +276,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
       this.subs.link(sub, link)
       writes.push(this.saveLink(sub, link))
     }
+    writes.push(this.follow(sub, true))
     return andAll(writes, () => undefined)
   }
 
@@ -274,6 +286,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     if (link === undefined || !link.explicit) return undefined
     link.explicit = false
     this.subs.dropExplicit(sub, path)
+    void this.follow(sub, false)
     // The glob link stays while the pattern matches (PROTOCOL §6.4).
     if (sub.glob?.matches(path) === true && link.streamId !== 0) return this.saveLink(sub, link)
     this.subs.unlink(sub, path)
@@ -398,6 +411,72 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     }
   }
 
+  // ---- the other nodes' streams (cluster-wide subscriptions) --------------------------
+
+  /** Follows `sub`'s streams on the other nodes (again: the interest may have changed). */
+  private follow(sub: Subscription, initial: boolean): Promise<void> | undefined {
+    const remote = this.remote
+    if (remote === undefined || this.unsaved !== undefined) return undefined
+    const interest: Interest = { pattern: sub.config.pattern, streams: [...sub.links.values()].filter((link) => link.explicit).map((link) => link.path) }
+    return remote.follow(sub.id, interest, this.remoteSink(sub), initial)
+  }
+
+  private remoteSink(sub: Subscription): RemoteSink {
+    const current = (): boolean => this.subs.get(sub.id) === sub
+    return {
+      tail: (source, path, streamId, tail, initial) => {
+        if (current()) this.remoteTail(sub, source, path, streamId, tail, initial)
+      },
+      gone: (_source, path, streamId) => {
+        const link = sub.links.get(path)
+        if (current() && link !== undefined && link.streamId === streamId && link.remote !== undefined) this.unlinkStream(sub, link)
+      },
+      synced: (source, listed) => {
+        if (!current()) return
+        for (const link of [...sub.links.values()]) if (link.remote?.source === source && !listed.has(link.path)) this.unlinkStream(sub, link)
+      },
+      allSynced: () => {
+        if (!current()) return
+        // Links to streams of other nodes made before this node restarted, that no node has now.
+        for (const link of [...sub.links.values()]) if (link.remote === undefined && link.streamId !== 0 && this.streamAt(link.path) === undefined) this.unlinkStream(sub, link)
+      },
+    }
+  }
+
+  private remoteTail(sub: Subscription, source: number, path: string, streamId: number, tail: number, initial: boolean): void {
+    let link = sub.links.get(path)
+    if (link === undefined) {
+      if (sub.glob === undefined || !sub.glob.matches(path)) return
+      if (sub.links.size >= this.options.linksMax) return
+      // Made with the subscription: at the tail (a backfill); found later: from its start.
+      link = { path, explicit: false, streamId, acked: initial ? tail : -1 }
+      this.subs.link(sub, link)
+      this.persistLink(sub, link)
+    } else if (link.streamId !== streamId) {
+      link.acked = initial && link.streamId === 0 ? tail : -1
+      link.streamId = streamId
+      this.persistLink(sub, link)
+    }
+    link.remote = { source, tail }
+    this.refreshPending(sub, link)
+    void Promise.resolve(this.maybeWake(sub)).catch(reportWriteError)
+  }
+
+  /** The link's stream is gone: an explicit link waits for the next stream at its path, a
+   * glob link goes (as removed() does for local streams). */
+  private unlinkStream(sub: Subscription, link: Link): void {
+    sub.pending.delete(link.path)
+    link.remote = undefined
+    if (link.explicit) {
+      link.streamId = 0
+      link.acked = -1
+      void Promise.resolve(this.saveLink(sub, link)).catch(reportWriteError)
+    } else {
+      this.subs.unlink(sub, link.path)
+      void Promise.resolve(this.options.engine.controls.put(linkKey(sub.id, link.path), undefined)).catch(reportWriteError)
+    }
+  }
+
   // ---- internals ---------------------------------------------------------------------
 
   private actionUrl(id: string, action: string): string {
@@ -417,7 +496,8 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
   /** The tail the link's cursor is compared with: its own stream's, else nothing (0). */
   private tailOf(link: Link, known?: Stream): number {
     const stream = known ?? this.streamAt(link.path)
-    return stream !== undefined && stream.id === link.streamId ? stream.tail : 0
+    if (stream !== undefined) return stream.id === link.streamId ? stream.tail : 0
+    return link.remote?.tail ?? 0
   }
 
   private refreshPending(sub: Subscription, link: Link, known?: Stream): void {
@@ -473,6 +553,11 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     const wake = sub.wake
     if (wake === undefined) return undefined
     const event = JSON.stringify({ type: 'wake', subscription_id: sub.id, stream, generation: wake.generation, ts: nowMs })
+    const wakeStream = sub.config.wakeStream!
+    if (this.remote !== undefined && this.streamAt(wakeStream) === undefined) {
+      // Another node holds the wake stream (or nobody does: its node says so).
+      return this.remote.append(wakeStream, 'application/json', event).catch((error: unknown) => reportWakeStreamError(sub, error))
+    }
     try {
       const appended = this.options.engine.append({
         path: sub.config.wakeStream!,

@@ -37,6 +37,10 @@ export interface Link {
   streamId: number
   /** Where the next read starts (the last acked offset); -1 before the first byte. */
   acked: number
+  /** A stream another node holds (cluster-wide subscriptions): which of the other nodes
+   * reported it, and its tail as last reported. Not stored: reported again on every
+   * (re)connection. */
+  remote?: { source: number; tail: number }
 }
 
 export interface Wake {

@@ -31,7 +31,8 @@ const missing = haproxyMissing()
 if (missing !== undefined && process.env.RINGSTREAM_REQUIRE_HAPROXY === '1') throw new Error(`RINGSTREAM_REQUIRE_HAPROXY=1 but ${missing}`)
 
 describe.skipIf(missing !== undefined)(`a ${NODES}-node cluster behind HAProxy${missing === undefined ? '' : ` (skipped: ${missing})`}`, () => {
-  const config = { baseUrl: '', longPollTimeoutMs: LONG_POLL_TIMEOUT_MS }
+  // The reserved subscription block too: a subscription sees every node's streams.
+  const config = { baseUrl: '', longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, subscriptions: true }
   const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-cluster-'))
   let cluster: ChildProcess
   let port = 0
@@ -41,7 +42,7 @@ describe.skipIf(missing !== undefined)(`a ${NODES}-node cluster behind HAProxy${
 
   beforeAll(async () => {
     port = await freePort()
-    cluster = spawn(SCRIPT, ['--nodes', String(NODES), '--port', String(port), '--data-dir', dataDir, '--', '--long-poll-timeout-ms', String(LONG_POLL_TIMEOUT_MS)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    cluster = spawn(SCRIPT, ['--nodes', String(NODES), '--port', String(port), '--data-dir', dataDir, '--', '--long-poll-timeout-ms', String(LONG_POLL_TIMEOUT_MS), '--webhooks'], { stdio: ['ignore', 'pipe', 'pipe'] })
     cluster.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
     cluster.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
     await eventually(async () => (log.includes('cluster ready on') ? true : undefined), `the cluster to start: ${log}`, 60_000)
