@@ -1,0 +1,167 @@
+// Integration: one subscription over a whole cluster, through a real HAProxy. A webhook
+// subscription `jobs/*` over 100 streams spread on 3 nodes (deploy/local-cluster.sh) while
+// writers append through the proxy; the subscription's own node is SIGKILLed in the
+// middle, then another node, each restarted by the script's supervisor. Every append
+// acknowledged to a writer must be covered by a wake the receiver got (a wake lists each
+// pending stream with its tail), and the subscription's cursors end at every stream's tail.
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { type Server, createServer } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { eventually, freePort } from '../subscriptions/children.js'
+
+const SCRIPT = fileURLToPath(new URL('../../deploy/local-cluster.sh', import.meta.url))
+const NODES = 3
+const STREAMS = 100
+const WRITERS = 4
+/** Appends run this long in each of three phases: before, between and after the kills. */
+const PHASE_MS = 2_500
+
+function haproxyMissing(): string | undefined {
+  try {
+    execFileSync('haproxy', ['-v'], { stdio: 'ignore' })
+    return undefined
+  } catch {
+    return 'haproxy is not installed (Debian: apt-get install haproxy)'
+  }
+}
+const missing = haproxyMissing()
+if (missing !== undefined && process.env.RINGSTREAM_REQUIRE_HAPROXY === '1') throw new Error(`RINGSTREAM_REQUIRE_HAPROXY=1 but ${missing}`)
+
+interface WakeBody {
+  readonly subscription_id: string
+  readonly streams: ReadonlyArray<{ readonly path: string; readonly tail_offset: string }>
+}
+
+describe.skipIf(missing !== undefined)(`a subscription over a ${NODES}-node cluster${missing === undefined ? '' : ` (skipped: ${missing})`}`, () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-cluster-subs-'))
+  let cluster: ChildProcess
+  let receiver: Server
+  let port = 0
+  let log = ''
+  const proxy = (): string => `http://127.0.0.1:${port}`
+  const nodeUrl = (i: number): string => `http://127.0.0.1:${port + i}`
+  /** Per stream, the largest tail a wake listed. */
+  const delivered = new Map<string, string>()
+  let wakes = 0
+
+  beforeAll(async () => {
+    receiver = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as WakeBody
+        wakes++
+        for (const { path, tail_offset: tail } of body.streams) if ((delivered.get(path) ?? '') < tail) delivered.set(path, tail)
+        // Done: the wake's snapshot is acked (PROTOCOL §6.6), the next wake brings what follows.
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"done":true}')
+      })
+    })
+    receiver.listen(0, '127.0.0.1')
+    await once(receiver, 'listening')
+    port = await freePort()
+    cluster = spawn(SCRIPT, ['--nodes', String(NODES), '--port', String(port), '--data-dir', dataDir, '--', '--webhooks', '--checkpoint-interval-ms', '1000'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    cluster.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
+    cluster.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
+    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), `the cluster to start: ${log}`, 60_000)
+  }, 90_000)
+
+  afterAll(async () => {
+    if (process.env.CLUSTER_LOG !== undefined) writeFileSync(process.env.CLUSTER_LOG, log)
+    if (cluster !== undefined && cluster.exitCode === null) {
+      const exited = once(cluster, 'exit')
+      cluster.kill('SIGTERM')
+      await exited
+    }
+    receiver?.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  }, 60_000)
+
+  const pidOf = (i: number): number => Number(readFileSync(join(dataDir, `node-${i}.pid`), 'utf8'))
+
+  /** SIGKILLs node i and waits until the supervisor's new process answers /readyz. */
+  async function killAndWait(i: number): Promise<void> {
+    const pid = pidOf(i)
+    process.kill(pid, 'SIGKILL')
+    await eventually(async () => {
+      if (pidOf(i) === pid) return undefined
+      const ready = await fetch(`${nodeUrl(i)}/readyz`).catch(() => undefined)
+      return ready?.status === 200 ? true : undefined
+    }, `node-${i} to restart after SIGKILL`, 30_000)
+  }
+
+  test('a glob subscription hears of every acknowledged append on every node, across SIGKILLs of its own node and of another', async () => {
+    const paths = Array.from({ length: STREAMS }, (_, i) => `jobs/s-${String(i).padStart(3, '0')}`)
+    const holders = new Set<string>()
+    for (const path of paths) {
+      expect((await fetch(`${proxy()}/v1/stream/${path}`, { method: 'PUT', headers: { 'content-type': 'text/plain' } })).status).toBe(201)
+      holders.add((await fetch(`${proxy()}/v1/stream/${path}`, { method: 'HEAD' })).headers.get('ringstream-node')!)
+    }
+    expect(holders.size).toBe(NODES)
+
+    const id = 'all-jobs'
+    const created = await fetch(`${proxy()}/v1/stream/__ds/subscriptions/${id}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'webhook', pattern: 'jobs/*', webhook: { url: `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook` }, lease_ttl_ms: 2000 }),
+    })
+    expect(created.status).toBe(201)
+    // The subscription's node: the one that answers for it directly.
+    let home = 0
+    for (let i = 1; i <= NODES; i++) if ((await fetch(`${nodeUrl(i)}/v1/stream/__ds/subscriptions/${id}`)).status === 200) home = i
+    expect(home).toBeGreaterThan(0)
+    const other = home === 1 ? 2 : 1
+
+    /** Per stream, the largest offset an append was acknowledged at. */
+    const acknowledged = new Map<string, string>()
+    let appends = 0
+    let refused = 0
+    let writing = true
+    const writer = async (w: number): Promise<void> => {
+      for (let n = 0; writing; n++) {
+        const path = paths[(n * WRITERS + w) % STREAMS]!
+        try {
+          const res = await fetch(`${proxy()}/v1/stream/${path}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `${w}-${n};` })
+          await res.arrayBuffer()
+          if (res.status === 204 || res.status === 200) {
+            const offset = res.headers.get('stream-next-offset')!
+            if ((acknowledged.get(path) ?? '') < offset) acknowledged.set(path, offset)
+            appends++
+            continue
+          }
+          refused++
+        } catch {
+          refused++
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+    const writers = Array.from({ length: WRITERS }, (_, w) => writer(w))
+    await new Promise((resolve) => setTimeout(resolve, PHASE_MS))
+    await killAndWait(home)
+    await new Promise((resolve) => setTimeout(resolve, PHASE_MS))
+    await killAndWait(other)
+    await new Promise((resolve) => setTimeout(resolve, PHASE_MS))
+    writing = false
+    await Promise.all(writers)
+    expect(acknowledged.size).toBe(STREAMS)
+
+    // None missed: every stream's last acknowledged append is within a delivered wake.
+    const missed = async (): Promise<string[]> => paths.filter((path) => (delivered.get(path) ?? '') < acknowledged.get(path)!)
+    await eventually(async () => ((await missed()).length === 0 ? true : undefined), `wakes for every acknowledged append (missing: ${(await missed()).slice(0, 5).join(', ')})`, 30_000)
+    // And the subscription's cursors, acked by the receiver's `done`, reach every tail.
+    const tails = new Map<string, string>()
+    for (const path of paths) tails.set(path, (await fetch(`${proxy()}/v1/stream/${path}`, { method: 'HEAD' })).headers.get('stream-next-offset')!)
+    await eventually(async () => {
+      const sub = (await (await fetch(`${proxy()}/v1/stream/__ds/subscriptions/${id}`)).json()) as { streams: Array<{ path: string; acked_offset: string }> }
+      const acked = new Map(sub.streams.map((link) => [link.path, link.acked_offset]))
+      return paths.every((path) => acked.get(path) === tails.get(path)) ? true : undefined
+    }, 'the subscription acked at every stream\'s tail', 30_000)
+    console.log(`cluster subscription: ${appends} appends acknowledged (${refused} refused while a node was down) on ${STREAMS} streams, ${wakes} wakes; home node-${home} and node-${other} SIGKILLed`)
+  }, 120_000)
+})
