@@ -164,4 +164,34 @@ describe.skipIf(missing !== undefined)(`a subscription over a ${NODES}-node clus
     }, 'the subscription acked at every stream\'s tail', 30_000)
     console.log(`cluster subscription: ${appends} appends acknowledged (${refused} refused while a node was down) on ${STREAMS} streams, ${wakes} wakes; home node-${home} and node-${other} SIGKILLed`)
   }, 120_000)
+
+  test('a node lists and then watches its streams for another node (POST __ds/watch); a bad watch request is a 4xx', async () => {
+    const watch = (body: string, method = 'POST'): Promise<Response> => fetch(`${nodeUrl(1)}/v1/stream/__ds/watch`, { method, headers: { 'content-type': 'application/json' }, ...(method === 'POST' ? { body } : {}) })
+    for (const bad of ['not json', '{}', '{"pattern":"/jobs"}', '{"pattern":5}', '{"streams":"jobs/a"}']) {
+      const res = await watch(bad)
+      expect(res.status, bad).toBe(400)
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('BAD_REQUEST')
+    }
+    expect((await watch('', 'GET')).status).toBe(405)
+    // A real watch: node 1's own jobs/* streams, listed, then `synced`, then a change.
+    const aborted = new AbortController()
+    const res = await fetch(`${nodeUrl(1)}/v1/stream/__ds/watch`, { method: 'POST', body: '{"pattern":"jobs/*"}', signal: aborted.signal })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('application/x-ndjson')
+    const reader = res.body!.getReader()
+    let text = ''
+    const readUntil = async (needle: string): Promise<void> => {
+      while (!text.includes(needle)) text += new TextDecoder().decode((await reader.read()).value)
+    }
+    await readUntil('{"synced":true}\n')
+    const listed = text.split('\n').filter((line) => line.startsWith('{"p"')).map((line) => JSON.parse(line) as { p: string; i: number; t: number })
+    expect(listed.length).toBeGreaterThan(0)
+    for (const { p } of listed) expect((await fetch(`${proxy()}/v1/stream/${p}`, { method: 'HEAD' })).headers.get('ringstream-node')).toBe(nodeUrl(1))
+    const first = listed[0]!
+    const appended = await fetch(`${nodeUrl(1)}/v1/stream/${first.p}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'watched;' })
+    expect(appended.status).toBe(204)
+    text = ''
+    await readUntil(`"t":${first.t + 'watched;'.length}}`)
+    aborted.abort()
+  })
 })
