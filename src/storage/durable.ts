@@ -13,6 +13,7 @@ import { FileLog, INLINE_BYTES_DEFAULT } from './segments/file-log.js'
 import { forEachLimited } from '../util/limited.js'
 import { MemoryLog } from './memory.js'
 import { type DataPaths, dataPaths } from './paths.js'
+import { DISK_BYTES_FULL_BUDGET, type DiskBudget, diskBudget, isScaled } from './disk-budget.js'
 import type { RegistryStore } from './registry/registry-store.js'
 import type { Change, EngineSnapshot, LogShape, Storage, StreamLog } from './types.js'
 import { type OpenSegment, cutWal, preallocate, segmentBases, WalWriter } from './wal/wal.js'
@@ -24,9 +25,11 @@ import { log } from '../util/log.js'
 export interface DurableOptions {
   readonly io: Io
   readonly dataDir: string
-  readonly walSegmentBytes: number
+  /** WAL segment size, reserve and checkpoint WAL bytes (see DiskBudget); undefined: scaled
+   * to the data directory's file system at recover() (disk-budget.ts). */
+  readonly walSegmentBytes?: number | undefined
   readonly checkpointIntervalMs: number
-  readonly checkpointWalBytes: number
+  readonly checkpointWalBytes?: number | undefined
   readonly openFilesMax: number
   readonly readCacheBytes: number
   /** Stream bytes per data segment file. */
@@ -43,8 +46,13 @@ export interface DurableOptions {
   /** Free bytes on the data directory's file system (statfs); undefined: not checked (the
    * simulator fails writes with ENOSPC itself). */
   freeBytes?(): Promise<number>
+  /** The size of the data directory's file system (statfs); undefined: not known (the
+   * simulator), and the budget is the one of a disk of 1 GiB or more. */
+  diskBytes?(): Promise<number>
   /** Bytes the WAL leaves free when it takes a segment (see wal.ts). */
-  readonly diskReserveBytes: number
+  readonly diskReserveBytes?: number | undefined
+  /** The largest append: a scaled WAL segment holds one (default 16 MiB). */
+  readonly appendBytesMax?: number
   /** Told each WAL batch written (metrics): records, bytes, seconds of a synced write. */
   onWalBatch?(records: number, bytes: number, syncSeconds: number | undefined): void
 }
@@ -101,6 +109,8 @@ function checkFrames(frames: Buffer): void {
 /** While the disk is full: how often a checkpoint is tried (it writes what waits, removes
  * deleted streams' files and retired WAL segments) and the free space looked at again. */
 const DISK_FULL_RETRY_MS = 1000
+/** The largest append when the options do not say (config.ts's default). */
+const APPEND_BYTES_MAX_DEFAULT = 16 * 1024 * 1024
 
 /** The engine side of recovery and checkpoints (streams/recovery.ts). */
 export interface RecoveryTarget {
@@ -145,6 +155,10 @@ export class DurableStorage implements Storage {
   private checkpointing: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
   private fullTimer: NodeJS.Timeout | undefined
+  /** A disk-full retry is running (one may outlast the timer's period). */
+  private fullRetrying = false
+  /** The WAL's sizes: given, or scaled to the disk at recover(). */
+  private budget: DiskBudget
   /** Replicated shards: the leader's acknowledgement rule (undefined: the local write is enough). */
   gate: AckGate | undefined
   /** A replica applies records only once it knows they stay (cluster/): everything up to
@@ -165,6 +179,7 @@ export class DurableStorage implements Storage {
 
   constructor(private readonly options: DurableOptions) {
     this.paths = dataPaths(options.dataDir)
+    this.budget = diskBudget(options, undefined, options.appendBytesMax ?? APPEND_BYTES_MAX_DEFAULT)
     this.files = new DataFiles(options.io, (id, kind, segment) => this.paths.streamFile(id, kind, segment), options.openFilesMax, options.readCacheBytes, options.segmentBytes, options.inlineBytesMax ?? INLINE_BYTES_DEFAULT)
   }
 
@@ -183,6 +198,7 @@ export class DurableStorage implements Storage {
     await io.mkdirp(this.paths.walDir)
     await io.mkdirp(this.paths.streamsDir)
     await io.syncDir(this.paths.root)
+    await this.scaleBudget()
     if ((await io.list(this.paths.root)).includes('checkpoint.json')) {
       throw new WalCorruptionError(
         `${this.paths.root} was written by ringstream 0.1 (checkpoint.json, checkpoint format 1); this ringstream keeps its registry in ${this.paths.registry} (registry format 1) and does not convert: start ringstream 0.1 on it and copy the streams out, or use a new --data-dir`,
@@ -208,7 +224,7 @@ export class DurableStorage implements Storage {
     this.files.resumeWrites()
     const segment =
       tail === undefined
-        ? { file: await preallocate(io, this.paths.walSegment(fromLsn), this.options.walSegmentBytes), baseLsn: fromLsn, capacity: this.options.walSegmentBytes, position: 0 }
+        ? { file: await preallocate(io, this.paths.walSegment(fromLsn), this.budget.walSegmentBytes), baseLsn: fromLsn, capacity: this.budget.walSegmentBytes, position: 0 }
         : { file: tail.file, baseLsn: tail.baseLsn, capacity: tail.capacity, position: tail.position }
     if (tail === undefined) await io.syncDir(this.paths.walDir)
     this.openWriter(segment)
@@ -224,10 +240,27 @@ export class DurableStorage implements Storage {
     return { checkpointLsn: fromLsn, records, droppedBytes: tail?.droppedBytes ?? 0, ms: performance.now() - started }
   }
 
+  /** Sizes what was not given to the data directory's file system, and says so once. */
+  private async scaleBudget(): Promise<void> {
+    const { options } = this
+    const diskBytes = options.diskBytes === undefined ? undefined : await options.diskBytes()
+    this.budget = diskBudget(options, diskBytes, options.appendBytesMax ?? APPEND_BYTES_MAX_DEFAULT)
+    if (diskBytes === undefined || diskBytes >= DISK_BYTES_FULL_BUDGET || !isScaled(options)) return
+    const { walSegmentBytes, diskReserveBytes, checkpointWalBytes } = this.budget
+    const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MiB`
+    log.info(
+      { diskBytes, walSegmentBytes, diskReserveBytes, checkpointWalBytes },
+      `ringstream: a ${mib(diskBytes)} disk: WAL segments of ${mib(walSegmentBytes)}, ${mib(diskReserveBytes)} kept free, a checkpoint every ${mib(checkpointWalBytes)} of WAL (flags not given are scaled to the disk)`,
+    )
+  }
+
   private openWriter(segment: OpenSegment): void {
-    const wal = new WalWriter(this.options.io, this.paths, this.options.walSegmentBytes, segment, (bytes) => this.mayTake(bytes))
+    const wal = new WalWriter(this.options.io, this.paths, this.budget.walSegmentBytes, segment, (bytes) => this.mayTake(bytes))
     this.wal = wal
     wal.onFull = () => this.whileFull()
+    // A refused roll is a 507 only once a checkpoint freed what it could; while full, the
+    // disk-full timer checkpoints instead (not every refused append).
+    wal.makeRoom = () => (this.fullTimer === undefined ? this.checkpoint().catch(reportCheckpointError) : Promise.resolve())
     const onWalBatch = this.options.onWalBatch
     if (onWalBatch !== undefined) wal.onBatchWritten = (records, bytes, syncSeconds) => onWalBatch.call(this.options, records, bytes, syncSeconds)
     wal.onWriting = (buffers, startLsn, endLsn, sync) => this.onWalWriting?.(buffers, startLsn, endLsn, sync)
@@ -237,7 +270,7 @@ export class DurableStorage implements Storage {
       // Before the batch's records hear back (their acknowledgement asks the gate next).
       this.gate?.written()
       if (this.checkpointing !== undefined) return
-      if (lsn - this.lastCheckpointLsn >= this.options.checkpointWalBytes || this.target!.changedCount() >= this.options.checkpointChangedStreams) {
+      if (lsn - this.lastCheckpointLsn >= this.budget.checkpointWalBytes || this.target!.changedCount() >= this.options.checkpointChangedStreams) {
         setImmediate(() => void this.checkpoint().catch(reportCheckpointError))
       }
     }
@@ -381,32 +414,43 @@ export class DurableStorage implements Storage {
     return this.files.readCounts
   }
 
-  /** True from a refused WAL roll until the free space is back above segment + reserve. */
+  /** True from a refused WAL roll until the free space is back above segment + reserve, or
+   * the retired WAL segment started over. */
   get diskFull(): boolean {
     return this.fullTimer !== undefined
   }
 
   private async mayTake(bytes: number): Promise<boolean> {
-    const { freeBytes, diskReserveBytes } = this.options
-    return freeBytes === undefined || (await freeBytes.call(this.options)) >= bytes + diskReserveBytes
+    const { freeBytes } = this.options
+    return freeBytes === undefined || (await freeBytes.call(this.options)) >= bytes + this.budget.diskReserveBytes
   }
 
   /** The disk is full: checkpoints every DISK_FULL_RETRY_MS free what they can, until a new
-   * WAL segment fits beside the reserve again; appends resume then by themselves. */
+   * WAL segment fits beside the reserve again, or the whole log is retired and the segment
+   * being written starts over in place (a disk with room for one segment and its reserve
+   * never has room for a second); appends resume then by themselves. */
   private whileFull(): void {
     if (this.fullTimer !== undefined) return
     log.warn({ diskFull: true }, 'ringstream: disk full: appends are refused (507) until space is freed; reads and deletes go on')
-    this.fullTimer = setInterval(() => {
-      void (async () => {
-        if (this.checkpointing === undefined && this.wal !== undefined) await this.checkpoint().catch(() => {})
-        if (this.fullTimer === undefined || !(await this.mayTake(this.options.walSegmentBytes))) return
-        clearInterval(this.fullTimer)
-        this.fullTimer = undefined
-        this.wal?.prepareSpare()
-        log.info({ diskFull: false }, 'ringstream: disk space is back: appends resume')
-      })()
-    }, DISK_FULL_RETRY_MS)
+    this.fullTimer = setInterval(() => void this.retryFull(), DISK_FULL_RETRY_MS)
     this.fullTimer.unref()
+  }
+
+  private async retryFull(): Promise<void> {
+    if (this.fullRetrying) return
+    this.fullRetrying = true
+    try {
+      if (this.checkpointing === undefined && this.wal !== undefined) await this.checkpoint().catch(() => {})
+      if (this.fullTimer === undefined) return
+      const room = (await this.mayTake(this.budget.walSegmentBytes)) || (await this.wal?.reuseRetired().catch(reportReuseError)) === true
+      if (!room || this.fullTimer === undefined) return
+      clearInterval(this.fullTimer)
+      this.fullTimer = undefined
+      this.wal?.prepareSpare()
+      log.info({ diskFull: false }, 'ringstream: disk space is back: appends resume')
+    } finally {
+      this.fullRetrying = false
+    }
   }
 
   /** Persists the registry as of the current LSN, syncs data files, retires WAL segments. */
@@ -438,6 +482,8 @@ export class DurableStorage implements Storage {
     let keep = Math.min(lsn, this.gate?.neededLsn ?? lsn)
     for (const hold of this.holds) keep = Math.min(keep, hold.lsn)
     await this.retireSegments(keep, this.wal!.currentSegmentBase)
+    // Stored and synced above: the log before `keep` is needed by nothing (WalWriter.startOver).
+    wal.retiredLsn = Math.max(wal.retiredLsn, keep)
     for (const [id, segments] of released) {
       this.files.released.delete(id)
       await this.files.remove(id, segments)
@@ -502,6 +548,11 @@ async function syncAll(io: Io, streamsDir: string, logs: readonly StreamLog[]): 
     for (const { log, written } of handed) log.syncFailed(written)
     throw error
   }
+}
+
+function reportReuseError(error: unknown): false {
+  log.error({ err: error }, `ringstream: starting the retired WAL segment over failed (will retry): ${(error as Error).message}`)
+  return false
 }
 
 function reportCheckpointError(error: unknown): void {

@@ -17,7 +17,7 @@ export interface OpenedStorage {
 }
 
 /** Durable options less what this step decides itself. */
-export type StorageSettings = Omit<DurableOptions, 'io' | 'openRegistry' | 'freeBytes'>
+export type StorageSettings = Omit<DurableOptions, 'io' | 'openRegistry' | 'freeBytes' | 'diskBytes'>
 
 /** Memory storage without `io`; durable storage on it otherwise. `simulated`: `io` is the
  * simulator, which is its own world (its own registry store; it fails writes with ENOSPC
@@ -28,6 +28,7 @@ export function openStorage(io: Io | undefined, settings: StorageSettings, simul
     ...settings,
     io,
     freeBytes: simulated ? undefined : async () => freeBytesOf(settings.dataDir),
+    diskBytes: simulated ? undefined : async () => diskBytesOf(settings.dataDir),
     openRegistry: async (dir) => {
       if (!simulated) return LmdbRegistry.open(dir)
       await io.mkdirp(dir)
@@ -41,4 +42,10 @@ export function openStorage(io: Io | undefined, settings: StorageSettings, simul
 async function freeBytesOf(dir: string): Promise<number> {
   const stats = await statfs(dir)
   return stats.bavail * stats.bsize
+}
+
+/** The size of the file system holding `dir` (its data blocks). */
+async function diskBytesOf(dir: string): Promise<number> {
+  const stats = await statfs(dir)
+  return stats.blocks * stats.bsize
 }

@@ -26,7 +26,7 @@ const LAYERS: readonly (readonly string[])[] = [
  * live) at the bottom, then the three rooms, which never import each other, then the two
  * storages that put them together, and opening one. */
 const STORAGE_LAYERS: readonly (readonly string[])[] = [
-  ['boundary-index', 'paths'],
+  ['boundary-index', 'paths', 'disk-budget'],
   ['types'],
   ['wal', 'segments', 'registry'],
   ['memory'],

@@ -6,7 +6,10 @@
 // A full disk: a segment is only preallocated when the file system keeps a reserve free
 // beside it (room for the data files and registry a checkpoint writes, which then frees WAL
 // segments), and the last CONTROL_RESERVE_BYTES of each segment take only deletes, so a
-// stream can still be deleted to free space when nothing else can be written.
+// stream can still be deleted to free space when nothing else can be written. Once a
+// checkpoint has retired the whole log, the segment being written may start over in place
+// (zeroed and renamed to the log's end) when no new one fits: a disk that held only one
+// segment beside its reserve would otherwise stay full after every stream was deleted.
 
 import type { Io, IoFile } from '../../io/types.js'
 import { type DataPaths, segmentBase } from '../paths.js'
@@ -55,13 +58,18 @@ export async function segmentBases(io: Io, paths: DataPaths): Promise<number[]> 
 
 export async function preallocate(io: Io, path: string, bytes: number): Promise<IoFile> {
   const file = await io.open(path, true)
+  await zeroFill(io, file, 0, bytes)
+  return file
+}
+
+/** Writes zeros over [from, to) of `file` and datasyncs it. */
+async function zeroFill(io: Io, file: IoFile, from: number, to: number): Promise<void> {
   // In the background (io-wq under uring): zeroing 64 MiB inside io_uring_enter cost the
   // event loop ~1 ms per chunk, at every WAL roll.
-  for (let at = 0; at < bytes; at += ZERO_CHUNK.length) {
-    await io.writev(file, [ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, bytes - at))], at, false, true)
+  for (let at = from; at < to; at += ZERO_CHUNK.length) {
+    await io.writev(file, [ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, to - at))], at, false, true)
   }
   await io.datasync(file)
-  return file
 }
 
 export class WalWriter {
@@ -76,8 +84,18 @@ export class WalWriter {
   private writingSince: number | undefined
   /** End of the last successfully written batch. */
   lsn: number
+  /** Everything before this LSN is in a stored checkpoint and needed by no replica (the
+   * owner sets it after each checkpoint): once it reaches `lsn`, no byte of the log is
+   * needed and the segment being written may start over (startOver). */
+  retiredLsn = 0
+  /** A segment started over was renamed but the rename may not be durable yet: the
+   * directory is synced before anything is written at its new LSN. */
+  private renameUnsynced = false
   /** Called after each successful batch with the new end LSN. */
   onBatch: (endLsn: number) => void = () => {}
+  /** Asked to free what it can when no new segment fits, before the roll is refused (the
+   * owner checkpoints: older segments retire, deleted streams' files go, retiredLsn moves). */
+  makeRoom: () => Promise<void> = async () => {}
   /** Called when a roll was refused for want of space. */
   onFull: () => void = () => {}
   /** Told each written batch: records, bytes, and the write's seconds when it was synced. */
@@ -179,6 +197,7 @@ export class WalWriter {
           throw error
         }
       }
+      if (this.renameUnsynced) await this.syncRename()
       const started = this.onBatchWritten === undefined ? 0 : performance.now()
       if (this.onWriting !== undefined) {
         handed = true
@@ -224,7 +243,13 @@ export class WalWriter {
     this.spare = undefined
     if (next === undefined || next.capacity < capacity) {
       if (next !== undefined) await this.io.close(next.file)
-      if (!(await this.mayTake(capacity))) throw new DiskFullError('no space left for a new WAL segment beside the disk reserve')
+      if (!(await this.mayTake(capacity))) {
+        await this.makeRoom()
+        if (!(await this.mayTake(capacity))) {
+          if (this.segment.capacity >= bytesNeeded && (await this.mayStartOver())) return this.startOver()
+          throw new DiskFullError('no space left for a new WAL segment beside the disk reserve')
+        }
+      }
       next = { file: await preallocate(this.io, this.paths.walSpare, capacity), capacity }
     }
     const baseLsn = this.lsn
@@ -234,11 +259,68 @@ export class WalWriter {
     this.segment = { file: next.file, baseLsn, capacity: next.capacity, position: 0 }
   }
 
+  /** Starts the segment being written over in place when the whole log is retired and
+   * the reserve is free beside it (no new segment fits, or the disk-full timer asks):
+   * waits for no batch, and takes none while it zeroes; false when it did not. */
+  async reuseRetired(): Promise<boolean> {
+    if (this.writing || this.rolling) return false
+    this.writing = true
+    this.writingSince = performance.now()
+    try {
+      if (!(await this.mayStartOver())) return false
+      await this.startOver()
+      return true
+    } finally {
+      this.writing = false
+      this.writingSince = undefined
+      if (this.queue.length > 0) this.schedule()
+    }
+  }
+
+  /** Whether the segment being written may start over: nothing in the log is needed any
+   * more, there is something to reclaim, and the reserve is free (the records it will hold
+   * are copied into the data files out of the reserve, as beside a new segment). */
+  private async mayStartOver(): Promise<boolean> {
+    return this.retiredLsn >= this.lsn && this.segment.position > 0 && (await this.mayTake(0))
+  }
+
+  /**
+   * The segment being written becomes the (empty) segment at `lsn`: zeroed whole (its blocks
+   * are allocated already: no new space), then renamed from its base LSN to `lsn`. Frames
+   * carry no LSN, so the zeros are what keep old frames from being read at new LSNs. A crash
+   * at any point recovers: recovery starts at the checkpoint's LSN, which is `lsn` (the whole
+   * log is retired), in the last segment starting at or before it (wal-reader.ts). Before the
+   * rename is durable that is the old name, read from `lsn - base`: the end of the log as it
+   * was, where the zeroing, torn or whole, only ever puts zeros, so the log ends there as it
+   * did and is written on from there. After it, the segment at `lsn`, all zeros: an empty
+   * log. Nothing is written at the new LSNs before the rename is durable.
+   */
+  private async startOver(): Promise<void> {
+    const { file, baseLsn, capacity } = this.segment
+    await zeroFill(this.io, file, 0, capacity)
+    await this.io.rename(this.paths.walSegment(baseLsn), this.paths.walSegment(this.lsn))
+    // Renamed: whatever the directory sync says, the next write goes to the new LSNs' place.
+    this.segment = { file, baseLsn: this.lsn, capacity, position: 0 }
+    this.renameUnsynced = true
+    await this.syncRename()
+    log.info({ lsn: this.lsn, bytes: capacity }, `ringstream: the WAL segment was retired whole and starts over at LSN ${this.lsn} (no room for a new one)`)
+  }
+
+  private async syncRename(): Promise<void> {
+    await this.io.syncDir(this.paths.walDir)
+    this.renameUnsynced = false
+  }
+
   /** Starts preallocating the next segment in the background, if the reserve allows. */
   prepareSpare(): void {
     if (this.spare !== undefined || this.rolling) return
     const capacity = this.segmentBytes
-    const spare = this.mayTake(capacity).then(async (allowed) => {
+    // A spare becomes the segment written with no second look at the free space: it takes
+    // its own size now, and the records of the segment being written, still to be copied
+    // into the data files, may take as much before then; the reserve is left beside both.
+    // (Asking for its size alone let those copies eat the reserve: on a 64 MiB disk they
+    // failed with ENOSPC, and so did every checkpoint.)
+    const spare = this.mayTake(2 * capacity).then(async (allowed) => {
       if (!allowed) throw new DiskFullError('no space for a spare WAL segment beside the disk reserve')
       return { file: await preallocate(this.io, this.paths.walSpare, capacity), capacity }
     })
@@ -272,11 +354,7 @@ export async function cutWal(io: Io, paths: DataPaths, lsn: number, endLsn: numb
   await io.syncDir(paths.walDir)
   const file = await io.open(paths.walSegment(keep), false)
   const capacity = await io.size(file)
-  const zeroEnd = Math.min(capacity, endLsn - keep)
-  for (let at = lsn - keep; at < zeroEnd; at += ZERO_CHUNK.length) {
-    await io.writev(file, [ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, zeroEnd - at))], at, false)
-  }
-  await io.datasync(file)
+  await zeroFill(io, file, lsn - keep, Math.min(capacity, endLsn - keep))
   await io.syncDir(paths.walDir)
   return { file, baseLsn: keep, capacity, position: lsn - keep }
 }
