@@ -259,7 +259,7 @@ export function validateConfig(config: ServerConfig): void {
   }
   if (config.nodeUrl !== undefined && config.clusterUrl === undefined && config.etcd === undefined) fail('--node-url needs --cluster-url or --etcd')
   if (config.clusterPeers !== undefined) {
-    if (config.clusterUrl === undefined) fail('--cluster-peers needs --cluster-url')
+    if (config.clusterUrl === undefined || config.nodeUrl === undefined) fail('--cluster-peers needs --cluster-url and --node-url (to find this node among them)')
     for (const url of config.clusterPeers.split(/[,|]/)) if (!/^https?:\/\/[^/]+\/?$/.test(url.trim())) fail(`--cluster-peers: "${url}" is not http(s)://host[:port]`)
   }
   if (config.subscriptionsMax < 1 || config.subscriptionLinksMax < 1 || config.wakeStreamsMax < 1) fail('subscription limits must be at least 1')

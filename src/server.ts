@@ -158,7 +158,9 @@ class Server implements RingstreamServer {
     engine.observer = hub
     ctx.watches = hub
     if (config.clusterPeers === undefined) return
-    manager.remote = new StreamFollow({ clusterUrl, shards: () => otherShards(config.clusterPeers!, config.nodeUrl ?? this.url) })
+    // Checked now: a node missing from its peers, or in two shards, refuses to start.
+    const shards = otherShards(config.clusterPeers, config.nodeUrl!)
+    manager.remote = new StreamFollow({ clusterUrl, shards: () => shards })
   }
 
   /** Joins this node's shard: it serves (itself, or through its leader) once it knows who leads. */

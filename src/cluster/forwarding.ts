@@ -118,7 +118,9 @@ export async function forwardTo(x: Exchange, holder: string, bodyBytesMax: numbe
     // Locations name the holder; the client knows this stream by this node's address.
     returned.push([name, name === 'location' ? `http://${x.header('host') || nodeUrl.replace(/^https?:\/\//, '')}${x.url}` : value])
   })
-  if (answer.headers.get('content-type')?.startsWith('text/event-stream') !== true || answer.body === null) {
+  // Live answers are passed on as they come: SSE, and the NDJSON of a watch (cluster/stream-watch.ts).
+  const type = answer.headers.get('content-type') ?? ''
+  if (!(type.startsWith('text/event-stream') || type.startsWith('application/x-ndjson')) || answer.body === null) {
     const bytes = Buffer.from(await answer.arrayBuffer())
     return x.send(answer.status, returned, bytes)
   }

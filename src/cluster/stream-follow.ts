@@ -14,6 +14,9 @@ const FOLLOW_READY_MS = 5_000
 /** Pauses between attempts to watch a shard: the first, then doubling up to the last. */
 const RECONNECT_MS_MIN = 100
 const RECONNECT_MS_MAX = 2_000
+/** A shard that refuses the watch (4xx: authentication on, an older node) is asked again
+ * this much later: it will not change its mind in a second. */
+const REFUSED_RETRY_MS = 30_000
 /** A watch sends a blank line every 10 s: silence for this long is a dead connection. */
 const WATCH_SILENCE_MS = 30_000
 /** A wake event appended through the proxy: attempts, and the pause between them. */
@@ -91,6 +94,7 @@ export class StreamFollow implements RemoteStreams {
     let pause = RECONNECT_MS_MIN
     for (let attempt = 0; !signal.aborted; attempt++) {
       const url = urls[attempt % urls.length]!
+      let refused = false
       try {
         const listed = new Set<string>()
         let listing = true
@@ -106,17 +110,22 @@ export class StreamFollow implements RemoteStreams {
             }
           } else if (line.gone === true) {
             sink.gone(source, line.p!, line.i!)
-          } else if (line.p !== undefined) {
-            if (listing) listed.add(line.p)
-            sink.tail(source, line.p, line.i!, line.t!, initial && !synced && listing)
+          } else {
+            if (listing) listed.add(line.p!)
+            sink.tail(source, line.p!, line.i!, line.t!, initial && !synced && listing)
           }
         }
       } catch (error) {
         if (signal.aborted) return
-        log.debug({ subscription: id, node: url, err: error }, `ringstream: subscription ${id}: watching ${url} failed: ${(error as Error).message}`)
+        if (error instanceof WatchRefused) {
+          log.warn({ subscription: id, node: url }, `ringstream: subscription ${id}: ${url} refused to be watched (${error.message}); its streams are not followed until it accepts (asked again in ${REFUSED_RETRY_MS / 1000} s)`)
+          refused = true
+        } else {
+          log.debug({ subscription: id, node: url, err: error }, `ringstream: subscription ${id}: watching ${url} failed: ${(error as Error).message}`)
+        }
       }
       if (signal.aborted) return
-      await new Promise((resolve) => setTimeout(resolve, pause))
+      await new Promise((resolve) => setTimeout(resolve, refused ? REFUSED_RETRY_MS : pause))
       pause = Math.min(RECONNECT_MS_MAX, pause * 2)
     }
   }
@@ -139,6 +148,7 @@ async function* watchLines(url: string, interest: Interest, signal: AbortSignal)
     const res = await fetch(`${url}/v1/stream/__ds/watch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(interest), signal: both })
     if (!res.ok || res.body === null) {
       await res.arrayBuffer().catch(() => {})
+      if (res.status >= 400 && res.status < 500) throw new WatchRefused(`it answered ${res.status}`)
       throw new Error(`watch answered ${res.status}`)
     }
     const decoder = new TextDecoder()
@@ -151,7 +161,7 @@ async function* watchLines(url: string, interest: Interest, signal: AbortSignal)
       for (let newline = rest.indexOf('\n'); newline >= 0; newline = rest.indexOf('\n', start)) {
         const text = rest.slice(start, newline)
         start = newline + 1
-        if (text.length > 0) yield JSON.parse(text) as WatchLine
+        if (text.length > 0) yield checkLine(JSON.parse(text) as WatchLine)
       }
       rest = rest.slice(start)
     }
@@ -160,12 +170,25 @@ async function* watchLines(url: string, interest: Interest, signal: AbortSignal)
   }
 }
 
+class WatchRefused extends Error {}
+
+/** A line as the watch protocol has it, or a thrown error (the connection is made again). */
+function checkLine(line: WatchLine): WatchLine {
+  if (line.synced === true) return line
+  const stream = typeof line.p === 'string' && Number.isSafeInteger(line.i)
+  if (stream && (line.gone === true || Number.isSafeInteger(line.t))) return line
+  throw new Error(`a watch line is not {p, i, t} or {p, i, gone}: ${JSON.stringify(line).slice(0, 200)}`)
+}
+
 /** `--cluster-peers`: shards separated by commas, a shard's replicas by `|`; the shard
- * holding `self` is left out (this node's own streams are its own). */
+ * holding `self` is left out (this node's own streams are its own). Throws unless exactly
+ * one shard holds `self`: a node that watched itself, or missed a shard, would be wrong quietly. */
 export function otherShards(peers: string, self: string): string[][] {
   const shards = peers
     .split(',')
     .map((shard) => shard.split('|').map((url) => url.trim().replace(/\/+$/, '')).filter((url) => url.length > 0))
     .filter((shard) => shard.length > 0)
-  return shards.filter((shard) => !shard.includes(self.replace(/\/+$/, '')))
+  const own = shards.filter((shard) => shard.includes(self.replace(/\/+$/, '')))
+  if (own.length !== 1) throw new Error(`--cluster-peers must name this node (${self}) in exactly one shard; it does in ${own.length}`)
+  return shards.filter((shard) => shard !== own[0])
 }

@@ -48,6 +48,8 @@ class Watch {
     this.keepalive = setInterval(() => this.send('\n'), WATCH_KEEPALIVE_MS)
     this.keepalive.unref()
     x.onAbort(() => this.close(false))
+    // Once: the connection took what it held (an approximation of "empty" good enough for a cut-off).
+    x.onWritable(() => (this.unsent = 0))
   }
 
   matches(path: string): boolean {
@@ -67,13 +69,13 @@ class Watch {
     this.send(text)
   }
 
-  send(text: string): void {
+  /** `listing`: part of the list, which is sent whole however slowly it is read (bounded
+   * by the streams that match); only changes piling up behind it cut a watch off. */
+  send(text: string, listing = false): void {
     if (this.closed) return
-    if (this.unsent > WATCH_BUFFER_BYTES_MAX) return this.close(true)
-    if (!this.x.write(Buffer.from(text))) {
-      this.unsent += text.length
-      this.x.onWritable(() => (this.unsent = 0))
-    }
+    if (!listing && this.unsent > WATCH_BUFFER_BYTES_MAX) return this.close(true)
+    const bytes = Buffer.from(text)
+    if (!this.x.write(bytes) && !listing) this.unsent += bytes.length
   }
 
   close(end: boolean): void {
@@ -135,7 +137,7 @@ export class StreamWatchHub implements StreamObserver, WatchFeed {
     const listed = (stream: Stream): boolean => {
       lines += tailLine(stream)
       if (++count % LIST_LINES_PER_WRITE === 0) {
-        watch.send(lines)
+        watch.send(lines, true)
         lines = ''
       }
       return true
@@ -145,7 +147,7 @@ export class StreamWatchHub implements StreamObserver, WatchFeed {
       if (stream !== undefined && !stream.softDeleted && stream.deletion === undefined) listed(stream)
     }
     if (glob !== undefined) this.engine.registry.forEachLive((path) => glob.matches(path) && !streams.has(path), listed)
-    watch.send(`${lines}{"synced":true}\n`)
+    watch.send(`${lines}{"synced":true}\n`, true)
   }
 
   private report(path: string, line: () => string): void {

@@ -76,6 +76,9 @@ export interface AckRequest {
   readonly done: unknown
 }
 
+/** A wake event another node's wake stream refused is written again after these pauses. */
+const WAKE_EVENT_RETRY_MS_MIN = 500
+const WAKE_EVENT_RETRY_MS_MAX = 10_000
 /** How often leases are checked: a tenth of the shortest lease. */
 const LEASE_SWEEP_MS = 100
 
@@ -156,7 +159,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     this.leaseTimer = setInterval(() => this.sweepLeases(), LEASE_SWEEP_MS)
     this.leaseTimer.unref()
     // The other nodes' streams: listed again in the background (their tails were not stored).
-    for (const sub of this.subs.values()) void this.follow(sub, false)
+    for (const sub of this.subs.values()) void this.follow(sub, undefined)
     return Promise.all(writes).then(() => undefined)
   }
 
@@ -191,6 +194,8 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
         link.acked = -1
         this.persistLink(sub, link)
       }
+      // A stream here rules over any report of its path from another node.
+      link.remote = undefined
       this.refreshPending(sub, link, stream)
       if (!replayed) void Promise.resolve(this.maybeWake(sub)).catch(reportWriteError)
     }
@@ -249,7 +254,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     for (const link of links) this.subs.link(sub, link)
     const writes: Array<MaybePromise<unknown>> = [this.save(sub), ...links.map((link) => this.saveLink(sub, link))]
     // The other nodes' matching streams are linked at their tails before the answer.
-    writes.push(this.follow(sub, true))
+    writes.push(this.follow(sub, 'all'))
     return andAll(writes, (): [Subscription, boolean] => [sub, true])
   }
 
@@ -268,15 +273,18 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     const sub = this.get(id)
     if (sub.links.size + paths.length > this.options.linksMax) throw badRequest(`a subscription holds at most ${this.options.linksMax} streams`)
     const writes: Array<MaybePromise<void>> = []
+    const added = new Set<string>()
     for (const path of paths) {
       const existing = sub.links.get(path)
       if (existing?.explicit === true) continue
+      if (existing === undefined) added.add(path)
       const link = existing ?? this.linkAtTail(path, true)
       link.explicit = true
       this.subs.link(sub, link)
       writes.push(this.saveLink(sub, link))
     }
-    writes.push(this.follow(sub, true))
+    // Streams added now that another node holds are linked at their tails before the answer.
+    writes.push(this.follow(sub, added))
     return andAll(writes, () => undefined)
   }
 
@@ -286,7 +294,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     if (link === undefined || !link.explicit) return undefined
     link.explicit = false
     this.subs.dropExplicit(sub, path)
-    void this.follow(sub, false)
+    void this.follow(sub, undefined)
     // The glob link stays while the pattern matches (PROTOCOL §6.4).
     if (sub.glob?.matches(path) === true && link.streamId !== 0) return this.saveLink(sub, link)
     this.subs.unlink(sub, path)
@@ -413,19 +421,21 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
 
   // ---- the other nodes' streams (cluster-wide subscriptions) --------------------------
 
-  /** Follows `sub`'s streams on the other nodes (again: the interest may have changed). */
-  private follow(sub: Subscription, initial: boolean): Promise<void> | undefined {
+  /** Follows `sub`'s streams on the other nodes (again: the interest may have changed).
+   * `atTail`: the paths whose links start at the tail their node first lists ('all': a
+   * new subscription's); every other stream found is new, from its start. */
+  private follow(sub: Subscription, atTail: 'all' | ReadonlySet<string> | undefined): Promise<void> | undefined {
     const remote = this.remote
     if (remote === undefined || this.unsaved !== undefined) return undefined
     const interest: Interest = { pattern: sub.config.pattern, streams: [...sub.links.values()].filter((link) => link.explicit).map((link) => link.path) }
-    return remote.follow(sub.id, interest, this.remoteSink(sub), initial)
+    return remote.follow(sub.id, interest, this.remoteSink(sub, atTail), atTail !== undefined)
   }
 
-  private remoteSink(sub: Subscription): RemoteSink {
+  private remoteSink(sub: Subscription, atTail: 'all' | ReadonlySet<string> | undefined): RemoteSink {
     const current = (): boolean => this.subs.get(sub.id) === sub
     return {
       tail: (source, path, streamId, tail, initial) => {
-        if (current()) this.remoteTail(sub, source, path, streamId, tail, initial)
+        if (current()) this.remoteTail(sub, source, path, streamId, tail, initial && (atTail === 'all' || atTail?.has(path) === true))
       },
       gone: (_source, path, streamId) => {
         const link = sub.links.get(path)
@@ -444,6 +454,8 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
   }
 
   private remoteTail(sub: Subscription, source: number, path: string, streamId: number, tail: number, initial: boolean): void {
+    // A stream here rules (another node's copy of its path is left over from a move).
+    if (this.streamAt(path) !== undefined) return
     let link = sub.links.get(path)
     if (link === undefined) {
       if (sub.glob === undefined || !sub.glob.matches(path)) return
@@ -555,8 +567,9 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     const event = JSON.stringify({ type: 'wake', subscription_id: sub.id, stream, generation: wake.generation, ts: nowMs })
     const wakeStream = sub.config.wakeStream!
     if (this.remote !== undefined && this.streamAt(wakeStream) === undefined) {
-      // Another node holds the wake stream (or nobody does: its node says so).
-      return this.remote.append(wakeStream, 'application/json', event).catch((error: unknown) => reportWakeStreamError(sub, error))
+      // Another node holds the wake stream: written in the background until it is, or the wake ends.
+      void this.appendElsewhere(sub, wakeStream, event)
+      return undefined
     }
     try {
       const appended = this.options.engine.append({
@@ -573,6 +586,21 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
       )
     } catch (error) {
       return reportWakeStreamError(sub, error)
+    }
+  }
+
+  /** A wake event for a wake stream another node holds: tried until written, claimed or
+   * ended (a worker that never sees it would never claim, and nothing would wake it again). */
+  private async appendElsewhere(sub: Subscription, wakeStream: string, event: string): Promise<void> {
+    const wake = sub.wake
+    for (let pause = WAKE_EVENT_RETRY_MS_MIN; ; pause = Math.min(WAKE_EVENT_RETRY_MS_MAX, pause * 2)) {
+      try {
+        return await this.remote!.append(wakeStream, 'application/json', event)
+      } catch (error) {
+        if (pause === WAKE_EVENT_RETRY_MS_MIN) reportWakeStreamError(sub, error)
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause))
+      if (sub.wake !== wake || wake?.holder !== undefined || !this.subs.holds(sub) || this.leaseTimer === undefined) return
     }
   }
 
@@ -601,7 +629,8 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
       const position = typeof ack.offset === 'string' ? parseOffsetToken(ack.offset) : null
       if (position === null) throw new StreamError('INVALID_OFFSET', `ack offset for ${link.path} must be a concrete offset (not -1 or now)`)
       if (position < link.acked) throw new StreamError('INVALID_OFFSET', `ack offset for ${link.path} goes back from the acked cursor`)
-      if (position > this.tailOf(link)) throw new StreamError('INVALID_OFFSET', `ack offset for ${link.path} is beyond the stream's tail`)
+      // Another node's stream may be ahead of its last report here: its worker read it there.
+      if (position > this.tailOf(link) && link.remote === undefined) throw new StreamError('INVALID_OFFSET', `ack offset for ${link.path} is beyond the stream's tail`)
       updates.push([link, position])
     }
     return updates.map(([link, position]) => {
