@@ -174,6 +174,26 @@ describe.skipIf(missing !== undefined)(`deploy/local-cluster.sh --replicas 3${mi
     expect(shard.followers.map((follower) => follower.epoch)).toEqual([shard.leader.epoch, shard.leader.epoch])
   })
 
+  test('a follower passes a watch (cluster-wide subscriptions) through to its leader, live', async () => {
+    const { followers } = await eventually(settled, 'a settled shard', 10_000)
+    const follower = clusterJson().nodes.find((node) => node.id === followers[0]!.node)!
+    const aborted = new AbortController()
+    const res = await fetch(`${follower.url}/v1/stream/__ds/watch`, { method: 'POST', body: JSON.stringify({ streams: [path] }), signal: aborted.signal })
+    expect(res.status).toBe(200)
+    const reader = res.body!.getReader()
+    let text = ''
+    const readUntil = async (needle: string): Promise<void> => {
+      while (!text.includes(needle)) text += new TextDecoder().decode((await reader.read()).value)
+    }
+    // Listed as the leader has it (the follower's copy may lag), then a change as it happens.
+    await readUntil('{"synced":true}\n')
+    const listed = JSON.parse(text.split('\n')[0]!) as { p: string; t: number }
+    expect(listed.p).toBe(path)
+    expect((await append('jkl')).status).toBe(204)
+    await readUntil(`"t":${listed.t + 3}}`)
+    aborted.abort()
+  })
+
   test('SIGKILL of the leader: appends through the proxy resume within 6 s with nothing lost; it comes back as a follower', { timeout: 60_000 }, async () => {
     const before = (await eventually(settled, 'a settled shard', 10_000)).leader
     const victim = clusterJson().nodes.find((node) => node.id === before.node)!
