@@ -6,11 +6,14 @@
 # as a service manager would. SIGTERM or SIGINT stops HAProxy, then the nodes (gracefully:
 # each writes its final checkpoint), then etcd. If HAProxy exits by itself, everything stops.
 #
-#   deploy/local-cluster.sh [--nodes N] [--replicas R] [--port P] [--data-dir D] [-- extra ringstream flags]
+#   deploy/local-cluster.sh [--nodes N] [--replicas R] [--active K] [--port P] [--data-dir D] [-- extra ringstream flags]
 #
 # Defaults: 3 nodes, 1 replica, port 4437, ./cluster.
 # --replicas 1: N independent nodes, the proxy hashes stream paths onto them; a dead node's
-#   streams answer 503 until it is back.
+#   streams answer 503 until it is back. --active K (K < N): nodes K+1..N run but stay out of
+#   the proxy's hash ring (their servers start in maintenance), ready to be added with
+#   `ringstream rebalance --add node<i>` (docs/scaling.md). HAProxy's runtime API is on the
+#   socket D/haproxy.sock.
 # --replicas R > 1 (N a multiple of R): N/R shards named 1..N/R, node i a replica of shard
 #   ceil(i/R). etcd elects each shard's leader: one member, started first, data in D/etcd, log
 #   in D/etcd.log, client URL http://127.0.0.1:P+1000, peer port P+1001 (Debian: apt-get install
@@ -25,6 +28,7 @@ set -euo pipefail
 
 nodes=3
 replicas=1
+active=""
 port=4437
 data=./cluster
 extra=()
@@ -32,6 +36,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) nodes="$2"; shift 2 ;;
     --replicas) replicas="$2"; shift 2 ;;
+    --active) active="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --data-dir) data="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
@@ -44,6 +49,9 @@ for value in "$nodes" "$replicas" "$port"; do [[ "$value" =~ ^[1-9][0-9]*$ ]] ||
 [ "$replicas" -le 9 ] || fail "--replicas must be 1 .. 9 (ringstream's own limit)"
 [ $((nodes % replicas)) -eq 0 ] || fail "--nodes ($nodes) must be a multiple of --replicas ($replicas): every shard has R replicas"
 shards=$((nodes / replicas))
+active="${active:-$nodes}"
+[[ "$active" =~ ^[1-9][0-9]*$ ]] && [ "$active" -le "$nodes" ] || fail "--active must be 1 .. --nodes ($nodes)"
+[ "$replicas" -eq 1 ] || [ "$active" -eq "$nodes" ] || fail "--active is for --replicas 1 (rebalancing replicated shards is not built)"
 command -v haproxy >/dev/null || fail "haproxy is not installed (Debian: apt-get install haproxy)"
 etcd_url=""
 if [ "$replicas" -gt 1 ]; then
@@ -167,16 +175,20 @@ fi
 # The proxy's servers: one per node, or with replicas one per shard (at first its first
 # node; its leader repoints it). The health backend watches every node either way.
 node_servers=""
-for i in $(seq 1 "$nodes"); do node_servers+="  server node$i 127.0.0.1:$((port + i))"$'\n'; done
-proxy_servers="$node_servers"
-haproxy_files=(-f "$data/haproxy.cfg")
+proxy_servers=""
+for i in $(seq 1 "$nodes"); do
+  node_servers+="  server node$i 127.0.0.1:$((port + i))"$'\n'
+  proxy_servers+="  server node$i 127.0.0.1:$((port + i))$([ "$i" -le "$active" ] || echo " disabled")"$'\n'
+done
 if [ "$replicas" -gt 1 ]; then
   proxy_servers=""
   for s in $(seq 1 "$shards"); do proxy_servers+="  server shard-$s 127.0.0.1:$((port + (s - 1) * replicas + 1))"$'\n'; done
-  printf '%s\n' '# Written by deploy/local-cluster.sh: the runtime API a new shard leader repoints its server through.' \
-    'global' "  stats socket \"$data/haproxy.sock\" mode 600 level admin" > "$data/haproxy-admin.cfg"
-  haproxy_files+=(-f "$data/haproxy-admin.cfg")
 fi
+# The runtime API: a new shard leader repoints its server through it, `ringstream rebalance`
+# adds and removes servers.
+printf '%s\n' '# Written by deploy/local-cluster.sh: HAProxy'"'"'s runtime API (shard leaders, ringstream rebalance).' \
+  'global' "  stats socket \"$data/haproxy.sock\" mode 600 level admin" > "$data/haproxy-admin.cfg"
+haproxy_files=(-f "$data/haproxy.cfg" -f "$data/haproxy-admin.cfg")
 # The template with its example servers replaced by these.
 awk -v proxy_servers="$proxy_servers" -v node_servers="$node_servers" '
   /^backend / { backend = $2 }

@@ -10,6 +10,8 @@ import { type LogFormat, type LogLevel, log } from './util/log.js'
 const HELP = `ringstream — a Durable Streams server (https://github.com/durable-streams/durable-streams)
 
 Usage: ringstream [options]
+       ringstream rebalance --proxy <url> --proxy-admin <socket> --nodes <name=url,…> (--add <name> | --remove <name>)
+         (moves streams when a node joins or leaves a cluster: docs/scaling.md)
 
 Options (each also settable as an environment variable):
   --port <n>                  RINGSTREAM_PORT                 listen port (default ${DEFAULTS.port})
@@ -199,6 +201,8 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
 }
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  // `ringstream rebalance …`: a cluster command, not a server (cluster/rebalance.ts).
+  if (argv[0] === 'rebalance') return (await import('./cluster/rebalance.js')).rebalance(argv.slice(1))
   let resolved: Partial<ServerConfig> | 'help'
   try {
     resolved = resolveConfig(argv, process.env)

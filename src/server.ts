@@ -83,7 +83,15 @@ class Server implements RingstreamServer {
     this.ctx.metrics = metrics
     this.ctx.auth = Authenticator.load(config.authTokensFile, config.authJwks)
     if (config.clusterUrl !== undefined) {
-      this.ctx.cluster = new Forwarding({ clusterUrl: config.clusterUrl, nodeUrl: () => config.nodeUrl ?? this.url, controls: this.engine.controls, bodyBytesMax: config.appendBytesMax })
+      const peers = config.clusterPeers === undefined ? [] : otherShards(config.clusterPeers, config.nodeUrl!).map((shard) => shard[0]!)
+      this.ctx.cluster = new Forwarding({
+        clusterUrl: config.clusterUrl,
+        nodeUrl: () => config.nodeUrl ?? this.url,
+        controls: this.engine.controls,
+        bodyBytesMax: config.appendBytesMax,
+        engine: this.engine,
+        peers: () => peers,
+      })
     }
   }
 

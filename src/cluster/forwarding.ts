@@ -11,7 +11,9 @@ import type { Exchange } from '../http/exchange.js'
 import { StreamError } from '../protocol/errors.js'
 import type { Controls } from '../streams/controls.js'
 import type { ForkRequest } from '../streams/fork.js'
+import type { Engine } from '../streams/engine.js'
 import { ForwardTable } from './forwards.js'
+import { Moves } from './moves.js'
 
 /** Request headers not passed on: the target sets its own, and a gzipped answer would be
  * decompressed by fetch on the way back. */
@@ -41,14 +43,41 @@ export interface ForwardingOptions {
   readonly controls: Controls
   /** Largest request body passed on (the server's append limit). */
   readonly bodyBytesMax: number
+  /** The engine whose streams may move to other nodes. */
+  readonly engine: Engine
+  /** The other nodes (one URL per shard; --cluster-peers), asked while streams move. */
+  readonly peers: () => readonly string[]
 }
 
 export class Forwarding implements ClusterRouting {
   private readonly forwards: ForwardTable
+  private readonly moves: Moves
 
   constructor(private readonly options: ForwardingOptions) {
     this.forwards = new ForwardTable(options.controls)
     options.controls.receivers.push(this.forwards)
+    this.moves = new Moves({
+      engine: options.engine,
+      controls: options.controls,
+      forwards: this.forwards,
+      nodeUrl: options.nodeUrl,
+      peers: options.peers,
+      bodyBytesMax: options.bodyBytesMax,
+      forward: (x, holder) => this.forward(x, holder),
+    })
+    options.controls.receivers.push(this.moves)
+  }
+
+  route(x: Exchange, path: string, local: () => void | Promise<void>): void | Promise<void> | undefined {
+    return this.moves.route(x, path, local)
+  }
+
+  movedMeanwhile(x: Exchange, path: string): Promise<void> | undefined {
+    return this.moves.movedMeanwhile(x, path)
+  }
+
+  admin(x: Exchange, action: string): void | Promise<void> {
+    return this.moves.admin(x, action)
   }
 
   get nodeUrl(): string {

@@ -32,6 +32,13 @@ export class ForwardTable implements ControlReceiver {
     return this.controls.put(`${PREFIX}${path}`, holder)
   }
 
+  /** Forgets `path`'s holder (this node holds it now: a stream moved here); resolves once durable. */
+  clear(path: string): MaybePromise<void> {
+    if (!this.holders.has(path)) return undefined
+    this.holders.delete(path)
+    return this.controls.put(`${PREFIX}${path}`, undefined)
+  }
+
   restore(key: string, value: string | undefined): void {
     if (!key.startsWith(PREFIX)) return
     const path = key.slice(PREFIX.length)

@@ -35,6 +35,8 @@ const ALLOWED_REQUEST_HEADERS = [
 ].join(', ')
 
 type Handler = (x: Exchange, ctx: HttpContext, path: string) => void | Promise<void>
+/** Moving streams between nodes (cluster/moves.ts), under the reserved prefix. */
+const CLUSTER_PREFIX = '__ds/cluster/'
 
 const HANDLERS: Readonly<Record<string, Handler>> = {
   GET: handleGet,
@@ -89,16 +91,28 @@ function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
   }
   if (!x.url.startsWith(STREAM_ROUTE_PREFIX)) throw new StreamError('NOT_FOUND', `no route for ${x.url}; streams live under ${STREAM_ROUTE_PREFIX}`)
   x.route = STREAM_ROUTE
+  if (x.url.startsWith(CLUSTER_PREFIX, STREAM_ROUTE_PREFIX.length) && ctx.cluster !== undefined) {
+    const cluster = ctx.cluster
+    const checked = ctx.auth?.check(x.header('authorization'), 'write', '__ds/cluster')
+    if (checked instanceof Promise) return checked.then(() => cluster.admin(x, x.url.slice(STREAM_ROUTE_PREFIX.length + CLUSTER_PREFIX.length)))
+    return cluster.admin(x, x.url.slice(STREAM_ROUTE_PREFIX.length + CLUSTER_PREFIX.length))
+  }
   // The reserved control prefix is routed before streams (PROTOCOL §6).
   if (x.url.startsWith(CONTROL_PREFIX, STREAM_ROUTE_PREFIX.length) && ctx.subscriptions !== undefined) return handleControl(x, ctx, x.url.slice(STREAM_ROUTE_PREFIX.length))
   const path = decodeStreamPath(x.url.slice(STREAM_ROUTE_PREFIX.length), ctx.config.streamPathBytesMax)
   if (isReservedPath(path)) throw new StreamError('RESERVED_PATH', 'paths under __ds/ are reserved for the subscription APIs')
   const handler = HANDLERS[x.method]
   if (handler === undefined) throw new StreamError('METHOD_NOT_ALLOWED', `method ${x.method} is not allowed on streams`)
-  // A stream another node holds (a fork of its stream): that node answers, and authorizes.
+  // A stream another node holds (a fork of its stream, or moved there): that node answers, and authorizes.
   const cluster = ctx.cluster
-  const holder = cluster?.holderOf(path)
-  if (cluster !== undefined && holder !== undefined) return cluster.forward(x, holder)
+  if (cluster !== undefined) {
+    const routed = cluster.route(x, path, () => handleHere(x, ctx, path, handler))
+    if (routed !== undefined) return routed
+  }
+  return handleHere(x, ctx, path, handler)
+}
+
+function handleHere(x: Exchange, ctx: HttpContext, path: string, handler: Handler): void | Promise<void> {
   const checked = ctx.auth?.check(x.header('authorization'), accessFor(x.method), path)
   if (!(checked instanceof Promise)) return handler(x, ctx, path)
   // A JWT is verified asynchronously; the body must be taken now or uWS drops it.

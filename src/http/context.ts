@@ -48,6 +48,13 @@ export interface ClusterRouting {
   readonly nodeUrl: string
   /** The node holding `path`, when another node does: it answers every request for it. */
   holderOf(path: string): string | undefined
+  /** Before a stream request is handled here: forwards it when another node holds the
+   * path (or is moving it), or runs `local`; undefined: handle it here now. */
+  route(x: Exchange, path: string, local: () => void | Promise<void>): void | Promise<void> | undefined
+  /** After a write's body was read: forwards it when the stream moved meanwhile. */
+  movedMeanwhile(x: Exchange, path: string): Promise<void> | undefined
+  /** The `__ds/cluster/` routes (moving streams between nodes). */
+  admin(x: Exchange, action: string): void | Promise<void>
   /** Passes the request to `holder` and its answer back. */
   forward(x: Exchange, holder: string): Promise<void>
   /** PUT of a fork whose source this node does not hold: made on the source's node.

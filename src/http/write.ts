@@ -84,6 +84,8 @@ export async function handlePut(x: Exchange, ctx: HttpContext, path: string): Pr
   }
   const body = await x.readBody(ctx.config.appendBytesMax)
   if (x.done) return
+  const moved = ctx.cluster?.movedMeanwhile(x, path)
+  if (moved !== undefined) return moved
   const [stream, created] = await ctx.engine.create({
     path,
     contentType,
@@ -112,6 +114,9 @@ export async function handlePost(x: Exchange, ctx: HttpContext, path: string): P
   const streamSeq = parseStreamSeq(x.header('stream-seq'), ctx.config.headerValueBytesMax)
   const body = await x.readBody(ctx.config.appendBytesMax)
   if (x.done) return
+  // A move of the stream to another node that began while the body came: it goes there.
+  const moved = ctx.cluster?.movedMeanwhile(x, path)
+  if (moved !== undefined) return moved
   const contentType = body.length > 0 && rawType !== '' ? parseContentType(rawType) : undefined
   const result = await ctx.engine.append({ path, contentType, body, close, producer, streamSeq })
   const headers = streamHeaders(result.stream)

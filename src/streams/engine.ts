@@ -257,8 +257,9 @@ export class Engine {
     }
   }
 
-  /** Hands a staged change to storage; applies it when durable, rolls back on failure. */
-  private commit<R>(stream: Stream, change: Change, onCommit: () => void, onFail: () => void, value: () => R): MaybePromise<R> {
+  /** Hands a staged change to storage; applies it when durable, rolls back on failure
+   * (also how a stream moved from another node is written: streams/transfer.ts). */
+  commit<R>(stream: Stream, change: Change, onCommit: () => void, onFail: () => void, value: () => R): MaybePromise<R> {
     let pending: Promise<unknown> | undefined
     try {
       // lastAccessMs was set to now by the request that made this change.

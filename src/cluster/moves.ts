@@ -1,0 +1,291 @@
+// cluster/moves.ts — moving streams between nodes while the cluster grows or shrinks
+// (docs/scaling.md; `ringstream rebalance` drives it, cluster/rebalance.ts). A node's side:
+// - Moving mode (a control record, so a restart keeps it): while the proxy's hash ring
+//   changes, a request for a path this node neither holds nor forwards asks the other nodes
+//   which holds it (`HEAD …?ringstream-local=1`), records that node and forwards there; only
+//   when none does is the path this node's. So a moved path is reachable at every moment and
+//   never made on two nodes.
+// - Moving a stream out (`POST __ds/cluster/move {path, to}`): requests for it wait (here, at
+//   the route, and again after a body was read), its in-flight changes settle, its
+//   definition, bytes (stored bytes, message-aligned pieces: offsets stay) and final state
+//   go to the new node, which writes them as WAL changes; then this node records the new
+//   holder (durably), answers its live readers (they reconnect and are forwarded), deletes
+//   its copy, and the waiting requests go to the new holder.
+// - Taking one in (`POST __ds/cluster/import`): a body of [u32 header length][header JSON]
+//   [bytes]; while it is incomplete, requests for the path go to the old holder (which makes
+//   them wait).
+// - `GET __ds/cluster/streams`: this node's streams as NDJSON {p, t, movable};
+//   `HEAD <stream>?ringstream-probe=1`: any node names itself (the proxy picks the node, so
+//   this tells the rebalancer a path's owner under the current ring).
+
+import type { Exchange } from '../http/exchange.js'
+import { NODE_HEADER } from '../http/context.js'
+import { StreamError, badRequest } from '../protocol/errors.js'
+import type { ControlReceiver, Controls } from '../streams/controls.js'
+import type { Engine } from '../streams/engine.js'
+import type { Stream } from '../streams/stream.js'
+import { type MovedDefinition, type MovedState, appendPiece, createMoved, definitionOf, finishMoved, readPiece, settledState, unmovable } from '../streams/transfer.js'
+import { wakeWaiters } from '../streams/waiters.js'
+import { log } from '../util/log.js'
+import type { ForwardTable } from './forwards.js'
+
+const MOVING_KEY = 'cluster/moving'
+/** Bytes of a stream sent per import request. */
+const PIECE_BYTES = 4 * 1024 * 1024
+/** How long asking the other nodes for a path may take. */
+const ASK_PEERS_TIMEOUT_MS = 5_000
+/** One import request's limit (a piece, its message ends and its header). */
+const IMPORT_BODY_BYTES_MAX = 2 * PIECE_BYTES + 1024 * 1024
+const JSON_HEADERS: Array<[string, string]> = [['Content-Type', 'application/json']]
+
+type ImportHeader =
+  | { readonly step: 'create'; readonly path: string; readonly from: string; readonly definition: MovedDefinition }
+  | { readonly step: 'piece'; readonly path: string; readonly position: number; readonly messageEnds: number[] | undefined }
+  | { readonly step: 'finish'; readonly path: string; readonly state: MovedState }
+  | { readonly step: 'abort'; readonly path: string }
+
+export interface MovesOptions {
+  readonly engine: Engine
+  readonly controls: Controls
+  readonly forwards: ForwardTable
+  /** This node's URL as the others reach it. */
+  readonly nodeUrl: () => string
+  /** The other nodes (one URL per shard). */
+  readonly peers: () => readonly string[]
+  /** Largest request body (the server's append limit): taken while a request waits. */
+  readonly bodyBytesMax: number
+  /** Passes a request to the node holding the path. */
+  readonly forward: (x: Exchange, holder: string) => Promise<void>
+}
+
+export class Moves implements ControlReceiver {
+  private moving = false
+  /** Streams being moved out: requests for them wait for this. */
+  private readonly frozen = new Map<string, Promise<void>>()
+  /** Streams being moved in, by the node they come from. */
+  private readonly incoming = new Map<string, string>()
+
+  constructor(private readonly options: MovesOptions) {}
+
+  restore(key: string, value: string | undefined): void {
+    if (key === MOVING_KEY) this.moving = value !== undefined
+  }
+
+  /** Before a stream request is handled: forwards it (or makes it wait) when another node
+   * holds the path, is taking it in, or (moving mode) is found to hold it; undefined: this
+   * node handles it (`local` runs after an asking of the others found none). */
+  route(x: Exchange, path: string, local: () => void | Promise<void>): void | Promise<void> | undefined {
+    if (x.method === 'HEAD' && x.query === 'ringstream-probe=1') return answered(x, 204, [[NODE_HEADER, this.options.nodeUrl()]])
+    if (x.method === 'HEAD' && x.query === 'ringstream-local=1') return answered(x, this.holds(path) ? 204 : 404, [])
+    const waiting = this.frozen.get(path)
+    if (waiting !== undefined) return this.afterMove(x, path, waiting)
+    const from = this.incoming.get(path)
+    if (from !== undefined) return this.options.forward(x, from)
+    const holder = this.options.forwards.holderOf(path)
+    if (holder !== undefined) return this.options.forward(x, holder)
+    if (!this.moving || this.holds(path)) return undefined
+    if (x.method === 'PUT' || x.method === 'POST') x.readBody(this.options.bodyBytesMax).catch(() => {})
+    return this.askPeers(path).then(async (found) => {
+      if (found === undefined) return local()
+      await this.options.forwards.set(path, found)
+      return this.options.forward(x, found)
+    })
+  }
+
+  /** After a write's body was read: a move that began meanwhile sends it to the new holder. */
+  movedMeanwhile(x: Exchange, path: string): Promise<void> | undefined {
+    const waiting = this.frozen.get(path)
+    if (waiting !== undefined) return this.afterMove(x, path, waiting)
+    const holder = this.options.forwards.holderOf(path)
+    return holder === undefined ? undefined : this.options.forward(x, holder)
+  }
+
+  /** The `__ds/cluster/` routes. */
+  admin(x: Exchange, action: string): Promise<void> | void {
+    if (action === 'streams' && x.method === 'GET') return this.list(x)
+    if (action === 'moving' && x.method === 'PUT') {
+      return readJson(x, 1024).then(async (body) => {
+        const on = (body as { on?: unknown } | null)?.on
+        if (typeof on !== 'boolean') throw badRequest('moving takes {"on": true|false}')
+        await this.options.controls.put(MOVING_KEY, on ? '1' : undefined)
+        this.moving = on
+        x.send(204, [])
+      })
+    }
+    if (action === 'move' && x.method === 'POST') {
+      return readJson(x, 64 * 1024).then(async (body) => {
+        const { path, to } = (body ?? {}) as { path?: unknown; to?: unknown }
+        if (typeof path !== 'string' || typeof to !== 'string' || !/^https?:\/\/[^/]+$/.test(to)) throw badRequest('move takes {"path": stream path, "to": "http(s)://host:port"}')
+        if (to === this.options.nodeUrl()) throw badRequest('a stream is not moved to the node that holds it')
+        const moved = await this.moveOut(path, to)
+        x.send(200, JSON_HEADERS, JSON.stringify(moved))
+      })
+    }
+    if (action === 'import' && x.method === 'POST') return this.importPart(x)
+    throw new StreamError('NOT_FOUND', `no cluster route ${x.method} ${action}`)
+  }
+
+  private holds(path: string): boolean {
+    const stream = this.options.engine.registry.find(path)
+    return stream !== undefined && !stream.softDeleted && stream.deletion === undefined && !this.incoming.has(path)
+  }
+
+  private async afterMove(x: Exchange, path: string, waiting: Promise<void>): Promise<void> {
+    if (x.method === 'PUT' || x.method === 'POST') x.readBody(this.options.bodyBytesMax).catch(() => {})
+    await waiting
+    const holder = this.options.forwards.holderOf(path)
+    // The move failed: the stream is still here.
+    if (holder === undefined) throw new StreamError('NODE_UNAVAILABLE', `moving ${path} failed; retry`)
+    return this.options.forward(x, holder)
+  }
+
+  /** The node among the others that holds `path`, asked all at once. */
+  private async askPeers(path: string): Promise<string | undefined> {
+    const encoded = path.split('/').map(encodeURIComponent).join('/')
+    const answers = await Promise.all(
+      this.options.peers().map(async (peer) => {
+        try {
+          const res = await fetch(`${peer}/v1/stream/${encoded}?ringstream-local=1`, { method: 'HEAD', signal: AbortSignal.timeout(ASK_PEERS_TIMEOUT_MS) })
+          if (res.status === 204) return peer
+          if (res.status === 404) return undefined
+          throw new Error(`it answered ${res.status}`)
+        } catch (error) {
+          // Unsure is not "nobody": making the path here could make it on two nodes.
+          throw new StreamError('NODE_UNAVAILABLE', `the cluster is moving streams and ${peer} cannot say whether it holds ${path}: ${(error as Error).message}`)
+        }
+      }),
+    )
+    return answers.find((peer) => peer !== undefined)
+  }
+
+  private list(x: Exchange): void {
+    x.startStream(200, [['Content-Type', 'application/x-ndjson']])
+    let lines = ''
+    this.options.engine.registry.forEachLive(
+      () => true,
+      (stream) => {
+        if (this.incoming.has(stream.path)) return true
+        lines += `${JSON.stringify({ p: stream.path, t: stream.tail, movable: unmovable(stream) === undefined })}\n`
+        if (lines.length >= 64 * 1024) {
+          x.write(Buffer.from(lines))
+          lines = ''
+        }
+        return true
+      },
+    )
+    if (lines.length > 0) x.write(Buffer.from(lines))
+    x.endStream()
+  }
+
+  /** Moves `path` to `to`; resolves with what it cost. */
+  async moveOut(path: string, to: string): Promise<{ bytes: number; pauseMs: number }> {
+    const { engine, forwards } = this.options
+    const stream = engine.registry.find(path)
+    if (stream === undefined || !this.holds(path)) throw new StreamError('NOT_FOUND', `${path} is not held here`)
+    const why = unmovable(stream)
+    if (why !== undefined) throw new StreamError('CONFIG_MISMATCH', `${path} is not moved: ${why}`)
+    if (this.frozen.has(path)) throw new StreamError('CONFIG_MISMATCH', `${path} is being moved already`)
+    let release: () => void = () => {}
+    this.frozen.set(path, new Promise<void>((resolve) => (release = resolve)))
+    const started = performance.now()
+    let bytes = 0
+    try {
+      const state = await settledState(stream)
+      await sendPart(to, { step: 'create', path, from: this.options.nodeUrl(), definition: definitionOf(stream) })
+      try {
+        for (let at = 0; at < state.tail; ) {
+          const piece = await readPiece(engine, stream, at, PIECE_BYTES)
+          await sendPart(to, { step: 'piece', path, position: piece.position, messageEnds: piece.messageEnds === undefined ? undefined : [...piece.messageEnds] }, piece.bytes)
+          at += piece.bytes.length
+          bytes += piece.bytes.length
+        }
+        await sendPart(to, { step: 'finish', path, state })
+      } catch (error) {
+        await sendPart(to, { step: 'abort', path }).catch(() => {})
+        throw error
+      }
+      // The new holder first (durably), then this copy goes: a crash between leaves a
+      // forward to a complete stream and a copy nobody reaches.
+      await forwards.set(path, to)
+      wakeWaiters(stream)
+      await engine.delete(path)
+      const pauseMs = performance.now() - started
+      log.info({ stream: path, to, bytes, pauseMs: Math.round(pauseMs) }, `ringstream: moved ${path} to ${to} (${bytes} bytes, paused ${Math.round(pauseMs)} ms)`)
+      return { bytes, pauseMs }
+    } finally {
+      this.frozen.delete(path)
+      release()
+    }
+  }
+
+  private async importPart(x: Exchange): Promise<void> {
+    const body = await x.readBody(IMPORT_BODY_BYTES_MAX)
+    if (body.length < 4) throw badRequest('an import part starts with its header length')
+    const headerBytes = body.readUInt32BE(0)
+    if (4 + headerBytes > body.length) throw badRequest('an import part is shorter than its header')
+    let header: ImportHeader
+    try {
+      header = JSON.parse(body.subarray(4, 4 + headerBytes).toString('utf8')) as ImportHeader
+    } catch {
+      throw badRequest('an import part\'s header is not JSON')
+    }
+    const bytes = body.subarray(4 + headerBytes)
+    const { engine, forwards } = this.options
+    if (typeof header?.path !== 'string') throw badRequest('an import part names its stream')
+    const path = header.path
+    switch (header.step) {
+      case 'create':
+        await createMoved(engine, path, header.definition)
+        this.incoming.set(path, header.from)
+        break
+      case 'piece':
+        if (bytes.length > 0) await this.incomingStream(path).then((stream) => appendPiece(engine, stream, { position: header.position, bytes, messageEnds: header.messageEnds }))
+        break
+      case 'finish': {
+        await finishMoved(engine, await this.incomingStream(path), header.state)
+        // Held here from now on: no forward (to the old holder) may shadow it.
+        this.incoming.delete(path)
+        await forwards.clear(path)
+        break
+      }
+      case 'abort':
+        if (this.incoming.delete(path)) await engine.delete(path)
+        break
+      default:
+        throw badRequest('an import part\'s step is create, piece, finish or abort')
+    }
+    x.send(204, [])
+  }
+
+  private incomingStream(path: string): Promise<Stream> {
+    const stream = this.options.engine.registry.find(path)
+    if (stream === undefined || !this.incoming.has(path)) return Promise.reject(new StreamError('NOT_FOUND', `${path} is not being moved here`))
+    return Promise.resolve(stream)
+  }
+}
+
+/** A request answered on the spot (route's "handled", as a settled promise). */
+function answered(x: Exchange, status: number, headers: Array<[string, string]>): Promise<void> {
+  x.send(status, headers)
+  return Promise.resolve()
+}
+
+async function sendPart(to: string, header: ImportHeader, bytes?: Uint8Array): Promise<void> {
+  const head = Buffer.from(JSON.stringify(header))
+  const length = Buffer.alloc(4)
+  length.writeUInt32BE(head.length)
+  const body = Buffer.concat(bytes === undefined ? [length, head] : [length, head, bytes])
+  const res = await fetch(`${to}/v1/stream/__ds/cluster/import`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body, signal: AbortSignal.timeout(30_000) })
+  const text = await res.text()
+  if (res.status !== 204) throw new StreamError('NODE_UNAVAILABLE', `${to} refused the ${header.step} of ${header.path}: ${res.status} ${text.slice(0, 300)}`)
+}
+
+function readJson(x: Exchange, bytesMax: number): Promise<unknown> {
+  return x.readBody(bytesMax).then((bytes) => {
+    try {
+      return JSON.parse(bytes.toString('utf8')) as unknown
+    } catch {
+      throw badRequest('request body is not valid JSON')
+    }
+  })
+}
