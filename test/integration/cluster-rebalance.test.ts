@@ -1,0 +1,174 @@
+// Integration: growing a cluster from 2 nodes to 3 and shrinking it back, online, through a
+// real HAProxy (deploy/local-cluster.sh --nodes 3 --active 2; `ringstream rebalance`).
+// Under writes (plain appends and an idempotent producer that retries until acknowledged),
+// SSE readers (the official client) and a reader polling every stream: every stream answers
+// at every moment, every acknowledged append is there exactly once and in order after each
+// step, SSE readers end with exactly the stream's bytes, and streams end up on their new
+// owner (node3 holds some after the growth, none after the shrink).
+
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { DurableStream } from '@durable-streams/client'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { eventually, freePort } from '../subscriptions/children.js'
+
+const SCRIPT = fileURLToPath(new URL('../../deploy/local-cluster.sh', import.meta.url))
+const CLI = fileURLToPath(new URL('../../bin/ringstream.js', import.meta.url))
+const STREAMS = 48
+const SSE_READERS = 6
+/** Writes run this long before, between and after the two steps. */
+const PHASE_MS = 1_500
+
+function haproxyMissing(): string | undefined {
+  try {
+    execFileSync('haproxy', ['-v'], { stdio: 'ignore' })
+    return undefined
+  } catch {
+    return 'haproxy is not installed (Debian: apt-get install haproxy)'
+  }
+}
+const missing = haproxyMissing()
+if (missing !== undefined && process.env.RINGSTREAM_REQUIRE_HAPROXY === '1') throw new Error(`RINGSTREAM_REQUIRE_HAPROXY=1 but ${missing}`)
+
+describe.skipIf(missing !== undefined)(`growing and shrinking a cluster${missing === undefined ? '' : ` (skipped: ${missing})`}`, () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-rebalance-'))
+  let cluster: ChildProcess
+  let port = 0
+  let log = ''
+  const proxy = (): string => `http://127.0.0.1:${port}`
+  const nodeUrl = (i: number): string => `http://127.0.0.1:${port + i}`
+  const url = (path: string): string => `${proxy()}/v1/stream/${path}`
+
+  beforeAll(async () => {
+    port = await freePort()
+    cluster = spawn(SCRIPT, ['--nodes', '3', '--active', '2', '--port', String(port), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] })
+    cluster.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
+    cluster.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
+    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), `the cluster to start: ${log}`, 60_000)
+  }, 90_000)
+
+  afterAll(async () => {
+    if (process.env.CLUSTER_LOG !== undefined) writeFileSync(process.env.CLUSTER_LOG, log)
+    if (cluster !== undefined && cluster.exitCode === null) {
+      const exited = once(cluster, 'exit')
+      cluster.kill('SIGTERM')
+      await exited
+    }
+    rmSync(dataDir, { recursive: true, force: true })
+  }, 60_000)
+
+  async function rebalance(step: '--add' | '--remove'): Promise<string> {
+    const nodes = [1, 2, 3].map((i) => `node${i}=${nodeUrl(i)}`).join(',')
+    const { stdout } = await promisify(execFile)('node', [CLI, 'rebalance', '--proxy', proxy(), '--proxy-admin', join(dataDir, 'haproxy.sock'), '--nodes', nodes, step, 'node3'])
+    return stdout.trim()
+  }
+
+  async function holders(paths: readonly string[]): Promise<Map<string, number>> {
+    const count = new Map<string, number>()
+    for (const path of paths) {
+      const node = (await fetch(url(path), { method: 'HEAD' })).headers.get('ringstream-node')!
+      count.set(node, (count.get(node) ?? 0) + 1)
+    }
+    return count
+  }
+
+  test('2 → 3 → 2 nodes under writes, SSE readers and a poller: always readable, nothing lost or doubled, streams on their new owners', async () => {
+    const paths = Array.from({ length: STREAMS }, (_, i) => `grow/s-${String(i).padStart(2, '0')}`)
+    for (const [i, path] of paths.entries()) {
+      const res = await fetch(url(path), { method: 'PUT', headers: { 'content-type': 'text/plain', ...(i % 4 === 0 ? { 'stream-ttl': '3600' } : {}) } })
+      expect(res.status).toBe(201)
+    }
+    // A closed stream keeps its bytes and stays closed wherever it goes.
+    const closedPath = 'grow/closed'
+    expect((await fetch(url(closedPath), { method: 'PUT', headers: { 'content-type': 'text/plain', 'stream-closed': 'true' }, body: 'final;' })).status).toBe(201)
+    expect(await holders(paths)).toSatisfy((count: Map<string, number>) => count.size === 2 && !count.has(nodeUrl(3)))
+
+    /** Requests that did not succeed: none may, moves or not. */
+    const failures: string[] = []
+    /** Per stream, the bodies acknowledged, in order (one writer per stream). */
+    const acknowledged = new Map<string, string[]>(paths.map((path) => [path, []]))
+    let writing = true
+    // Plain appends on even streams; an idempotent producer on odd ones, retrying the same
+    // Producer-Seq until it is acknowledged (a move must keep its state: no double).
+    const writer = async (w: number): Promise<void> => {
+      const mine = paths.filter((_, i) => i % 4 === w)
+      const seqs = new Map<string, number>()
+      for (let n = 0; writing; n++) {
+        const path = mine[n % mine.length]!
+        const producer = w % 2 === 1
+        const seq = seqs.get(path) ?? 0
+        const body = producer ? `p${w}-${seq};` : `w${w}-${n};`
+        const headers: Record<string, string> = { 'content-type': 'text/plain' }
+        if (producer) Object.assign(headers, { 'producer-id': `writer-${w}`, 'producer-epoch': '0', 'producer-seq': String(seq) })
+        let ok = false
+        while (!ok) {
+          const res = await fetch(url(path), { method: 'POST', headers, body }).catch(() => undefined)
+          await res?.arrayBuffer()
+          ok = res !== undefined && (res.status === 200 || res.status === 204)
+          if (!ok) failures.push(`POST ${path}: ${res?.status ?? 'no answer'}`)
+          if (!producer) break
+          if (!ok) await new Promise((resolve) => setTimeout(resolve, 20))
+        }
+        // A plain append that failed is not acknowledged (and is counted as a failure above).
+        if (ok) acknowledged.get(path)!.push(body)
+        if (producer) seqs.set(path, seq + 1)
+      }
+    }
+    let polls = 0
+    const poller = async (): Promise<void> => {
+      while (writing) {
+        for (const path of [...paths, closedPath]) {
+          const res = await fetch(url(path), { method: 'HEAD' }).catch((error: Error) => error)
+          polls++
+          if (res instanceof Error || res.status !== 200) failures.push(`${path}: ${res instanceof Error ? res.message : res.status}`)
+        }
+      }
+    }
+    const readers = await Promise.all(
+      paths.slice(0, SSE_READERS).map(async (path) => {
+        const res = await new DurableStream({ url: url(path), contentType: 'text/plain' }).stream({ live: 'sse', offset: '-1' })
+        const reader = { path, text: '', res }
+        res.subscribeText((chunk) => {
+          reader.text += chunk.text
+        })
+        return reader
+      }),
+    )
+    const load = [...Array.from({ length: 4 }, (_, w) => writer(w)), poller()]
+    await new Promise((resolve) => setTimeout(resolve, PHASE_MS))
+    const grown = await rebalance('--add')
+    const afterGrow = await holders(paths)
+    await new Promise((resolve) => setTimeout(resolve, PHASE_MS))
+    const shrunk = await rebalance('--remove')
+    const afterShrink = await holders(paths)
+    await new Promise((resolve) => setTimeout(resolve, PHASE_MS))
+    writing = false
+    await Promise.all(load)
+
+    expect(failures, `requests that failed during the moves (of ${polls})`).toEqual([])
+    expect(afterGrow.get(nodeUrl(3)) ?? 0).toBeGreaterThan(0)
+    expect(afterShrink.has(nodeUrl(3))).toBe(false)
+    // Exactly once, in order: the stream is the acknowledged bodies, nothing else.
+    for (const path of paths) {
+      const text = await (await fetch(`${url(path)}?offset=-1`)).text()
+      expect(text, path).toBe(acknowledged.get(path)!.join(''))
+    }
+    const closed = await fetch(`${url(closedPath)}?offset=-1`)
+    expect(closed.headers.get('stream-closed')).toBe('true')
+    expect(await closed.text()).toBe('final;')
+    expect((await fetch(url(paths[0]!), { method: 'HEAD' })).headers.get('stream-ttl')).toBe('3600')
+    // SSE readers reconnected across the moves with no gap and no repeat.
+    for (const reader of readers) {
+      const full = acknowledged.get(reader.path)!.join('')
+      await eventually(async () => (reader.text === full ? true : reader.text.length > full.length ? Promise.reject(new Error(`${reader.path}: SSE saw more than the stream holds`)) : undefined), `${reader.path}'s SSE reader to catch up`, 15_000)
+      reader.res.cancel()
+    }
+    const appends = [...acknowledged.values()].reduce((sum, list) => sum + list.length, 0)
+    console.log(`rebalance test: ${appends} appends acknowledged, ${polls} polls all answered; ${grown}; ${shrunk}`)
+  }, 120_000)
+})
