@@ -30,6 +30,9 @@ import { log } from '../util/log.js'
 import type { ForwardTable } from './forwards.js'
 
 const MOVING_KEY = 'cluster/moving'
+/** `movein/<path>` → the node a stream is coming from, until all of it is here: a restart in
+ * the middle keeps forwarding its requests there instead of serving a partial copy. */
+const INCOMING_PREFIX = 'movein/'
 /** Bytes of a stream sent per import request. */
 const PIECE_BYTES = 4 * 1024 * 1024
 /** How long asking the other nodes for a path may take. */
@@ -69,6 +72,10 @@ export class Moves implements ControlReceiver {
 
   restore(key: string, value: string | undefined): void {
     if (key === MOVING_KEY) this.moving = value !== undefined
+    if (!key.startsWith(INCOMING_PREFIX)) return
+    const path = key.slice(INCOMING_PREFIX.length)
+    if (value === undefined) this.incoming.delete(path)
+    else this.incoming.set(path, value)
   }
 
   /** Before a stream request is handled: forwards it (or makes it wait) when another node
@@ -235,8 +242,11 @@ export class Moves implements ControlReceiver {
     const path = header.path
     switch (header.step) {
       case 'create':
-        await createMoved(engine, path, header.definition)
+        // A move of this path that broke off before (its node restarted): start over.
+        if (this.incoming.has(path) && engine.registry.find(path) !== undefined) await engine.delete(path)
+        await this.options.controls.put(`${INCOMING_PREFIX}${path}`, header.from)
         this.incoming.set(path, header.from)
+        await createMoved(engine, path, header.definition)
         break
       case 'piece':
         if (bytes.length > 0) await this.incomingStream(path).then((stream) => appendPiece(engine, stream, { position: header.position, bytes, messageEnds: header.messageEnds }))
@@ -244,17 +254,24 @@ export class Moves implements ControlReceiver {
       case 'finish': {
         await finishMoved(engine, await this.incomingStream(path), header.state)
         // Held here from now on: no forward (to the old holder) may shadow it.
-        this.incoming.delete(path)
         await forwards.clear(path)
+        await this.endIncoming(path)
         break
       }
       case 'abort':
-        if (this.incoming.delete(path)) await engine.delete(path)
+        if (!this.incoming.has(path)) break
+        if (engine.registry.find(path) !== undefined) await engine.delete(path)
+        await this.endIncoming(path)
         break
       default:
         throw badRequest('an import part\'s step is create, piece, finish or abort')
     }
     x.send(204, [])
+  }
+
+  private async endIncoming(path: string): Promise<void> {
+    await this.options.controls.put(`${INCOMING_PREFIX}${path}`, undefined)
+    this.incoming.delete(path)
   }
 
   private incomingStream(path: string): Promise<Stream> {

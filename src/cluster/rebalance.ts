@@ -32,7 +32,8 @@ interface Tally {
   streams: number
   checked: number
   moved: number
-  kept: number
+  /** Fork-family streams left where they are (each counted once over the passes). */
+  readonly kept: Set<string>
   bytes: number
   pausesMs: number[]
 }
@@ -63,7 +64,7 @@ export async function rebalance(argv: string[]): Promise<void> {
   await Promise.all(nodes.map((node) => setMoving(node, true)))
   const answer = await runtimeApi(admin, [`set server ${values.backend}/${target} state ${values.add !== undefined ? 'ready' : 'maint'}`])
   if (answer.trim() !== '') throw new Error(`HAProxy refused to change ${values.backend}/${target}: ${answer.trim()} (every node stays in moving mode: run again)`)
-  const tally: Tally = { streams: 0, checked: 0, moved: 0, kept: 0, bytes: 0, pausesMs: [] }
+  const tally: Tally = { streams: 0, checked: 0, moved: 0, kept: new Set(), bytes: 0, pausesMs: [] }
   const progress = new Progress(tally)
   for (let pass = 0; pass < PASSES; pass++) {
     for (const node of nodes) await placeStreams(proxy, node, tally, progress)
@@ -74,7 +75,7 @@ export async function rebalance(argv: string[]): Promise<void> {
   const median = pauses.length === 0 ? 0 : pauses[Math.floor(pauses.length / 2)]!
   const max = pauses.length === 0 ? 0 : pauses[pauses.length - 1]!
   console.log(
-    `rebalance: ${values.add !== undefined ? 'added' : 'removed'} ${target}: ${tally.moved} streams moved (${formatBytes(tally.bytes)}), ${tally.kept} fork-family streams kept where they are (forwarded), ` +
+    `rebalance: ${values.add !== undefined ? 'added' : 'removed'} ${target}: ${tally.moved} streams moved (${formatBytes(tally.bytes)}), ${tally.kept.size} fork-family streams kept where they are (forwarded), ` +
       `pause per moved stream median ${median.toFixed(1)} ms / max ${max.toFixed(1)} ms, ${((performance.now() - started) / 1000).toFixed(1)} s in all`,
   )
 }
@@ -104,7 +105,7 @@ async function placeStreams(proxy: string, node: Node, tally: Tally, progress: P
           // A fork family stays: its owner looks it up once (moving mode) and forwards from then on.
           const res = await fetch(`${owner}/v1/stream/${encodePath(stream.p)}`, { method: 'HEAD' })
           if (!res.ok) throw new Error(`${owner} cannot reach ${stream.p} on ${node.url}: ${res.status}`)
-          tally.kept++
+          tally.kept.add(stream.p)
         }
       }
       tally.checked++

@@ -86,6 +86,14 @@ describe.skipIf(missing !== undefined)(`growing and shrinking a cluster${missing
     // A closed stream keeps its bytes and stays closed wherever it goes.
     const closedPath = 'grow/closed'
     expect((await fetch(url(closedPath), { method: 'PUT', headers: { 'content-type': 'text/plain', 'stream-closed': 'true' }, body: 'final;' })).status).toBe(201)
+    // A fork family stays on its source's node (a fork reads through its source): found and
+    // forwarded to from wherever its paths now hash.
+    const families = Array.from({ length: 6 }, (_, i) => [`grow/source-${i}`, `grow/fork-${i}`] as const)
+    for (const [source, fork] of families) {
+      expect((await fetch(url(source), { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'shared;' })).status).toBe(201)
+      expect((await fetch(url(fork), { method: 'PUT', headers: { 'content-type': 'text/plain', 'stream-forked-from': `/v1/stream/${source}` } })).status).toBe(201)
+      expect((await fetch(url(fork), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'own;' })).status).toBe(204)
+    }
     expect(await holders(paths)).toSatisfy((count: Map<string, number>) => count.size === 2 && !count.has(nodeUrl(3)))
 
     /** Requests that did not succeed: none may, moves or not. */
@@ -122,7 +130,7 @@ describe.skipIf(missing !== undefined)(`growing and shrinking a cluster${missing
     let polls = 0
     const poller = async (): Promise<void> => {
       while (writing) {
-        for (const path of [...paths, closedPath]) {
+        for (const path of [...paths, closedPath, ...families.flat()]) {
           const res = await fetch(url(path), { method: 'HEAD' }).catch((error: Error) => error)
           polls++
           if (res instanceof Error || res.status !== 200) failures.push(`${path}: ${res instanceof Error ? res.message : res.status}`)
@@ -158,6 +166,12 @@ describe.skipIf(missing !== undefined)(`growing and shrinking a cluster${missing
       const text = await (await fetch(`${url(path)}?offset=-1`)).text()
       expect(text, path).toBe(acknowledged.get(path)!.join(''))
     }
+    for (const [source, fork] of families) {
+      expect(await (await fetch(`${url(fork)}?offset=-1`)).text()).toBe('shared;own;')
+      expect(await (await fetch(`${url(source)}?offset=-1`)).text()).toBe('shared;')
+    }
+    // Some fork-family streams hashed elsewhere under the grown ring: kept, and forwarded to.
+    expect(Number(/(\d+) fork-family streams kept/.exec(grown)?.[1])).toBeGreaterThan(0)
     const closed = await fetch(`${url(closedPath)}?offset=-1`)
     expect(closed.headers.get('stream-closed')).toBe('true')
     expect(await closed.text()).toBe('final;')
