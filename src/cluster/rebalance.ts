@@ -9,6 +9,7 @@
 // moving mode ends. Progress on stderr: a bar on a terminal, a line per 100 streams
 // otherwise.
 
+import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { runtimeApi } from './proxy-admin.js'
 
@@ -36,6 +37,8 @@ interface Tally {
   readonly kept: Set<string>
   bytes: number
   pausesMs: number[]
+  /** Every stream moved: where from and to, its bytes and its pause (for --report). */
+  readonly moves: Array<{ path: string; from: string; to: string; bytes: number; pauseMs: number }>
 }
 
 const USAGE = `usage: ringstream rebalance --proxy <url> --proxy-admin <socket|host:port> --nodes <name=url,…> (--add <name> | --remove <name>) [--backend nodes]
@@ -43,12 +46,13 @@ const USAGE = `usage: ringstream rebalance --proxy <url> --proxy-admin <socket|h
   --proxy-admin  its runtime API (stats socket … level admin)
   --nodes        every node, as named on the backend's server lines, with its URL (the added or removed one too)
   --add NAME     puts server NAME in the ring (state ready) and moves to it the streams it now owns
-  --remove NAME  takes server NAME out of the ring (state maint) and moves its streams to their new owners`
+  --remove NAME  takes server NAME out of the ring (state maint) and moves its streams to their new owners
+  --report FILE  writes every stream moved (from, to, bytes, pause) as JSON`
 
 export async function rebalance(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { proxy: { type: 'string' }, 'proxy-admin': { type: 'string' }, nodes: { type: 'string' }, add: { type: 'string' }, remove: { type: 'string' }, backend: { type: 'string', default: 'nodes' } },
+    options: { report: { type: 'string' }, proxy: { type: 'string' }, 'proxy-admin': { type: 'string' }, nodes: { type: 'string' }, add: { type: 'string' }, remove: { type: 'string' }, backend: { type: 'string', default: 'nodes' } },
   })
   const proxy = values.proxy?.replace(/\/+$/, '')
   const admin = values['proxy-admin']
@@ -64,13 +68,14 @@ export async function rebalance(argv: string[]): Promise<void> {
   await Promise.all(nodes.map((node) => setMoving(node, true)))
   const answer = await runtimeApi(admin, [`set server ${values.backend}/${target} state ${values.add !== undefined ? 'ready' : 'maint'}`])
   if (answer.trim() !== '') throw new Error(`HAProxy refused to change ${values.backend}/${target}: ${answer.trim()} (every node stays in moving mode: run again)`)
-  const tally: Tally = { streams: 0, checked: 0, moved: 0, kept: new Set(), bytes: 0, pausesMs: [] }
+  const tally: Tally = { streams: 0, checked: 0, moved: 0, kept: new Set(), bytes: 0, pausesMs: [], moves: [] }
   const progress = new Progress(tally)
   for (let pass = 0; pass < PASSES; pass++) {
     for (const node of nodes) await placeStreams(proxy, node, tally, progress)
   }
   progress.done()
   await Promise.all(nodes.map((node) => setMoving(node, false)))
+  if (values.report !== undefined) writeFileSync(values.report, `${JSON.stringify({ moves: tally.moves, kept: [...tally.kept] }, null, 1)}\n`)
   const pauses = [...tally.pausesMs].sort((a, b) => a - b)
   const median = pauses.length === 0 ? 0 : pauses[Math.floor(pauses.length / 2)]!
   const max = pauses.length === 0 ? 0 : pauses[pauses.length - 1]!
@@ -101,6 +106,7 @@ async function placeStreams(proxy: string, node: Node, tally: Tally, progress: P
           tally.moved++
           tally.bytes += moved.bytes
           tally.pausesMs.push(moved.pauseMs)
+          tally.moves.push({ path: stream.p, from: node.url, to: owner, bytes: moved.bytes, pauseMs: moved.pauseMs })
         } else {
           // A fork family stays: its owner looks it up once (moving mode) and forwards from then on.
           const res = await fetch(`${owner}/v1/stream/${encodePath(stream.p)}`, { method: 'HEAD' })
