@@ -185,4 +185,24 @@ describe.skipIf(missing !== undefined)(`growing and shrinking a cluster${missing
     const appends = [...acknowledged.values()].reduce((sum, list) => sum + list.length, 0)
     console.log(`rebalance test: ${appends} appends acknowledged, ${polls} polls all answered; ${grown}; ${shrunk}`)
   }, 120_000)
+
+  test('bad cluster requests are a 4xx, and rebalance without its arguments says how to run it', async () => {
+    const admin = (action: string, method: string, body?: string | Buffer): Promise<Response> => fetch(`${nodeUrl(1)}/v1/stream/__ds/cluster/${action}`, { method, body })
+    const expectCode = async (res: Response, status: number, code: string): Promise<void> => {
+      expect(res.status).toBe(status)
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code)
+    }
+    await expectCode(await admin('moving', 'PUT', 'yes'), 400, 'BAD_REQUEST')
+    await expectCode(await admin('moving', 'PUT', '{"on":"yes"}'), 400, 'BAD_REQUEST')
+    await expectCode(await admin('move', 'POST', '{"path":"grow/s-00"}'), 400, 'BAD_REQUEST')
+    await expectCode(await admin('move', 'POST', JSON.stringify({ path: 'grow/s-00', to: nodeUrl(1) })), 400, 'BAD_REQUEST')
+    await expectCode(await admin('move', 'POST', JSON.stringify({ path: 'no/such/stream', to: nodeUrl(2) })), 404, 'NOT_FOUND')
+    await expectCode(await admin('import', 'POST', Buffer.from([0, 0])), 400, 'BAD_REQUEST')
+    await expectCode(await admin('import', 'POST', Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.from('{x}')])), 400, 'BAD_REQUEST')
+    await expectCode(await admin('import', 'POST', Buffer.concat([Buffer.from([0, 0, 0, 50]), Buffer.from('{}')])), 400, 'BAD_REQUEST')
+    await expectCode(await admin('nothing', 'GET'), 404, 'NOT_FOUND')
+    const usage = await promisify(execFile)('node', [CLI, 'rebalance', '--proxy', proxy()]).catch((error: { code: number; stderr: string }) => error)
+    expect('code' in usage && usage.code).toBe(1)
+    expect((usage as { stderr: string }).stderr).toContain('usage: ringstream rebalance')
+  })
 })
