@@ -89,6 +89,7 @@ class Server implements RingstreamServer {
         nodeUrl: () => config.nodeUrl ?? this.url,
         controls: this.engine.controls,
         bodyBytesMax: config.appendBytesMax,
+        streamPathBytesMax: config.streamPathBytesMax,
         engine: this.engine,
         peers: () => peers,
       })

@@ -43,6 +43,8 @@ export interface ForwardingOptions {
   readonly controls: Controls
   /** Largest request body passed on (the server's append limit). */
   readonly bodyBytesMax: number
+  /** Longest stream path in bytes. */
+  readonly streamPathBytesMax: number
   /** The engine whose streams may move to other nodes. */
   readonly engine: Engine
   /** The other nodes (one URL per shard; --cluster-peers), asked while streams move. */
@@ -63,6 +65,7 @@ export class Forwarding implements ClusterRouting {
       nodeUrl: options.nodeUrl,
       peers: options.peers,
       bodyBytesMax: options.bodyBytesMax,
+      streamPathBytesMax: options.streamPathBytesMax,
       forward: (x, holder) => this.forward(x, holder),
     })
     options.controls.receivers.push(this.moves)

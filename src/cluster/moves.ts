@@ -21,6 +21,7 @@
 import type { Exchange } from '../http/exchange.js'
 import { NODE_HEADER } from '../http/context.js'
 import { StreamError, badRequest } from '../protocol/errors.js'
+import { isReservedPath, validateStreamPath } from '../protocol/path.js'
 import type { ControlReceiver, Controls } from '../streams/controls.js'
 import type { Engine } from '../streams/engine.js'
 import type { Stream } from '../streams/stream.js'
@@ -33,12 +34,15 @@ const MOVING_KEY = 'cluster/moving'
 /** `movein/<path>` → the node a stream is coming from, until all of it is here: a restart in
  * the middle keeps forwarding its requests there instead of serving a partial copy. */
 const INCOMING_PREFIX = 'movein/'
-/** Bytes of a stream sent per import request. */
-const PIECE_BYTES = 4 * 1024 * 1024
+/** Bytes of a stream sent per import request (a JSON message longer than this goes whole). */
+const PIECE_BYTES = 1024 * 1024
 /** How long asking the other nodes for a path may take. */
 const ASK_PEERS_TIMEOUT_MS = 5_000
-/** One import request's limit (a piece, its message ends and its header). */
-const IMPORT_BODY_BYTES_MAX = 2 * PIECE_BYTES + 1024 * 1024
+/** One import request's limit: a piece (at most one whole message of the largest append,
+ * 16 MiB by default, when messages are larger than PIECE_BYTES) and its header (message
+ * ends as JSON: at most ~8 bytes for each 2 bytes of a piece). */
+const IMPORT_BODY_BYTES_MAX = 64 * 1024 * 1024
+const DURABILITIES: ReadonlySet<string> = new Set(['memory', 'buffered', 'fsync'])
 const JSON_HEADERS: Array<[string, string]> = [['Content-Type', 'application/json']]
 
 type ImportHeader =
@@ -55,6 +59,8 @@ export interface MovesOptions {
   readonly nodeUrl: () => string
   /** The other nodes (one URL per shard). */
   readonly peers: () => readonly string[]
+  /** Longest stream path in bytes (an imported path is checked like a client's). */
+  readonly streamPathBytesMax: number
   /** Largest request body (the server's append limit): taken while a request waits. */
   readonly bodyBytesMax: number
   /** Passes a request to the node holding the path. */
@@ -85,7 +91,7 @@ export class Moves implements ControlReceiver {
     if (x.method === 'HEAD' && x.query === 'ringstream-probe=1') return answered(x, 204, [[NODE_HEADER, this.options.nodeUrl()]])
     if (x.method === 'HEAD' && x.query === 'ringstream-local=1') return answered(x, this.holds(path) ? 204 : 404, [])
     const waiting = this.frozen.get(path)
-    if (waiting !== undefined) return this.afterMove(x, path, waiting)
+    if (waiting !== undefined) return this.afterMove(x, path, waiting, local)
     const from = this.incoming.get(path)
     if (from !== undefined) return this.options.forward(x, from)
     const holder = this.options.forwards.holderOf(path)
@@ -93,7 +99,10 @@ export class Moves implements ControlReceiver {
     if (!this.moving || this.holds(path)) return undefined
     if (x.method === 'PUT' || x.method === 'POST') x.readBody(this.options.bodyBytesMax).catch(() => {})
     return this.askPeers(path).then(async (found) => {
-      if (found === undefined) return local()
+      // Asked again: the stream may have been moved here (or a forward recorded) meanwhile.
+      const again = this.options.forwards.holderOf(path) ?? this.incoming.get(path)
+      if (again !== undefined) return this.options.forward(x, again)
+      if (found === undefined || this.holds(path)) return local()
       await this.options.forwards.set(path, found)
       return this.options.forward(x, found)
     })
@@ -103,7 +112,7 @@ export class Moves implements ControlReceiver {
   movedMeanwhile(x: Exchange, path: string): Promise<void> | undefined {
     const waiting = this.frozen.get(path)
     if (waiting !== undefined) return this.afterMove(x, path, waiting)
-    const holder = this.options.forwards.holderOf(path)
+    const holder = this.options.forwards.holderOf(path) ?? this.incoming.get(path)
     return holder === undefined ? undefined : this.options.forward(x, holder)
   }
 
@@ -114,6 +123,7 @@ export class Moves implements ControlReceiver {
       return readJson(x, 1024).then(async (body) => {
         const on = (body as { on?: unknown } | null)?.on
         if (typeof on !== 'boolean') throw badRequest('moving takes {"on": true|false}')
+        if (on && this.options.peers().length === 0) throw badRequest('moving mode needs the other nodes: start this node with --cluster-peers')
         await this.options.controls.put(MOVING_KEY, on ? '1' : undefined)
         this.moving = on
         x.send(204, [])
@@ -124,6 +134,7 @@ export class Moves implements ControlReceiver {
         const { path, to } = (body ?? {}) as { path?: unknown; to?: unknown }
         if (typeof path !== 'string' || typeof to !== 'string' || !/^https?:\/\/[^/]+$/.test(to)) throw badRequest('move takes {"path": stream path, "to": "http(s)://host:port"}')
         if (to === this.options.nodeUrl()) throw badRequest('a stream is not moved to the node that holds it')
+        if (!this.options.peers().includes(to)) throw badRequest(`${to} is not one of this node's --cluster-peers`)
         const moved = await this.moveOut(path, to)
         x.send(200, JSON_HEADERS, JSON.stringify(moved))
       })
@@ -132,18 +143,21 @@ export class Moves implements ControlReceiver {
     throw new StreamError('NOT_FOUND', `no cluster route ${x.method} ${action}`)
   }
 
+  /** This node serves `path` itself: a live stream, not coming in, not forwarded elsewhere
+   * (a copy left by a move that broke off after the new holder had it all is not served). */
   private holds(path: string): boolean {
     const stream = this.options.engine.registry.find(path)
-    return stream !== undefined && !stream.softDeleted && stream.deletion === undefined && !this.incoming.has(path)
+    return stream !== undefined && !stream.softDeleted && stream.deletion === undefined && !this.incoming.has(path) && this.options.forwards.holderOf(path) === undefined
   }
 
-  private async afterMove(x: Exchange, path: string, waiting: Promise<void>): Promise<void> {
+  private async afterMove(x: Exchange, path: string, waiting: Promise<void>, local?: () => void | Promise<void>): Promise<void> {
     if (x.method === 'PUT' || x.method === 'POST') x.readBody(this.options.bodyBytesMax).catch(() => {})
     await waiting
     const holder = this.options.forwards.holderOf(path)
+    if (holder !== undefined) return this.options.forward(x, holder)
     // The move failed: the stream is still here.
-    if (holder === undefined) throw new StreamError('NODE_UNAVAILABLE', `moving ${path} failed; retry`)
-    return this.options.forward(x, holder)
+    if (local !== undefined) return local()
+    throw new StreamError('NODE_UNAVAILABLE', `moving ${path} failed while this request waited; retry`)
   }
 
   /** The node among the others that holds `path`, asked all at once. */
@@ -171,7 +185,7 @@ export class Moves implements ControlReceiver {
     this.options.engine.registry.forEachLive(
       () => true,
       (stream) => {
-        if (this.incoming.has(stream.path)) return true
+        if (!this.holds(stream.path)) return true
         lines += `${JSON.stringify({ p: stream.path, t: stream.tail, movable: unmovable(stream) === undefined })}\n`
         if (lines.length >= 64 * 1024) {
           x.write(Buffer.from(lines))
@@ -194,6 +208,8 @@ export class Moves implements ControlReceiver {
     if (this.frozen.has(path)) throw new StreamError('CONFIG_MISMATCH', `${path} is being moved already`)
     let release: () => void = () => {}
     this.frozen.set(path, new Promise<void>((resolve) => (release = resolve)))
+    // Kept in memory while it moves (an idle stream may otherwise be evicted mid-copy).
+    stream.pins++
     const started = performance.now()
     let bytes = 0
     try {
@@ -206,7 +222,9 @@ export class Moves implements ControlReceiver {
           at += piece.bytes.length
           bytes += piece.bytes.length
         }
-        await sendPart(to, { step: 'finish', path, state })
+        // Deleted or expired while it was copied (a DELETE authorized late, a TTL): not moved.
+        if (engine.registry.find(path) !== stream || stream.deletion !== undefined || stream.softDeleted) throw new StreamError('NOT_FOUND', `${path} was deleted while it was being moved`)
+        await sendPart(to, { step: 'finish', path, state: { ...state, lastAccessMs: stream.lastAccessMs } })
       } catch (error) {
         await sendPart(to, { step: 'abort', path }).catch(() => {})
         throw error
@@ -220,6 +238,7 @@ export class Moves implements ControlReceiver {
       log.info({ stream: path, to, bytes, pauseMs: Math.round(pauseMs) }, `ringstream: moved ${path} to ${to} (${bytes} bytes, paused ${Math.round(pauseMs)} ms)`)
       return { bytes, pauseMs }
     } finally {
+      stream.pins--
       this.frozen.delete(path)
       release()
     }
@@ -238,12 +257,16 @@ export class Moves implements ControlReceiver {
     }
     const bytes = body.subarray(4 + headerBytes)
     const { engine, forwards } = this.options
-    if (typeof header?.path !== 'string') throw badRequest('an import part names its stream')
+    checkImport(header, bytes.length, this.options.streamPathBytesMax)
     const path = header.path
     switch (header.step) {
       case 'create':
-        // A move of this path that broke off before (its node restarted): start over.
-        if (this.incoming.has(path) && engine.registry.find(path) !== undefined) await engine.delete(path)
+        if (engine.registry.find(path) !== undefined) {
+          // Held here already (not a broken-off move of it): refused before anything is recorded.
+          if (!this.incoming.has(path)) throw new StreamError('CONFIG_MISMATCH', `${path} exists here already: it is not moved over it`)
+          // A move of this path that broke off before (its node restarted): start over.
+          await engine.delete(path)
+        }
         await this.options.controls.put(`${INCOMING_PREFIX}${path}`, header.from)
         this.incoming.set(path, header.from)
         await createMoved(engine, path, header.definition)
@@ -278,6 +301,47 @@ export class Moves implements ControlReceiver {
     const stream = this.options.engine.registry.find(path)
     if (stream === undefined || !this.incoming.has(path)) return Promise.reject(new StreamError('NOT_FOUND', `${path} is not being moved here`))
     return Promise.resolve(stream)
+  }
+}
+
+/** 400 unless `header` is an import part as moveOut sends them. */
+function checkImport(header: ImportHeader, bytes: number, pathBytesMax: number): void {
+  if (typeof header !== 'object' || header === null || typeof header.path !== 'string') throw badRequest('an import part names its stream')
+  validateStreamPath(header.path, pathBytesMax)
+  if (isReservedPath(header.path)) throw badRequest('a reserved path is not imported')
+  const integer = (value: unknown): boolean => Number.isSafeInteger(value) && (value as number) >= 0
+  switch (header.step) {
+    case 'create': {
+      const d = header.definition
+      if (typeof header.from !== 'string' || typeof d !== 'object' || d === null) throw badRequest('a create part has its source node and definition')
+      if (typeof d.contentType !== 'string' || typeof d.requestKey !== 'string' || !DURABILITIES.has(d.durability)) throw badRequest('a moved stream\'s definition is malformed')
+      if ((d.ttlSeconds !== undefined && d.ttlSeconds !== null && !integer(d.ttlSeconds)) || (d.expiresAtMs !== undefined && d.expiresAtMs !== null && !integer(d.expiresAtMs))) throw badRequest('a moved stream\'s expiry is malformed')
+      return
+    }
+    case 'piece': {
+      if (!integer(header.position)) throw badRequest('a piece has its position')
+      const ends = header.messageEnds
+      if (ends === undefined || ends === null) return
+      if (!Array.isArray(ends)) throw badRequest('a piece\'s message ends are a list')
+      let previous = 0
+      for (const end of ends) {
+        if (!integer(end) || end <= previous || end > bytes) throw badRequest('a piece\'s message ends rise within its bytes')
+        previous = end
+      }
+      return
+    }
+    case 'finish': {
+      const st = header.state
+      if (typeof st !== 'object' || st === null || !integer(st.tail) || typeof st.closed !== 'boolean' || !Array.isArray(st.producers)) throw badRequest('a finish part has the stream\'s final state')
+      for (const producer of st.producers) {
+        if (!Array.isArray(producer) || typeof producer[0] !== 'string' || !integer(producer[1]) || !integer(producer[2])) throw badRequest('a producer is [id, epoch, seq]')
+      }
+      return
+    }
+    case 'abort':
+      return
+    default:
+      throw badRequest('an import part\'s step is create, piece, finish or abort')
   }
 }
 

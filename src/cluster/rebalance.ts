@@ -33,8 +33,10 @@ interface Tally {
   streams: number
   checked: number
   moved: number
-  /** Fork-family streams left where they are (each counted once over the passes). */
-  readonly kept: Set<string>
+  /** Streams deleted, expired or forked since they were listed: left alone. */
+  skipped: number
+  /** Fork-family streams left where they are, by path: the node holding them. */
+  readonly kept: Map<string, string>
   bytes: number
   pausesMs: number[]
   /** Every stream moved: where from and to, its bytes and its pause (for --report). */
@@ -68,21 +70,27 @@ export async function rebalance(argv: string[]): Promise<void> {
   await Promise.all(nodes.map((node) => setMoving(node, true)))
   const answer = await runtimeApi(admin, [`set server ${values.backend}/${target} state ${values.add !== undefined ? 'ready' : 'maint'}`])
   if (answer.trim() !== '') throw new Error(`HAProxy refused to change ${values.backend}/${target}: ${answer.trim()} (every node stays in moving mode: run again)`)
-  const tally: Tally = { streams: 0, checked: 0, moved: 0, kept: new Set(), bytes: 0, pausesMs: [], moves: [] }
+  const tally: Tally = { streams: 0, checked: 0, moved: 0, skipped: 0, kept: new Map(), bytes: 0, pausesMs: [], moves: [] }
   const progress = new Progress(tally)
   for (let pass = 0; pass < PASSES; pass++) {
     for (const node of nodes) await placeStreams(proxy, node, tally, progress)
   }
   progress.done()
   await Promise.all(nodes.map((node) => setMoving(node, false)))
-  if (values.report !== undefined) writeFileSync(values.report, `${JSON.stringify({ moves: tally.moves, kept: [...tally.kept] }, null, 1)}\n`)
+  const stranded = [...tally.kept].filter(([, holder]) => holder === target).map(([path]) => path)
+  if (values.report !== undefined) writeFileSync(values.report, `${JSON.stringify({ moves: tally.moves, kept: [...tally.kept], skipped: tally.skipped }, null, 1)}\n`)
   const pauses = [...tally.pausesMs].sort((a, b) => a - b)
   const median = pauses.length === 0 ? 0 : pauses[Math.floor(pauses.length / 2)]!
   const max = pauses.length === 0 ? 0 : pauses[pauses.length - 1]!
   console.log(
-    `rebalance: ${values.add !== undefined ? 'added' : 'removed'} ${target}: ${tally.moved} streams moved (${formatBytes(tally.bytes)}), ${tally.kept.size} fork-family streams kept where they are (forwarded), ` +
+    `rebalance: ${values.add !== undefined ? 'added' : 'removed'} ${target}: ${tally.moved} streams moved (${formatBytes(tally.bytes)}), ${tally.kept.size} fork-family streams kept where they are (forwarded), ${tally.skipped} gone or forked meanwhile, ` +
       `pause per moved stream median ${median.toFixed(1)} ms / max ${max.toFixed(1)} ms, ${((performance.now() - started) / 1000).toFixed(1)} s in all`,
   )
+  if (values.remove !== undefined && stranded.length > 0) {
+    // A fork family is not moved: its node must keep running (out of the ring, forwarded to).
+    console.error(`rebalance: ${stranded.length} fork-family streams stay on ${target}, which must keep running: ${stranded.slice(0, 10).join(', ')}${stranded.length > 10 ? ', …' : ''}`)
+    process.exitCode = 1
+  }
 }
 
 async function setMoving(node: Node, on: boolean): Promise<void> {
@@ -103,6 +111,11 @@ async function placeStreams(proxy: string, node: Node, tally: Tally, progress: P
       if (owner !== node.url) {
         if (stream.movable) {
           const moved = await post(`${node.url}/v1/stream/__ds/cluster/move`, { path: stream.p, to: owner })
+          if (moved === undefined) {
+            tally.skipped++
+            tally.checked++
+            continue
+          }
           tally.moved++
           tally.bytes += moved.bytes
           tally.pausesMs.push(moved.pauseMs)
@@ -111,7 +124,7 @@ async function placeStreams(proxy: string, node: Node, tally: Tally, progress: P
           // A fork family stays: its owner looks it up once (moving mode) and forwards from then on.
           const res = await fetch(`${owner}/v1/stream/${encodePath(stream.p)}`, { method: 'HEAD' })
           if (!res.ok) throw new Error(`${owner} cannot reach ${stream.p} on ${node.url}: ${res.status}`)
-          tally.kept.add(stream.p)
+          tally.kept.set(stream.p, node.name)
         }
       }
       tally.checked++
@@ -137,10 +150,12 @@ async function ownerOf(proxy: string, path: string): Promise<string> {
   return owner
 }
 
-async function post(url: string, body: unknown): Promise<{ bytes: number; pauseMs: number }> {
+/** A move's cost; undefined when the stream went (404) or gained a fork (409) since it was listed. */
+async function post(url: string, body: unknown): Promise<{ bytes: number; pauseMs: number } | undefined> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   const text = await res.text()
-  if (res.status !== 200) throw new Error(`${url} ${JSON.stringify(body)}: ${res.status} ${text}`)
+  if (res.status === 404 || res.status === 409) return undefined
+  if (res.status !== 200) throw new Error(`${url} ${JSON.stringify(body)}: ${res.status} ${text} (every node stays in moving mode: run again)`)
   return JSON.parse(text) as { bytes: number; pauseMs: number }
 }
 

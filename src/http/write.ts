@@ -128,6 +128,9 @@ export async function handlePost(x: Exchange, ctx: HttpContext, path: string): P
 }
 
 export async function handleDelete(x: Exchange, ctx: HttpContext, path: string): Promise<void> {
+  // A move of the stream that began while this request was authorized: it goes there.
+  const moved = ctx.cluster?.movedMeanwhile(x, path)
+  if (moved !== undefined) return moved
   await ctx.engine.delete(path)
   x.send(204, [])
 }

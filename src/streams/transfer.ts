@@ -27,6 +27,8 @@ export interface MovedState {
   readonly closed: boolean
   readonly producers: ReadonlyArray<readonly [string, number, number]>
   readonly lastStreamSeq: string | undefined
+  /** When it was last read or written (a sliding TTL counts from it). */
+  readonly lastAccessMs?: number
 }
 
 /** Bytes of a moved stream from `position`, with their JSON message ends (relative). */
@@ -121,6 +123,8 @@ export async function finishMoved(engine: Engine, stream: Stream, state: MovedSt
   if (changes.length === 0 && (state.closed || state.lastStreamSeq !== undefined)) {
     changes.push({ kind: 'append', streamId: stream.id, position: stream.stagedTail, chunk: undefined, close: state.closed, producer: undefined, streamSeq: state.lastStreamSeq })
   }
+  // A sliding TTL goes on counting from the source's last access, not from the move.
+  if (state.lastAccessMs !== undefined) stream.lastAccessMs = state.lastAccessMs
   for (const change of changes) {
     const { producer, streamSeq, close } = change
     if (producer !== undefined) (stream.staged.producers ??= new Map()).set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq })

@@ -201,6 +201,10 @@ describe.skipIf(missing !== undefined)(`growing and shrinking a cluster${missing
     await expectCode(await admin('import', 'POST', Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.from('{x}')])), 400, 'BAD_REQUEST')
     await expectCode(await admin('import', 'POST', Buffer.concat([Buffer.from([0, 0, 0, 50]), Buffer.from('{}')])), 400, 'BAD_REQUEST')
     await expectCode(await admin('nothing', 'GET'), 404, 'NOT_FOUND')
+    await expectCode(await admin('move', 'POST', JSON.stringify({ path: 'grow/s-00', to: 'http://10.9.9.9:80' })), 400, 'BAD_REQUEST')
+    // The nodes' own routes are not for clients: the proxy refuses them.
+    expect((await fetch(`${proxy()}/v1/stream/__ds/cluster/streams`)).status).toBe(403)
+    expect((await fetch(`${proxy()}/v1/stream/__ds/watch`, { method: 'POST', body: '{"pattern":"**"}' })).status).toBe(403)
     const usage = await promisify(execFile)('node', [CLI, 'rebalance', '--proxy', proxy()]).catch((error: { code: number; stderr: string }) => error)
     expect('code' in usage && usage.code).toBe(1)
     expect((usage as { stderr: string }).stderr).toContain('usage: ringstream rebalance')
