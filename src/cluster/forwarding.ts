@@ -18,8 +18,11 @@ import { Moves } from './moves.js'
 /** Request headers not passed on: the target sets its own, and a gzipped answer would be
  * decompressed by fetch on the way back. */
 const NOT_FORWARDED: ReadonlySet<string> = new Set(['host', 'content-length', 'accept-encoding'])
-/** Answer headers not passed back: hop-by-hop ones, and the ones every answer here carries. */
+/** Answer headers not passed back: hop-by-hop ones, the ones every answer here carries,
+ * and the encoding (fetch has decoded the body already: passing `gzip` on with plain bytes
+ * broke every forwarded read of 4 KiB or more of JSON or text). */
 const NOT_RETURNED: ReadonlySet<string> = new Set([
+  'content-encoding',
   'connection',
   'keep-alive',
   'transfer-encoding',
@@ -134,6 +137,8 @@ export async function forwardTo(x: Exchange, holder: string, bodyBytesMax: numbe
   const body = x.method === 'PUT' || x.method === 'POST' ? await x.readBody(bodyBytesMax) : undefined
   if (x.done) return
   const headers = x.sentHeaders().filter(([name]) => !NOT_FORWARDED.has(name))
+  // Plain bytes from the holder: fetch would ask for gzip itself, and decode it here again.
+  headers.push(['accept-encoding', 'identity'])
   const aborted = new AbortController()
   x.onAbort(() => aborted.abort())
   let answer: Response

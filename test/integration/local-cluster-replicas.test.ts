@@ -194,6 +194,20 @@ describe.skipIf(missing !== undefined)(`deploy/local-cluster.sh --replicas 3${mi
     aborted.abort()
   })
 
+  test('a read through a follower (passed to its leader) of a compressible stream is whole, gzip asked or not', async () => {
+    const { followers } = await eventually(settled, 'a settled shard', 10_000)
+    const follower = clusterJson().nodes.find((node) => node.id === followers[0]!.node)!
+    const json = `json-${process.pid}`
+    expect((await fetch(stream(json), { method: 'PUT', headers: { 'content-type': 'application/json' } })).status).toBe(201)
+    const items = Array.from({ length: 200 }, (_, i) => ({ i, text: 'compressible '.repeat(4) }))
+    expect((await fetch(stream(json), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(items) })).status).toBe(204)
+    for (const encoding of ['gzip', 'identity']) {
+      const res = await fetch(`${follower.url}/v1/stream/${json}?offset=-1`, { headers: { 'accept-encoding': encoding } })
+      expect(res.status).toBe(200)
+      expect(await res.json(), `accept-encoding: ${encoding}`).toEqual(items)
+    }
+  })
+
   test('SIGKILL of the leader: appends through the proxy resume within 6 s with nothing lost; it comes back as a follower', { timeout: 60_000 }, async () => {
     const before = (await eventually(settled, 'a settled shard', 10_000)).leader
     const victim = clusterJson().nodes.find((node) => node.id === before.node)!
