@@ -225,7 +225,6 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
       `ringstream: recovered ${recovery.records} WAL records after checkpoint LSN ${recovery.checkpointLsn} in ${recovery.ms.toFixed(0)} ms${dropped}`,
     )
   }
-  log.info({ url: server.url }, `ringstream listening on ${server.url}/v1/stream/ (${server.describe()})`)
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
@@ -242,4 +241,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGHUP', () => server.reloadAuth())
   process.on('SIGINT', () => stop('SIGINT'))
+  // Announced once the signals are handled: whoever waits for this line may stop the server
+  // at once (a SIGTERM between the line and the handlers killed it without a word).
+  log.info({ url: server.url }, `ringstream listening on ${server.url}/v1/stream/ (${server.describe()})`)
 }
