@@ -17,3 +17,22 @@ export async function freePortBelowEphemeral(): Promise<number> {
     if (free) return port
   }
 }
+
+/** A port with the `count` ports after it free too, all below the ephemeral range: a proxy
+ * on the first and a node on each of the others (deploy/local-cluster.sh's layout). */
+export async function freePortsBelowEphemeral(count: number): Promise<number> {
+  for (;;) {
+    const port = await freePortBelowEphemeral()
+    if (port + count >= 32_768) continue
+    const others = Array.from({ length: count }, (_, i) => port + 1 + i)
+    if ((await Promise.all(others.map(portFree))).every(Boolean)) return port
+  }
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const probe = createServer()
+    probe.once('error', () => resolve(false))
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)))
+  })
+}

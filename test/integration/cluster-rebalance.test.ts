@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { DurableStream } from '@durable-streams/client'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { eventually, freePort } from '../subscriptions/children.js'
+import { freePortsBelowEphemeral } from '../helpers-ports.js'
+import { eventually } from '../subscriptions/children.js'
 
 const SCRIPT = fileURLToPath(new URL('../../deploy/local-cluster.sh', import.meta.url))
 const CLI = fileURLToPath(new URL('../../bin/ringstream.js', import.meta.url))
@@ -45,11 +46,14 @@ describe.skipIf(missing !== undefined)(`growing and shrinking a cluster${missing
   const url = (path: string): string => `${proxy()}/v1/stream/${path}`
 
   beforeAll(async () => {
-    port = await freePort()
+    // Nodes are killed and started again on their ports: none may be an ephemeral one.
+    port = await freePortsBelowEphemeral(3)
     cluster = spawn(SCRIPT, ['--nodes', '3', '--active', '2', '--port', String(port), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] })
     cluster.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
     cluster.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), `the cluster to start: ${log}`, 60_000)
+    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), 'the cluster to start', 60_000).catch((error: Error) => {
+      throw new Error(`${error.message}; what it printed:\n${log}`)
+    })
   }, 90_000)
 
   afterAll(async () => {

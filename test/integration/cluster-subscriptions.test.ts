@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { eventually, freePort } from '../subscriptions/children.js'
+import { freePortsBelowEphemeral } from '../helpers-ports.js'
+import { eventually } from '../subscriptions/children.js'
 
 const SCRIPT = fileURLToPath(new URL('../../deploy/local-cluster.sh', import.meta.url))
 const NODES = 3
@@ -64,11 +65,14 @@ describe.skipIf(missing !== undefined)(`a subscription over a ${NODES}-node clus
     })
     receiver.listen(0, '127.0.0.1')
     await once(receiver, 'listening')
-    port = await freePort()
+    // Nodes are killed and started again on their ports: none may be an ephemeral one.
+    port = await freePortsBelowEphemeral(NODES)
     cluster = spawn(SCRIPT, ['--nodes', String(NODES), '--port', String(port), '--data-dir', dataDir, '--', '--webhooks', '--checkpoint-interval-ms', '1000'], { stdio: ['ignore', 'pipe', 'pipe'] })
     cluster.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
     cluster.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), `the cluster to start: ${log}`, 60_000)
+    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), 'the cluster to start', 60_000).catch((error: Error) => {
+      throw new Error(`${error.message}; what it printed:\n${log}`)
+    })
   }, 90_000)
 
   afterAll(async () => {

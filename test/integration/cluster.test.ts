@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url'
 import { runConformanceTests } from '@durable-streams/server-conformance-tests'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { formatOffset } from '../../src/protocol/offset.js'
-import { eventually, freePort } from '../subscriptions/children.js'
+import { freePortsBelowEphemeral } from '../helpers-ports.js'
+import { eventually } from '../subscriptions/children.js'
 
 const SCRIPT = fileURLToPath(new URL('../../deploy/local-cluster.sh', import.meta.url))
 const NODES = 3
@@ -41,11 +42,14 @@ describe.skipIf(missing !== undefined)(`a ${NODES}-node cluster behind HAProxy${
   const stream = (path: string): string => `${config.baseUrl}/v1/stream/${path}`
 
   beforeAll(async () => {
-    port = await freePort()
+    // Nodes are killed and started again on their ports: none may be an ephemeral one.
+    port = await freePortsBelowEphemeral(NODES)
     cluster = spawn(SCRIPT, ['--nodes', String(NODES), '--port', String(port), '--data-dir', dataDir, '--', '--long-poll-timeout-ms', String(LONG_POLL_TIMEOUT_MS), '--webhooks'], { stdio: ['ignore', 'pipe', 'pipe'] })
     cluster.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
     cluster.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), `the cluster to start: ${log}`, 60_000)
+    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), 'the cluster to start', 60_000).catch((error: Error) => {
+      throw new Error(`${error.message}; what it printed:\n${log}`)
+    })
     config.baseUrl = `http://127.0.0.1:${port}`
   }, 90_000)
 
