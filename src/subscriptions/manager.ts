@@ -206,16 +206,11 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     for (const sub of this.subs.candidates(stream.path)) {
       const link = sub.links.get(stream.path)
       if (link === undefined || link.streamId !== stream.id) continue
-      sub.pending.delete(link.path)
-      if (this.unsaved !== undefined) continue // replay: the stream id fences the stored cursor
-      if (link.explicit) {
-        link.streamId = 0
-        link.acked = -1
-        void Promise.resolve(this.saveLink(sub, link)).catch(reportWriteError)
-      } else {
-        this.subs.unlink(sub, link.path)
-        void Promise.resolve(this.options.engine.controls.put(linkKey(sub.id, link.path), undefined)).catch(reportWriteError)
+      if (this.unsaved !== undefined) {
+        sub.pending.delete(link.path)
+        continue // replay: the stream id fences the stored cursor
       }
+      this.unlinkStream(sub, link)
     }
   }
 
@@ -474,8 +469,8 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     void Promise.resolve(this.maybeWake(sub)).catch(reportWriteError)
   }
 
-  /** The link's stream is gone: an explicit link waits for the next stream at its path, a
-   * glob link goes (as removed() does for local streams). */
+  /** The link's stream (here or on another node) is gone: an explicit link waits for the
+   * next stream at its path, a glob link goes. */
   private unlinkStream(sub: Subscription, link: Link): void {
     sub.pending.delete(link.path)
     link.remote = undefined

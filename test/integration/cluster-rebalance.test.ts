@@ -6,65 +6,24 @@
 // step, SSE readers end with exactly the stream's bytes, and streams end up on their new
 // owner (node3 holds some after the growth, none after the shrink).
 
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { DurableStream } from '@durable-streams/client'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { freePortsBelowEphemeral } from '../helpers-ports.js'
+import { describe, expect, test } from 'vitest'
 import { eventually } from '../subscriptions/children.js'
+import { haproxyMissing, useLocalCluster } from './local-cluster.js'
 
-const SCRIPT = fileURLToPath(new URL('../../deploy/local-cluster.sh', import.meta.url))
 const CLI = fileURLToPath(new URL('../../bin/ringstream.js', import.meta.url))
 const STREAMS = 48
 const SSE_READERS = 6
 /** Writes run this long before, between and after the two steps. */
 const PHASE_MS = 1_500
 
-function haproxyMissing(): string | undefined {
-  try {
-    execFileSync('haproxy', ['-v'], { stdio: 'ignore' })
-    return undefined
-  } catch {
-    return 'haproxy is not installed (Debian: apt-get install haproxy)'
-  }
-}
-const missing = haproxyMissing()
-if (missing !== undefined && process.env.RINGSTREAM_REQUIRE_HAPROXY === '1') throw new Error(`RINGSTREAM_REQUIRE_HAPROXY=1 but ${missing}`)
-
-describe.skipIf(missing !== undefined)(`growing and shrinking a cluster${missing === undefined ? '' : ` (skipped: ${missing})`}`, () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-rebalance-'))
-  let cluster: ChildProcess
-  let port = 0
-  let log = ''
-  const proxy = (): string => `http://127.0.0.1:${port}`
-  const nodeUrl = (i: number): string => `http://127.0.0.1:${port + i}`
+describe.skipIf(haproxyMissing !== undefined)(`growing and shrinking a cluster${haproxyMissing === undefined ? '' : ` (skipped: ${haproxyMissing})`}`, () => {
+  const { dataDir, proxy, nodeUrl } = useLocalCluster(3, ['--active', '2'], [])
   const url = (path: string): string => `${proxy()}/v1/stream/${path}`
-
-  beforeAll(async () => {
-    // Nodes are killed and started again on their ports: none may be an ephemeral one.
-    port = await freePortsBelowEphemeral(3)
-    cluster = spawn(SCRIPT, ['--nodes', '3', '--active', '2', '--port', String(port), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] })
-    cluster.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-    cluster.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), 'the cluster to start', 60_000).catch((error: Error) => {
-      throw new Error(`${error.message}; what it printed:\n${log}`)
-    })
-  }, 90_000)
-
-  afterAll(async () => {
-    if (process.env.CLUSTER_LOG !== undefined) writeFileSync(process.env.CLUSTER_LOG, log)
-    if (cluster !== undefined && cluster.exitCode === null) {
-      const exited = once(cluster, 'exit')
-      cluster.kill('SIGTERM')
-      await exited
-    }
-    rmSync(dataDir, { recursive: true, force: true })
-  }, 60_000)
 
   async function rebalance(step: '--add' | '--remove'): Promise<string> {
     const nodes = [1, 2, 3].map((i) => `node${i}=${nodeUrl(i)}`).join(',')

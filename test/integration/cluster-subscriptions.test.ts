@@ -5,48 +5,29 @@
 // acknowledged to a writer must be covered by a wake the receiver got (a wake lists each
 // pending stream with its tail), and the subscription's cursors end at every stream's tail.
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { type Server, createServer } from 'node:http'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { freePortsBelowEphemeral } from '../helpers-ports.js'
 import { eventually } from '../subscriptions/children.js'
+import { haproxyMissing, useLocalCluster } from './local-cluster.js'
 
-const SCRIPT = fileURLToPath(new URL('../../deploy/local-cluster.sh', import.meta.url))
 const NODES = 3
 const STREAMS = 100
 const WRITERS = 4
 /** Appends run this long in each of three phases: before, between and after the kills. */
 const PHASE_MS = 2_500
 
-function haproxyMissing(): string | undefined {
-  try {
-    execFileSync('haproxy', ['-v'], { stdio: 'ignore' })
-    return undefined
-  } catch {
-    return 'haproxy is not installed (Debian: apt-get install haproxy)'
-  }
-}
-const missing = haproxyMissing()
-if (missing !== undefined && process.env.RINGSTREAM_REQUIRE_HAPROXY === '1') throw new Error(`RINGSTREAM_REQUIRE_HAPROXY=1 but ${missing}`)
-
 interface WakeBody {
   readonly subscription_id: string
   readonly streams: ReadonlyArray<{ readonly path: string; readonly tail_offset: string }>
 }
 
-describe.skipIf(missing !== undefined)(`a subscription over a ${NODES}-node cluster${missing === undefined ? '' : ` (skipped: ${missing})`}`, () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-cluster-subs-'))
-  let cluster: ChildProcess
+describe.skipIf(haproxyMissing !== undefined)(`a subscription over a ${NODES}-node cluster${haproxyMissing === undefined ? '' : ` (skipped: ${haproxyMissing})`}`, () => {
+  const cluster = useLocalCluster(NODES, [], ['--webhooks', '--checkpoint-interval-ms', '1000'])
+  const { dataDir, proxy, nodeUrl } = cluster
   let receiver: Server
-  let port = 0
-  let log = ''
-  const proxy = (): string => `http://127.0.0.1:${port}`
-  const nodeUrl = (i: number): string => `http://127.0.0.1:${port + i}`
   /** Per stream, the largest tail a wake listed. */
   const delivered = new Map<string, string>()
   let wakes = 0
@@ -65,26 +46,11 @@ describe.skipIf(missing !== undefined)(`a subscription over a ${NODES}-node clus
     })
     receiver.listen(0, '127.0.0.1')
     await once(receiver, 'listening')
-    // Nodes are killed and started again on their ports: none may be an ephemeral one.
-    port = await freePortsBelowEphemeral(NODES)
-    cluster = spawn(SCRIPT, ['--nodes', String(NODES), '--port', String(port), '--data-dir', dataDir, '--', '--webhooks', '--checkpoint-interval-ms', '1000'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    cluster.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-    cluster.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), 'the cluster to start', 60_000).catch((error: Error) => {
-      throw new Error(`${error.message}; what it printed:\n${log}`)
-    })
   }, 90_000)
 
-  afterAll(async () => {
-    if (process.env.CLUSTER_LOG !== undefined) writeFileSync(process.env.CLUSTER_LOG, log)
-    if (cluster !== undefined && cluster.exitCode === null) {
-      const exited = once(cluster, 'exit')
-      cluster.kill('SIGTERM')
-      await exited
-    }
+  afterAll(() => {
     receiver?.close()
-    rmSync(dataDir, { recursive: true, force: true })
-  }, 60_000)
+  })
 
   const pidOf = (i: number): number => Number(readFileSync(join(dataDir, `node-${i}.pid`), 'utf8'))
 

@@ -4,65 +4,27 @@
 // every fork rule; a node killed with SIGKILL under load leaves the other nodes' streams
 // writable and, once it is back, has every append it acknowledged.
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { runConformanceTests } from '@durable-streams/server-conformance-tests'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { beforeAll, describe, expect, test } from 'vitest'
 import { formatOffset } from '../../src/protocol/offset.js'
-import { freePortsBelowEphemeral } from '../helpers-ports.js'
 import { eventually } from '../subscriptions/children.js'
+import { haproxyMissing, useLocalCluster } from './local-cluster.js'
 
-const SCRIPT = fileURLToPath(new URL('../../deploy/local-cluster.sh', import.meta.url))
 const NODES = 3
 const LONG_POLL_TIMEOUT_MS = 1000
 
-function haproxyMissing(): string | undefined {
-  try {
-    execFileSync('haproxy', ['-v'], { stdio: 'ignore' })
-    return undefined
-  } catch {
-    return 'haproxy is not installed (Debian: apt-get install haproxy)'
-  }
-}
-const missing = haproxyMissing()
-if (missing !== undefined && process.env.RINGSTREAM_REQUIRE_HAPROXY === '1') throw new Error(`RINGSTREAM_REQUIRE_HAPROXY=1 but ${missing}`)
-
-describe.skipIf(missing !== undefined)(`a ${NODES}-node cluster behind HAProxy${missing === undefined ? '' : ` (skipped: ${missing})`}`, () => {
+describe.skipIf(haproxyMissing !== undefined)(`a ${NODES}-node cluster behind HAProxy${haproxyMissing === undefined ? '' : ` (skipped: ${haproxyMissing})`}`, () => {
   // The reserved subscription block too: a subscription sees every node's streams.
   const config = { baseUrl: '', longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, subscriptions: true }
-  const dataDir = mkdtempSync(join(tmpdir(), 'ringstream-cluster-'))
-  let cluster: ChildProcess
-  let port = 0
-  let log = ''
-  const nodeUrl = (i: number): string => `http://127.0.0.1:${port + i}`
+  const cluster = useLocalCluster(NODES, [], ['--long-poll-timeout-ms', String(LONG_POLL_TIMEOUT_MS), '--webhooks'])
+  const { dataDir, nodeUrl } = cluster
   const stream = (path: string): string => `${config.baseUrl}/v1/stream/${path}`
 
-  beforeAll(async () => {
-    // Nodes are killed and started again on their ports: none may be an ephemeral one.
-    port = await freePortsBelowEphemeral(NODES)
-    cluster = spawn(SCRIPT, ['--nodes', String(NODES), '--port', String(port), '--data-dir', dataDir, '--', '--long-poll-timeout-ms', String(LONG_POLL_TIMEOUT_MS), '--webhooks'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    cluster.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-    cluster.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-    await eventually(async () => (log.includes('cluster ready on') ? true : undefined), 'the cluster to start', 60_000).catch((error: Error) => {
-      throw new Error(`${error.message}; what it printed:\n${log}`)
-    })
-    config.baseUrl = `http://127.0.0.1:${port}`
-  }, 90_000)
-
-  afterAll(async () => {
-    // CLUSTER_LOG=FILE keeps what the nodes and HAProxy printed (how a node's crash was found).
-    if (process.env.CLUSTER_LOG !== undefined) writeFileSync(process.env.CLUSTER_LOG, log)
-    if (cluster.exitCode === null) {
-      const exited = once(cluster, 'exit')
-      cluster.kill('SIGTERM')
-      await exited
-    }
-    rmSync(dataDir, { recursive: true, force: true })
-  }, 60_000)
+  beforeAll(() => {
+    config.baseUrl = cluster.proxy()
+  })
 
   /** The node holding a stream (HEAD names it). */
   async function holderOf(path: string): Promise<string> {
@@ -182,6 +144,6 @@ describe.skipIf(missing !== undefined)(`a ${NODES}-node cluster behind HAProxy${
     }
     const victimPaths = paths.filter((path) => holders.get(path) === victimUrl)
     expect(victimPaths.some((path) => refused.get(path)! > 0), 'the dead node\'s streams were unavailable for a while').toBe(true)
-    expect(log).toContain(`node-${victim} exited; starting it again`)
+    expect(cluster.log).toContain(`node-${victim} exited; starting it again`)
   })
 })
