@@ -69,6 +69,9 @@ class Server implements RingstreamServer {
   private http: HttpListener | undefined
   private lock: DataDirLock | undefined
   private replica: ShardReplica | undefined
+  /** The other shards of a cluster (--cluster-peers), each as its replicas' URLs; checked at
+   * construction: a node missing from its peers, or in two shards, refuses to start. */
+  private readonly otherShards: string[][]
   recovery: RecoveryReport | undefined
 
   constructor(
@@ -82,8 +85,9 @@ class Server implements RingstreamServer {
     this.ctx = new HttpContext(this.engine, config)
     this.ctx.metrics = metrics
     this.ctx.auth = Authenticator.load(config.authTokensFile, config.authJwks)
+    this.otherShards = config.clusterPeers === undefined ? [] : otherShards(config.clusterPeers, config.nodeUrl!)
     if (config.clusterUrl !== undefined) {
-      const peers = config.clusterPeers === undefined ? [] : otherShards(config.clusterPeers, config.nodeUrl!).map((shard) => shard[0]!)
+      const peers = this.otherShards.map((shard) => shard[0]!)
       this.ctx.cluster = new Forwarding({
         clusterUrl: config.clusterUrl,
         nodeUrl: () => config.nodeUrl ?? this.url,
@@ -167,8 +171,7 @@ class Server implements RingstreamServer {
     engine.observer = hub
     ctx.watches = hub
     if (config.clusterPeers === undefined) return
-    // Checked now: a node missing from its peers, or in two shards, refuses to start.
-    const shards = otherShards(config.clusterPeers, config.nodeUrl!)
+    const shards = this.otherShards
     manager.remote = new StreamFollow({ clusterUrl, shards: () => shards })
   }
 

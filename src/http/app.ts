@@ -91,7 +91,7 @@ function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
   }
   if (!x.url.startsWith(STREAM_ROUTE_PREFIX)) throw new StreamError('NOT_FOUND', `no route for ${x.url}; streams live under ${STREAM_ROUTE_PREFIX}`)
   x.route = STREAM_ROUTE
-  if (x.url.startsWith(CLUSTER_PREFIX, STREAM_ROUTE_PREFIX.length) && ctx.cluster !== undefined) {
+  if (ctx.cluster !== undefined && x.url.startsWith(CLUSTER_PREFIX, STREAM_ROUTE_PREFIX.length)) {
     const cluster = ctx.cluster
     const checked = ctx.auth?.check(x.header('authorization'), 'write', '__ds/cluster')
     if (checked instanceof Promise) return checked.then(() => cluster.admin(x, x.url.slice(STREAM_ROUTE_PREFIX.length + CLUSTER_PREFIX.length)))
