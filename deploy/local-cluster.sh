@@ -6,9 +6,14 @@
 # as a service manager would. SIGTERM or SIGINT stops HAProxy, then the nodes (gracefully:
 # each writes its final checkpoint), then etcd. If HAProxy exits by itself, everything stops.
 #
-#   deploy/local-cluster.sh [--nodes N] [--replicas R] [--active K] [--port P] [--data-dir D] [-- extra ringstream flags]
+#   deploy/local-cluster.sh [--nodes N] [--replicas R] [--active K] [--port P] [--data-dir D]
+#                           [--tls | --tls-port T] [-- extra ringstream flags]
 #
 # Defaults: 3 nodes, 1 replica, port 4437, ./cluster.
+# --tls: the proxy also serves HTTPS with HTTP/2 (for browsers: README "In the browser") on
+#   port P-1 (--tls-port T: on T), with a self-signed certificate for localhost and 127.0.0.1
+#   made on the first start (D/tls.pem, certificate and key; replace it with your own). The
+#   nodes keep reaching each other over plain HTTP on P. --nodes 1 is one node behind it.
 # --replicas 1: N independent nodes, the proxy hashes stream paths onto them; a dead node's
 #   streams answer 503 until it is back. --active K (K < N): nodes K+1..N run but stay out of
 #   the proxy's hash ring (their servers start in maintenance), ready to be added with
@@ -29,6 +34,7 @@ set -euo pipefail
 nodes=3
 replicas=1
 active=""
+tls_port=""
 port=4437
 data=./cluster
 extra=()
@@ -39,6 +45,8 @@ while [ $# -gt 0 ]; do
     --active) active="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --data-dir) data="$2"; shift 2 ;;
+    --tls) tls_port="${tls_port:-tls}"; shift ;;
+    --tls-port) tls_port="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "local-cluster.sh: unknown argument $1" >&2; exit 2 ;;
@@ -49,6 +57,8 @@ for value in "$nodes" "$replicas" "$port"; do [[ "$value" =~ ^[1-9][0-9]*$ ]] ||
 [ "$replicas" -le 9 ] || fail "--replicas must be 1 .. 9 (ringstream's own limit)"
 [ $((nodes % replicas)) -eq 0 ] || fail "--nodes ($nodes) must be a multiple of --replicas ($replicas): every shard has R replicas"
 shards=$((nodes / replicas))
+[ "$tls_port" != tls ] || tls_port=$((port - 1))
+[ -z "$tls_port" ] || [[ "$tls_port" =~ ^[1-9][0-9]*$ ]] || fail "--tls-port takes a positive integer, got \"$tls_port\""
 active="${active:-$nodes}"
 [[ "$active" =~ ^[1-9][0-9]*$ ]] && [ "$active" -le "$nodes" ] || fail "--active must be 1 .. --nodes ($nodes)"
 [ "$replicas" -eq 1 ] || [ "$active" -eq "$nodes" ] || fail "--active is for --replicas 1 (rebalancing replicated shards is not built)"
@@ -195,8 +205,20 @@ awk -v proxy_servers="$proxy_servers" -v node_servers="$node_servers" '
   /^  # @SERVERS@/ { printf "%s", (backend == "nodes" ? proxy_servers : node_servers); skip = 1; print; next }
   skip && /^  server / { next }
   { skip = 0; print }' "$here/haproxy.cfg" > "$data/haproxy.cfg"
+tls_env=()
+if [ -n "$tls_port" ]; then
+  command -v openssl >/dev/null || fail "--tls needs openssl to make a certificate (Debian: apt-get install openssl)"
+  if ! [ -s "$data/tls.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 -subj /CN=localhost \
+      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$data/tls-key.pem" -out "$data/tls-cert.pem" 2>/dev/null \
+      || fail "openssl could not make a certificate"
+    cat "$data/tls-cert.pem" "$data/tls-key.pem" > "$data/tls.pem"
+    chmod 600 "$data/tls.pem" "$data/tls-key.pem"
+  fi
+  tls_env=(RINGSTREAM_PROXY_TLS_BIND="127.0.0.1:${tls_port}" RINGSTREAM_PROXY_CERT="$data/tls.pem")
+fi
 # Before the nodes: a shard's first leader finds the admin socket there.
-RINGSTREAM_PROXY_BIND="127.0.0.1:${port}" haproxy -db "${haproxy_files[@]}" &
+env RINGSTREAM_PROXY_BIND="127.0.0.1:${port}" "${tls_env[@]}" haproxy -db "${haproxy_files[@]}" &
 haproxy_pid=$!
 echo "$haproxy_pid" > "$data/haproxy.pid"
 
@@ -229,8 +251,9 @@ done
 
 pids="$(IFS=,; echo "${node_supervisors[*]},${haproxy_pid}${etcd_supervisor:+,$etcd_supervisor}")"
 wait_ready "the nodes" 60 "$pids" "${proxy}/healthz" $(for i in $(seq 1 "$nodes"); do echo "http://127.0.0.1:$((port + i))/readyz"; done)
+[ -z "$tls_port" ] || echo "HTTPS with HTTP/2 on https://localhost:${tls_port} (certificate $data/tls.pem)"
 if [ "$replicas" -eq 1 ]; then
-  echo "cluster ready on ${proxy} (${nodes} nodes)"
+  echo "cluster ready on ${proxy} (${nodes} node$([ "$nodes" -eq 1 ] || echo s))"
 else
   echo "cluster ready on ${proxy} (${nodes} nodes, ${shards} shards of ${replicas} replicas)"
 fi

@@ -35,10 +35,13 @@ export interface LocalCluster {
   log: string
   proxy(): string
   nodeUrl(i: number): string
+  /** The proxy's HTTPS (HTTP/2) address, started with { tls: true }. */
+  tlsUrl(): string
 }
 
-/** Starts `deploy/local-cluster.sh --nodes N [scriptArgs] -- [nodeArgs]` before the block's tests. */
-export function useLocalCluster(nodes: number, scriptArgs: readonly string[], nodeArgs: readonly string[]): LocalCluster {
+/** Starts `deploy/local-cluster.sh --nodes N [scriptArgs] -- [nodeArgs]` before the block's
+ * tests; with `tls`, the proxy serves HTTPS and HTTP/2 on the port below its own (--tls). */
+export function useLocalCluster(nodes: number, scriptArgs: readonly string[], nodeArgs: readonly string[], { tls = false } = {}): LocalCluster {
   let script: ChildProcess | undefined
   const cluster: LocalCluster = {
     dataDir: mkdtempSync(join(tmpdir(), 'ringstream-cluster-')),
@@ -46,10 +49,11 @@ export function useLocalCluster(nodes: number, scriptArgs: readonly string[], no
     log: '',
     proxy: () => `http://127.0.0.1:${cluster.port}`,
     nodeUrl: (i) => `http://127.0.0.1:${cluster.port + i}`,
+    tlsUrl: () => `https://localhost:${cluster.port - 1}`,
   }
   beforeAll(async () => {
-    cluster.port = await freePortsBelowEphemeral(nodes)
-    const args = ['--nodes', String(nodes), ...scriptArgs, '--port', String(cluster.port), '--data-dir', cluster.dataDir, '--', ...nodeArgs]
+    cluster.port = tls ? (await freePortsBelowEphemeral(nodes + 1)) + 1 : await freePortsBelowEphemeral(nodes)
+    const args = ['--nodes', String(nodes), ...scriptArgs, ...(tls ? ['--tls'] : []), '--port', String(cluster.port), '--data-dir', cluster.dataDir, '--', ...nodeArgs]
     script = spawn(SCRIPT, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     script.stdout!.on('data', (chunk: Buffer) => (cluster.log += chunk.toString()))
     script.stderr!.on('data', (chunk: Buffer) => (cluster.log += chunk.toString()))
