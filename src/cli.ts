@@ -36,6 +36,8 @@ Options (each also settable as an environment variable):
   --log-level <level>         RINGSTREAM_LOG_LEVEL            trace | debug | info | warn | error | fatal | silent (default ${DEFAULTS.logLevel})
   --auth-tokens <file>        RINGSTREAM_AUTH_TOKENS          bearer tokens, one per line: TOKEN read|write PATH-PREFIX (reloaded on SIGHUP)
   --auth-jwks <file|url>      RINGSTREAM_AUTH_JWKS            JWT bearer tokens verified with this key set; claims ds_read / ds_write list path prefixes
+  --auth-query-token <on|off> RINGSTREAM_AUTH_QUERY_TOKEN     reads (GET, HEAD) may carry the token as ?access_token= instead of the
+                                                              header: browsers then skip a CORS preflight per live read (default off)
   --metrics <on|off>          RINGSTREAM_METRICS              GET /metrics in the Prometheus text format (default on)
   --tls-cert <file>           RINGSTREAM_TLS_CERT             PEM certificate (chain): serve HTTPS on --port, with --tls-key
   --tls-key <file>            RINGSTREAM_TLS_KEY              PEM private key of that certificate
@@ -80,6 +82,7 @@ const OPTIONS = {
   'disk-reserve-bytes': { type: 'string' },
   'tls-cert': { type: 'string' },
   metrics: { type: 'string' },
+  'auth-query-token': { type: 'string' },
   'auth-tokens': { type: 'string' },
   'auth-jwks': { type: 'string' },
   'log-format': { type: 'string' },
@@ -103,6 +106,11 @@ const OPTIONS = {
   'webhook-signing-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
+
+function onOff(name: string, raw: string): boolean {
+  if (raw !== 'on' && raw !== 'off') throw new Error(`${name} must be on or off, got "${raw}"`)
+  return raw === 'on'
+}
 
 function integer(name: string, raw: string): number {
   if (!/^\d+$/.test(raw)) throw new Error(`${name} must be a non-negative integer, got "${raw}"`)
@@ -152,10 +160,9 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): Partial<S
   const jwks = pick('auth-jwks', 'RINGSTREAM_AUTH_JWKS')
   if (jwks !== undefined) config.authJwks = jwks
   const metrics = pick('metrics', 'RINGSTREAM_METRICS')
-  if (metrics !== undefined) {
-    if (metrics !== 'on' && metrics !== 'off') throw new Error(`--metrics must be on or off, got "${metrics}"`)
-    config.metrics = metrics === 'on'
-  }
+  if (metrics !== undefined) config.metrics = onOff('--metrics', metrics)
+  const queryToken = pick('auth-query-token', 'RINGSTREAM_AUTH_QUERY_TOKEN')
+  if (queryToken !== undefined) config.authQueryToken = onOff('--auth-query-token', queryToken)
   const tlsCert = pick('tls-cert', 'RINGSTREAM_TLS_CERT')
   if (tlsCert !== undefined) config.tlsCertFile = tlsCert
   const tlsKey = pick('tls-key', 'RINGSTREAM_TLS_KEY')

@@ -66,6 +66,8 @@ export interface ServerConfig {
   authTokensFile: string | undefined
   /** A JSON Web Key Set file or URL for JWT bearer tokens (auth/jwt.ts). */
   authJwks: string | undefined
+  /** Reads may carry the bearer token as ?access_token= (RFC 6750 §2.3), for browsers. */
+  authQueryToken: boolean
   /** Log lines as text or JSON, and from which level (util/log.ts). */
   logFormat: LogFormat
   logLevel: LogLevel
@@ -172,6 +174,7 @@ export const DEFAULTS: Readonly<ServerConfig> = {
   metrics: true,
   authTokensFile: undefined,
   authJwks: undefined,
+  authQueryToken: false,
   logFormat: 'text',
   logLevel: 'info',
   tlsKeyFile: undefined,

@@ -113,11 +113,29 @@ function route(x: Exchange, ctx: HttpContext): void | Promise<void> {
 }
 
 function handleHere(x: Exchange, ctx: HttpContext, path: string, handler: Handler): void | Promise<void> {
-  const checked = ctx.auth?.check(x.header('authorization'), accessFor(x.method), path)
+  const checked = ctx.auth?.check(credential(x, ctx), accessFor(x.method), path)
   if (!(checked instanceof Promise)) return handler(x, ctx, path)
   // A JWT is verified asynchronously; the body must be taken now or uWS drops it.
   if (x.method === 'PUT' || x.method === 'POST') x.readBody(ctx.config.appendBytesMax).catch(() => {})
   return checked.then(() => handler(x, ctx, path))
+}
+
+/** `access_token=…` in a query string (RFC 6750 §2.3). */
+const QUERY_TOKEN = /(?:^|&)access_token=([^&]*)/
+
+/** The request's bearer credential, as an Authorization header value: the header, or with
+ * --auth-query-token a read's ?access_token= (a browser sends a GET without headers of its
+ * own with no CORS preflight, and EventSource can send no header at all). */
+function credential(x: Exchange, ctx: HttpContext): string {
+  const header = x.header('authorization')
+  if (header !== '' || !ctx.config.authQueryToken || (x.method !== 'GET' && x.method !== 'HEAD')) return header
+  const token = QUERY_TOKEN.exec(x.query)?.[1]
+  if (token === undefined) return header
+  try {
+    return `Bearer ${decodeURIComponent(token)}`
+  } catch {
+    throw new StreamError('UNAUTHORIZED', 'access_token is not percent-encoded correctly')
+  }
 }
 
 function preflight(x: Exchange): void {

@@ -4,8 +4,10 @@
 // one node that requires bearer tokens. Over HTTP/2 the page's 20 live readers (SSE and
 // long-poll, JSON and text) see every append in order within 1 s of its acknowledgement, a
 // reload resumes each from the offset it saved, a wrong token surfaces as a 401 and StreamDB
-// materializes a State Protocol stream live. Over plain HTTP/1.1 the same page stalls:
-// the browser's 6 connections per origin are held by the first live reads.
+// materializes a State Protocol stream live, and the page's own idempotent producer appends
+// exactly once. With the token as ?access_token= (--auth-query-token on) live reads need no
+// CORS preflight; with a header, each new URL does. Over plain HTTP/1.1 the same page
+// stalls: the browser's 6 connections per origin end up held by six SSE reads.
 // RINGSTREAM_BROWSER_SCREENSHOT=FILE saves the page after the HTTP/2 run (docs/browser-test.png).
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -24,7 +26,7 @@ const tokens = mkdtempSync(join(tmpdir(), 'ringstream-browser-'))
 writeFileSync(join(tokens, 'tokens'), `${TOKEN} write *\n`)
 
 describe.skipIf(haproxyMissing ?? chromiumMissing)('in a real browser (chromium) with the official client', () => {
-  const cluster = useLocalCluster(1, [], ['--auth-tokens', join(tokens, 'tokens')], { tls: true })
+  const cluster = useLocalCluster(1, [], ['--auth-tokens', join(tokens, 'tokens'), '--auth-query-token', 'on'], { tls: true })
   let pages: PageServer
   let browser: Browser
 
@@ -77,6 +79,28 @@ describe.skipIf(haproxyMissing ?? chromiumMissing)('in a real browser (chromium)
     return seen
   }
 
+  /** How many CORS preflights (OPTIONS) the node has answered, from its /metrics. */
+  async function preflights(): Promise<number> {
+    const text = await (await fetch(`${cluster.nodeUrl(1)}/metrics`)).text()
+    return Number(/^ringstream_http_responses_total\{route="stream",method="OPTIONS",code="204"\} (\d+)$/m.exec(text)?.[1] ?? 0)
+  }
+
+  /** Five rounds of appends to all 20 streams; returns when every reader of `page` has all
+   * five, having checked that each got them in order within 1 s of their acknowledgement. */
+  async function fiveRounds(page: Page, run: string): Promise<PageState> {
+    const acks: number[][] = []
+    for (let n = 1; n <= 5; n++) acks.push(await appendToAll(run, n))
+    const seen = await eventually(async () => {
+      const now = await state(page)
+      return now.readers.every((reader) => reader.received.length >= 5) ? now : undefined
+    }, 'every reader to see 5 messages', 10_000)
+    for (const reader of seen.readers) {
+      expect(reader.received.map((r) => r.message), `reader ${reader.index} (${reader.mode}, ${reader.kind})`).toEqual([1, 2, 3, 4, 5].map((n) => expectedMessage(reader.index, n)))
+      reader.received.forEach((r, k) => expect(r.at - acks[k]![reader.index]!, `reader ${reader.index} message ${k + 1}: ms after its ack`).toBeLessThan(1000))
+    }
+    return seen
+  }
+
   const expectedMessage = (i: number, n: number): string => (kindOf(i) === 'json' ? JSON.stringify({ n }) : `m${n}`)
   const state = (page: Page): Promise<PageState> => page.evaluate(() => (globalThis as unknown as { ringstreamPage: PageState }).ringstreamPage)
   const pageUrl = (server: string, run: string, only = ''): string =>
@@ -92,16 +116,10 @@ describe.skipIf(haproxyMissing ?? chromiumMissing)('in a real browser (chromium)
     await eventually(async () => ((await state(page)).readers.every((reader) => reader.status === 'live') ? true : undefined), 'every reader live', 10_000)
 
     // Five rounds of appends to all 20 streams: every reader gets each, in order, within 1 s.
-    const acks: number[][] = []
-    for (let n = 1; n <= 5; n++) acks.push(await appendToAll(run, n))
-    const seen = await eventually(async () => {
-      const now = await state(page)
-      return now.readers.every((reader) => reader.received.length >= 5) ? now : undefined
-    }, 'every reader to see 5 messages', 10_000)
-    for (const reader of seen.readers) {
-      expect(reader.received.map((r) => r.message), `reader ${reader.index} (${reader.mode}, ${reader.kind})`).toEqual([1, 2, 3, 4, 5].map((n) => expectedMessage(reader.index, n)))
-      reader.received.forEach((r, k) => expect(r.at - acks[k]![reader.index]!, `reader ${reader.index} message ${k + 1}: ms after its ack`).toBeLessThan(1000))
-    }
+    const preflightsBefore = await preflights()
+    const seen = await fiveRounds(page, run)
+    // A header makes every read with a new URL (each long-poll's offset) wait for a preflight.
+    expect(await preflights()).toBeGreaterThan(preflightsBefore)
     // Every response came over HTTP/2, on one connection.
     expect(new Set(wire.map((response) => response.protocol))).toEqual(new Set(['h2']))
     expect(new Set(wire.map((response) => response.connectionId)).size).toBe(1)
@@ -138,6 +156,19 @@ describe.skipIf(haproxyMissing ?? chromiumMissing)('in a real browser (chromium)
       expect(reader.received.map((r) => r.message), `reader ${reader.index} after the reload`).toEqual([6, 7].map((n) => expectedMessage(reader.index, n)))
     }
     if (process.env.RINGSTREAM_BROWSER_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.RINGSTREAM_BROWSER_SCREENSHOT, fullPage: true })
+    await context.close()
+  }, 90_000)
+
+  test('with the token as ?access_token= (--auth-query-token on), live reads need no CORS preflight', async () => {
+    const run = uniqueName('query')
+    await createStreams(run)
+    const context = await browser.newContext({ ignoreHTTPSErrors: true })
+    const page = await context.newPage()
+    await page.goto(`${pageUrl(cluster.tlsUrl(), run, '&only=readers')}&token-in=query`)
+    await eventually(async () => ((await state(page)).readers.every((reader) => reader.status === 'live') ? true : undefined), 'every reader live', 10_000)
+    const before = await preflights()
+    await fiveRounds(page, run)
+    expect(await preflights()).toBe(before)
     await context.close()
   }, 90_000)
 

@@ -68,6 +68,32 @@ test('no or a bad token is 401, a token outside its grants 403; preflight and /h
   rmSync(dir, { recursive: true, force: true })
 })
 
+test('--auth-query-token on: a read may carry its token as ?access_token=, a write may not; off, the parameter is no token', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ringstream-auth-'))
+  const file = join(dir, 'tokens')
+  writeFileSync(file, `${WRITER} write chat/\n${READER} read chat/\n`)
+  const start = async (flag: 'on' | 'off', data: string): Promise<string> =>
+    (await startup(spawnChild(ringstream(['--port', '0', '--data-dir', join(dir, data), '--auth-tokens', file, '--auth-query-token', flag])))).url
+  const on = await start('on', 'on')
+  const stream = `${on}/v1/stream/chat/q`
+  expect((await fetch(stream, { method: 'PUT', headers: { 'Content-Type': 'text/plain', Authorization: `Bearer ${WRITER}` } })).status).toBe(201)
+  expect((await fetch(`${stream}?access_token=${WRITER}`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: 'x' })).status).toBe(401)
+  expect((await fetch(stream, { method: 'POST', headers: { 'Content-Type': 'text/plain', Authorization: `Bearer ${WRITER}` }, body: 'hello' })).status).toBe(204)
+  const read = await fetch(`${stream}?offset=-1&access_token=${READER}`)
+  expect(read.status).toBe(200)
+  expect(await read.text()).toBe('hello')
+  expect((await fetch(`${stream}?access_token=${READER}`, { method: 'HEAD' })).status).toBe(200)
+  expect((await fetch(`${stream}?offset=-1&access_token=not-a-known-token-at-all`)).status).toBe(401)
+  expect((await fetch(`${stream}?offset=-1&access_token=%E0%A4%A`)).status).toBe(401)
+  expect((await fetch(`${on}/v1/stream/other/q?access_token=${READER}`)).status).toBe(403)
+  // A header, when there is one, is the credential.
+  expect((await fetch(`${stream}?offset=-1&access_token=${READER}`, { headers: { Authorization: 'Bearer not-a-known-token-at-all' } })).status).toBe(401)
+  // Default (off): the parameter is ignored.
+  const off = await start('off', 'off')
+  expect((await fetch(`${off}/v1/stream/chat/q?offset=-1&access_token=${READER}`)).status).toBe(401)
+  rmSync(dir, { recursive: true, force: true })
+})
+
 test('a bad token file refuses to start, naming the line', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ringstream-auth-'))
   const file = join(dir, 'tokens')

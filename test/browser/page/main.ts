@@ -4,6 +4,7 @@
 // reload; a reader with a wrong bearer token; a writer (an idempotent producer); and a StreamDB (@durable-streams/state)
 // materializing a State Protocol stream live. The query string says what to run:
 //   ?server=<stream base URL>&run=<stream name prefix>&token=<bearer token>[&only=readers]
+//   [&token-in=query]: the readers send the token as ?access_token= (--auth-query-token on)
 // It shows each reader's state in a table and keeps it in window.ringstreamPage for the test.
 
 import './process-shim.js'
@@ -17,6 +18,8 @@ const server = query.get('server') ?? ''
 const run = query.get('run') ?? 'run'
 const token = query.get('token') ?? ''
 const headers = { Authorization: `Bearer ${token}` }
+/** How the readers send their token: a header (a CORS preflight per new URL) or a query parameter. */
+const credentials = query.get('token-in') === 'query' ? { params: { access_token: token } } : { headers }
 
 const page: PageState = { readers: [], wrongToken: undefined, written: undefined, stateRows: {} }
 ;(window as unknown as { ringstreamPage: PageState }).ringstreamPage = page
@@ -38,7 +41,7 @@ function startReader(index: number): void {
     localStorage.setItem(`offset:${path}`, offset)
     render()
   }
-  stream({ url: `${server}/${path}`, offset: from, live: mode, headers, warnOnHttp: false })
+  stream({ url: `${server}/${path}`, offset: from, live: mode, ...credentials, warnOnHttp: false })
     .then((response) => {
       reader.status = 'live'
       render()
