@@ -155,6 +155,10 @@ describe.skipIf(haproxyMissing ?? chromiumMissing)('in a real browser (chromium)
       expect(reader.resumedFrom).toBe(before[reader.index])
       expect(reader.received.map((r) => r.message), `reader ${reader.index} after the reload`).toEqual([6, 7].map((n) => expectedMessage(reader.index, n)))
     }
+    // The reloaded page's producer sent its 3 appends again, with the same id, epoch and
+    // sequence numbers: duplicates, not new messages.
+    expect(await eventually(async () => (await state(page)).written, 'the reloaded page to write')).toMatch(/^3 appended, next offset /)
+    expect(await (await node(`${run}-from-page?offset=-1`)).json()).toEqual([1, 2, 3].map((n) => ({ from: 'page', n })))
     if (process.env.RINGSTREAM_BROWSER_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.RINGSTREAM_BROWSER_SCREENSHOT, fullPage: true })
     await context.close()
   }, 90_000)

@@ -115,16 +115,18 @@ function render(): void {
     rendering = false
     // Every stream gets the same appends: a reader holding fewer than another is stalled.
     const most = Math.max(...page.readers.map((reader) => reader.received.length))
-    const rows = page.readers.map((reader) => {
+    const shown = page.readers.map((reader) => {
       const behind = most - reader.received.length
-      const shown = reader.status !== 'live' ? reader.status : behind > 0 ? `stalled (${behind} behind)` : 'live'
-      return `<tr class="${shown.startsWith('failed') ? 'failed' : shown === 'live' ? '' : 'stalled'}"><td>${reader.index}</td><td>${reader.path}</td><td>${reader.mode}</td>` +
-        `<td>${reader.kind}</td><td>${reader.resumedFrom}</td><td>${reader.offset}</td><td>${reader.received.length}</td><td>${escape(reader.received.at(-1)?.message ?? '')}</td><td>${escape(shown)}</td></tr>`
+      return reader.status !== 'live' ? reader.status : behind > 0 ? `stalled (${behind} behind)` : 'live'
+    })
+    const rows = page.readers.map((reader, i) => {
+      const state = shown[i]!
+      return `<tr class="${state.startsWith('failed') ? 'failed' : state === 'live' ? '' : 'stalled'}"><td>${reader.index}</td><td>${reader.path}</td><td>${reader.mode}</td>` +
+        `<td>${reader.kind}</td><td>${reader.resumedFrom}</td><td>${reader.offset}</td><td>${reader.received.length}</td><td>${escape(reader.received.at(-1)?.message ?? '')}</td><td>${escape(state)}</td></tr>`
     })
     document.querySelector('#readers tbody')!.innerHTML = rows.join('')
-    document.querySelector('#summary')!.textContent =
-      `server ${server} · live ${page.readers.filter((r) => r.status === 'live').length} of ${page.readers.length}` +
-      ` · wrong token: ${page.wrongToken ?? 'waiting'} · writer: ${page.written ?? 'waiting'} · StreamDB rows: ${Object.keys(page.stateRows).length}`
+    const others = query.get('only') === 'readers' ? '' : ` · wrong token: ${page.wrongToken ?? 'waiting'} · writer: ${page.written ?? 'waiting'} · StreamDB rows: ${Object.keys(page.stateRows).length}`
+    document.querySelector('#summary')!.textContent = `server ${server} · live ${shown.filter((state) => state === 'live').length} of ${page.readers.length}${others}`
   })
 }
 
