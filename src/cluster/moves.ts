@@ -4,7 +4,10 @@
 //   changes, a request for a path this node neither holds nor forwards asks the other nodes
 //   which holds it (`HEAD …?ringstream-local=1`), records that node and forwards there; only
 //   when none does is the path this node's. So a moved path is reachable at every moment and
-//   never made on two nodes.
+//   never made on two nodes. A create (PUT) first reserves the path here, and a node asked
+//   about a path it is creating says so (409): of two nodes creating the same new path at
+//   once (one each side of the ring's change), at least one sees the other's reservation;
+//   one that does steps back, waits a random moment and asks again.
 // - Moving a stream out (`POST __ds/cluster/move {path, to}`): requests for it wait (here, at
 //   the route, and again after a body was read), its in-flight changes settle, its
 //   definition, bytes (stored bytes, message-aligned pieces: offsets stay) and final state
@@ -38,6 +41,10 @@ const INCOMING_PREFIX = 'movein/'
 const PIECE_BYTES = 1024 * 1024
 /** How long asking the other nodes for a path may take. */
 const ASK_PEERS_TIMEOUT_MS = 5_000
+/** A create that keeps meeting another node's reservation of its path gives up (503) after
+ * this many askings, waiting a random 0–CREATE_BACKOFF_MS × attempt between them. */
+const CREATE_ATTEMPTS = 20
+const CREATE_BACKOFF_MS = 20
 /** One import request's limit: a piece (at most one whole message of the largest append,
  * 16 MiB by default, when messages are larger than PIECE_BYTES) and its header (message
  * ends as JSON: at most ~8 bytes for each 2 bytes of a piece). */
@@ -73,6 +80,8 @@ export class Moves implements ControlReceiver {
   private readonly frozen = new Map<string, Promise<void>>()
   /** Streams being moved in, by the node they come from. */
   private readonly incoming = new Map<string, string>()
+  /** Paths a create here has reserved (moving mode), with how many creates hold each. */
+  private readonly creating = new Map<string, number>()
 
   constructor(private readonly options: MovesOptions) {}
 
@@ -89,7 +98,7 @@ export class Moves implements ControlReceiver {
    * node handles it (`local` runs after an asking of the others found none). */
   route(x: Exchange, path: string, local: () => void | Promise<void>): void | Promise<void> | undefined {
     if (x.method === 'HEAD' && x.query === 'ringstream-probe=1') return answered(x, 204, [[NODE_HEADER, this.options.nodeUrl()]])
-    if (x.method === 'HEAD' && x.query === 'ringstream-local=1') return answered(x, this.holds(path) ? 204 : 404, [])
+    if (x.method === 'HEAD' && x.query === 'ringstream-local=1') return answered(x, this.holds(path) ? 204 : this.creating.has(path) ? 409 : 404, [])
     const waiting = this.frozen.get(path)
     if (waiting !== undefined) return this.afterMove(x, path, waiting, local)
     const from = this.incoming.get(path)
@@ -98,14 +107,37 @@ export class Moves implements ControlReceiver {
     if (holder !== undefined) return this.options.forward(x, holder)
     if (!this.moving || this.holds(path)) return undefined
     if (x.method === 'PUT' || x.method === 'POST') x.readBody(this.options.bodyBytesMax).catch(() => {})
-    return this.askPeers(path).then(async (found) => {
-      // Asked again: the stream may have been moved here (or a forward recorded) meanwhile.
-      const again = this.options.forwards.holderOf(path) ?? this.incoming.get(path)
-      if (again !== undefined) return this.options.forward(x, again)
-      if (found === undefined || this.holds(path)) return local()
-      await this.options.forwards.set(path, found)
-      return this.options.forward(x, found)
-    })
+    if (x.method === 'PUT') return this.createOnce(x, path, local)
+    return this.askPeers(path).then(({ holder }) => this.place(x, path, holder, local))
+  }
+
+  /** Handles a request after the others were asked: `holder` is the one holding the path. */
+  private async place(x: Exchange, path: string, holder: string | undefined, local: () => void | Promise<void>): Promise<void> {
+    // Asked again: the stream may have been moved here (or a forward recorded) meanwhile.
+    const again = this.options.forwards.holderOf(path) ?? this.incoming.get(path)
+    if (again !== undefined) return this.options.forward(x, again)
+    if (holder === undefined || this.holds(path)) return local()
+    await this.options.forwards.set(path, holder)
+    return this.options.forward(x, holder)
+  }
+
+  /** A create in moving mode: the path stays reserved here from before the others are asked
+   * until the create is done, and a create that finds another node's reservation steps back
+   * and asks again. (Both may step back; their random waits part them.) */
+  private async createOnce(x: Exchange, path: string, local: () => void | Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      this.creating.set(path, (this.creating.get(path) ?? 0) + 1)
+      try {
+        const { holder, creating } = await this.askPeers(path)
+        if (holder !== undefined || !creating) return await this.place(x, path, holder, local)
+      } finally {
+        const left = this.creating.get(path)! - 1
+        if (left === 0) this.creating.delete(path)
+        else this.creating.set(path, left)
+      }
+      if (attempt === CREATE_ATTEMPTS) throw new StreamError('NODE_UNAVAILABLE', `the cluster is moving streams and another node kept creating ${path} too; retry`)
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * CREATE_BACKOFF_MS * attempt))
+    }
   }
 
   /** After a write's body was read: a move that began meanwhile sends it to the new holder. */
@@ -160,15 +192,16 @@ export class Moves implements ControlReceiver {
     throw new StreamError('NODE_UNAVAILABLE', `moving ${path} failed while this request waited; retry`)
   }
 
-  /** The node among the others that holds `path`, asked all at once. */
-  private async askPeers(path: string): Promise<string | undefined> {
+  /** The node among the others that holds `path`, and whether one is creating it, asked
+   * all at once. */
+  private async askPeers(path: string): Promise<{ holder: string | undefined; creating: boolean }> {
     const encoded = path.split('/').map(encodeURIComponent).join('/')
+    const peers = this.options.peers()
     const answers = await Promise.all(
-      this.options.peers().map(async (peer) => {
+      peers.map(async (peer) => {
         try {
           const res = await fetch(`${peer}/v1/stream/${encoded}?ringstream-local=1`, { method: 'HEAD', signal: AbortSignal.timeout(ASK_PEERS_TIMEOUT_MS) })
-          if (res.status === 204) return peer
-          if (res.status === 404) return undefined
+          if (res.status === 204 || res.status === 409 || res.status === 404) return res.status
           throw new Error(`it answered ${res.status}`)
         } catch (error) {
           // Unsure is not "nobody": making the path here could make it on two nodes.
@@ -176,7 +209,7 @@ export class Moves implements ControlReceiver {
         }
       }),
     )
-    return answers.find((peer) => peer !== undefined)
+    return { holder: peers[answers.indexOf(204)], creating: answers.includes(409) }
   }
 
   private list(x: Exchange): void {

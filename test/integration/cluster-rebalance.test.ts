@@ -149,6 +149,24 @@ describe.skipIf(haproxyMissing !== undefined)(`growing and shrinking a cluster${
     console.log(`rebalance test: ${appends} appends acknowledged, ${polls} polls all answered; ${grown}; ${shrunk}`)
   }, 120_000)
 
+  test('moving mode: the same 100 new paths created at two nodes at once are each made on one node only', async () => {
+    const moving = (i: number, on: boolean): Promise<Response> => fetch(`${nodeUrl(i)}/v1/stream/__ds/cluster/moving`, { method: 'PUT', body: JSON.stringify({ on }) })
+    for (const i of [1, 2]) expect((await moving(i, true)).status).toBe(204)
+    try {
+      const paths = Array.from({ length: 100 }, (_, i) => `race/p-${i}`)
+      const put = async (i: number, path: string): Promise<number> => (await fetch(`${nodeUrl(i)}/v1/stream/${path}`, { method: 'PUT', headers: { 'content-type': 'text/plain' } })).status
+      const statuses = await Promise.all(paths.map((path) => Promise.all([put(1, path), put(2, path)])))
+      const local = async (i: number, path: string): Promise<number> => (await fetch(`${nodeUrl(i)}/v1/stream/${path}?ringstream-local=1`, { method: 'HEAD' })).status
+      for (const [k, path] of paths.entries()) {
+        // One create (201), and one forwarded to it, finding the same stream (200).
+        expect([...statuses[k]!].sort(), path).toEqual([200, 201])
+        expect(await Promise.all([1, 2, 3].map((i) => local(i, path))), path).toSatisfy((answers: number[]) => answers.filter((a) => a === 204).length === 1)
+      }
+    } finally {
+      for (const i of [1, 2]) await moving(i, false)
+    }
+  })
+
   test('bad cluster requests are a 4xx, and rebalance without its arguments says how to run it', async () => {
     const admin = (action: string, method: string, body?: string | Buffer): Promise<Response> => fetch(`${nodeUrl(1)}/v1/stream/__ds/cluster/${action}`, { method, body })
     const expectCode = async (res: Response, status: number, code: string): Promise<void> => {
