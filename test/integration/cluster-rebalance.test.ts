@@ -7,6 +7,7 @@
 // owner (node3 holds some after the growth, none after the shrink).
 
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -155,6 +156,11 @@ describe.skipIf(haproxyMissing !== undefined)(`growing and shrinking a cluster${
     try {
       const paths = Array.from({ length: 100 }, (_, i) => `race/p-${i}`)
       const put = async (i: number, path: string): Promise<number> => (await fetch(`${nodeUrl(i)}/v1/stream/${path}`, { method: 'PUT', headers: { 'content-type': 'text/plain' } })).status
+      // node3 stopped (SIGSTOP) for 500 ms: nodes 1 and 2 both wait for its answer, so each
+      // asks the other while neither has made the stream yet.
+      const node3 = Number(readFileSync(join(dataDir, 'node-3.pid'), 'utf8'))
+      process.kill(node3, 'SIGSTOP')
+      setTimeout(() => process.kill(node3, 'SIGCONT'), 500)
       const statuses = await Promise.all(paths.map((path) => Promise.all([put(1, path), put(2, path)])))
       const local = async (i: number, path: string): Promise<number> => (await fetch(`${nodeUrl(i)}/v1/stream/${path}?ringstream-local=1`, { method: 'HEAD' })).status
       for (const [k, path] of paths.entries()) {
