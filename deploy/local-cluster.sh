@@ -24,7 +24,9 @@
 #   in D/etcd.log, client URL http://127.0.0.1:P+1000, peer port P+1001 (Debian: apt-get install
 #   etcd-server). The proxy hashes paths onto shards (server shard-S, first pointed at the
 #   shard's first node); a new leader repoints its shard's server through HAProxy's admin
-#   socket D/haproxy.sock, and a follower forwards what reaches it to its leader.
+#   socket D/haproxy.sock, and a follower forwards what reaches it to its leader. --active K
+#   counts shards: shards K+1.. run out of the ring, ready for `ringstream rebalance --add
+#   shard-<s>` (with --nodes shard-<s>=<replica URL>|<replica URL>…).
 # D/cluster.json, rewritten whenever a node starts: {"proxy", "etcd" (or null), "nodes":
 #   [{"id", "url", "pid", "shard" (or null)}]}.
 # Prints `cluster ready on http://127.0.0.1:P (N nodes)`, with R > 1
@@ -59,9 +61,8 @@ for value in "$nodes" "$replicas" "$port"; do [[ "$value" =~ ^[1-9][0-9]*$ ]] ||
 shards=$((nodes / replicas))
 [ "$tls_port" != tls ] || tls_port=$((port - 1))
 [ -z "$tls_port" ] || [[ "$tls_port" =~ ^[1-9][0-9]*$ ]] || fail "--tls-port takes a positive integer, got \"$tls_port\""
-active="${active:-$nodes}"
-[[ "$active" =~ ^[1-9][0-9]*$ ]] && [ "$active" -le "$nodes" ] || fail "--active must be 1 .. --nodes ($nodes)"
-[ "$replicas" -eq 1 ] || [ "$active" -eq "$nodes" ] || fail "--active is for --replicas 1 (rebalancing replicated shards is not built)"
+active="${active:-$shards}"
+[[ "$active" =~ ^[1-9][0-9]*$ ]] && [ "$active" -le "$shards" ] || fail "--active must be 1 .. the number of shards ($shards: --nodes / --replicas)"
 command -v haproxy >/dev/null || fail "haproxy is not installed (Debian: apt-get install haproxy)"
 etcd_url=""
 if [ "$replicas" -gt 1 ]; then
@@ -192,7 +193,7 @@ for i in $(seq 1 "$nodes"); do
 done
 if [ "$replicas" -gt 1 ]; then
   proxy_servers=""
-  for s in $(seq 1 "$shards"); do proxy_servers+="  server shard-$s 127.0.0.1:$((port + (s - 1) * replicas + 1))"$'\n'; done
+  for s in $(seq 1 "$shards"); do proxy_servers+="  server shard-$s 127.0.0.1:$((port + (s - 1) * replicas + 1))$([ "$s" -le "$active" ] || echo " disabled")"$'\n'; done
 fi
 # The runtime API: a new shard leader repoints its server through it, `ringstream rebalance`
 # adds and removes servers.

@@ -87,7 +87,6 @@ class Server implements RingstreamServer {
     this.ctx.auth = Authenticator.load(config.authTokensFile, config.authJwks)
     this.otherShards = config.clusterPeers === undefined ? [] : otherShards(config.clusterPeers, config.nodeUrl!)
     if (config.clusterUrl !== undefined) {
-      const peers = this.otherShards.map((shard) => shard[0]!)
       this.ctx.cluster = new Forwarding({
         clusterUrl: config.clusterUrl,
         nodeUrl: () => config.nodeUrl ?? this.url,
@@ -95,7 +94,7 @@ class Server implements RingstreamServer {
         bodyBytesMax: config.appendBytesMax,
         streamPathBytesMax: config.streamPathBytesMax,
         engine: this.engine,
-        peers: () => peers,
+        shards: () => this.otherShards,
       })
     }
   }

@@ -50,8 +50,9 @@ export interface ForwardingOptions {
   readonly streamPathBytesMax: number
   /** The engine whose streams may move to other nodes. */
   readonly engine: Engine
-  /** The other nodes (one URL per shard; --cluster-peers), asked while streams move. */
-  readonly peers: () => readonly string[]
+  /** The other shards, each as its replicas' URLs (--cluster-peers): asked while streams
+   * move, and a forward to a node that refuses connections goes to the next of its shard. */
+  readonly shards: () => ReadonlyArray<readonly string[]>
 }
 
 export class Forwarding implements ClusterRouting {
@@ -66,7 +67,7 @@ export class Forwarding implements ClusterRouting {
       controls: options.controls,
       forwards: this.forwards,
       nodeUrl: options.nodeUrl,
-      peers: options.peers,
+      shards: options.shards,
       bodyBytesMax: options.bodyBytesMax,
       streamPathBytesMax: options.streamPathBytesMax,
       forward: (x, holder) => this.forward(x, holder),
@@ -127,13 +128,17 @@ export class Forwarding implements ClusterRouting {
 
   /** Passes the request to `holder` and its answer back; `before` runs once the status is known. */
   forward(x: Exchange, holder: string, before?: (status: number) => Promise<void>): Promise<void> {
-    return forwardTo(x, holder, this.options.bodyBytesMax, this.nodeUrl, before)
+    const replicas = this.options.shards().find((shard) => shard.includes(holder)) ?? []
+    return forwardTo(x, holder, this.options.bodyBytesMax, this.nodeUrl, before, replicas.filter((replica) => replica !== holder))
   }
 }
 
 /** Passes the request to `holder` and its answer back (live reads streamed through);
- * `before` runs once the status is known. Also how a replica passes requests to its leader. */
-export async function forwardTo(x: Exchange, holder: string, bodyBytesMax: number, nodeUrl: string, before?: (status: number) => Promise<void>): Promise<void> {
+ * `before` runs once the status is known. Also how a replica passes requests to its leader.
+ * `others`: the other replicas of the holder's shard, tried in turn while the connection is
+ * refused (a dead process: the request never arrived, so sending it again is safe; one of
+ * them is or finds the new leader). */
+export async function forwardTo(x: Exchange, holder: string, bodyBytesMax: number, nodeUrl: string, before?: (status: number) => Promise<void>, others: readonly string[] = []): Promise<void> {
   const body = x.method === 'PUT' || x.method === 'POST' ? await x.readBody(bodyBytesMax) : undefined
   if (x.done) return
   const headers = x.sentHeaders().filter(([name]) => !NOT_FORWARDED.has(name))
@@ -141,13 +146,18 @@ export async function forwardTo(x: Exchange, holder: string, bodyBytesMax: numbe
   headers.push(['accept-encoding', 'identity'])
   const aborted = new AbortController()
   x.onAbort(() => aborted.abort())
-  let answer: Response
-  try {
-    answer = await fetch(`${holder}${x.url}${x.query === '' ? '' : `?${x.query}`}`, { method: x.method, headers, body, redirect: 'manual', signal: aborted.signal })
-  } catch (error) {
-    if (x.aborted) return
-    throw new StreamError('NODE_UNAVAILABLE', `the node holding this stream (${holder}) cannot be reached: ${(error as Error).message}`)
+  let answer: Response | undefined
+  for (const [index, target] of [holder, ...others].entries()) {
+    try {
+      answer = await fetch(`${target}${x.url}${x.query === '' ? '' : `?${x.query}`}`, { method: x.method, headers, body, redirect: 'manual', signal: aborted.signal })
+      break
+    } catch (error) {
+      if (x.aborted) return
+      if (index < others.length && (error as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED') continue
+      throw new StreamError('NODE_UNAVAILABLE', `the node holding this stream (${target}) cannot be reached: ${(error as Error).message}`)
+    }
   }
+  if (answer === undefined) return
   await before?.(answer.status)
   const returned: Array<[string, string]> = []
   answer.headers.forEach((value, name) => {

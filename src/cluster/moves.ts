@@ -64,8 +64,8 @@ export interface MovesOptions {
   readonly forwards: ForwardTable
   /** This node's URL as the others reach it. */
   readonly nodeUrl: () => string
-  /** The other nodes (one URL per shard). */
-  readonly peers: () => readonly string[]
+  /** The other shards, each as its replicas' URLs (one each without replication). */
+  readonly shards: () => ReadonlyArray<readonly string[]>
   /** Longest stream path in bytes (an imported path is checked like a client's). */
   readonly streamPathBytesMax: number
   /** Largest request body (the server's append limit): taken while a request waits. */
@@ -98,7 +98,11 @@ export class Moves implements ControlReceiver {
    * node handles it (`local` runs after an asking of the others found none). */
   route(x: Exchange, path: string, local: () => void | Promise<void>): void | Promise<void> | undefined {
     if (x.method === 'HEAD' && x.query === 'ringstream-probe=1') return answered(x, 204, [[NODE_HEADER, this.options.nodeUrl()]])
-    if (x.method === 'HEAD' && x.query === 'ringstream-local=1') return answered(x, this.holds(path) ? 204 : this.creating.has(path) ? 409 : 404, [])
+    if (x.method === 'HEAD' && x.query === 'ringstream-local=1') {
+      // The holder names itself: asked through a follower, the answer is its leader's.
+      if (this.holds(path)) return answered(x, 204, [[NODE_HEADER, this.options.nodeUrl()]])
+      return answered(x, this.creating.has(path) ? 409 : 404, [])
+    }
     const waiting = this.frozen.get(path)
     if (waiting !== undefined) return this.afterMove(x, path, waiting, local)
     const from = this.incoming.get(path)
@@ -155,7 +159,7 @@ export class Moves implements ControlReceiver {
       return readJson(x, 1024).then(async (body) => {
         const on = (body as { on?: unknown } | null)?.on
         if (typeof on !== 'boolean') throw badRequest('moving takes {"on": true|false}')
-        if (on && this.options.peers().length === 0) throw badRequest('moving mode needs the other nodes: start this node with --cluster-peers')
+        if (on && this.options.shards().length === 0) throw badRequest('moving mode needs the other nodes: start this node with --cluster-peers')
         await this.options.controls.put(MOVING_KEY, on ? '1' : undefined)
         this.moving = on
         x.send(204, [])
@@ -166,7 +170,7 @@ export class Moves implements ControlReceiver {
         const { path, to } = (body ?? {}) as { path?: unknown; to?: unknown }
         if (typeof path !== 'string' || typeof to !== 'string' || !/^https?:\/\/[^/]+$/.test(to)) throw badRequest('move takes {"path": stream path, "to": "http(s)://host:port"}')
         if (to === this.options.nodeUrl()) throw badRequest('a stream is not moved to the node that holds it')
-        if (!this.options.peers().includes(to)) throw badRequest(`${to} is not one of this node's --cluster-peers`)
+        if (!this.options.shards().some((replicas) => replicas.includes(to))) throw badRequest(`${to} is not one of this node's --cluster-peers`)
         const moved = await this.moveOut(path, to)
         x.send(200, JSON_HEADERS, JSON.stringify(moved))
       })
@@ -192,24 +196,12 @@ export class Moves implements ControlReceiver {
     throw new StreamError('NODE_UNAVAILABLE', `moving ${path} failed while this request waited; retry`)
   }
 
-  /** The node among the others that holds `path`, and whether one is creating it, asked
-   * all at once. */
+  /** The node among the others that holds `path`, and whether one is creating it: every
+   * other shard asked at once, each at its replicas in turn until one answers. */
   private async askPeers(path: string): Promise<{ holder: string | undefined; creating: boolean }> {
     const encoded = path.split('/').map(encodeURIComponent).join('/')
-    const peers = this.options.peers()
-    const answers = await Promise.all(
-      peers.map(async (peer) => {
-        try {
-          const res = await fetch(`${peer}/v1/stream/${encoded}?ringstream-local=1`, { method: 'HEAD', signal: AbortSignal.timeout(ASK_PEERS_TIMEOUT_MS) })
-          if (res.status === 204 || res.status === 409 || res.status === 404) return res.status
-          throw new Error(`it answered ${res.status}`)
-        } catch (error) {
-          // Unsure is not "nobody": making the path here could make it on two nodes.
-          throw new StreamError('NODE_UNAVAILABLE', `the cluster is moving streams and ${peer} cannot say whether it holds ${path}: ${(error as Error).message}`)
-        }
-      }),
-    )
-    return { holder: peers[answers.indexOf(204)], creating: answers.includes(409) }
+    const answers = await Promise.all(this.options.shards().map((replicas) => askShard(replicas, `/v1/stream/${encoded}?ringstream-local=1`, path)))
+    return { holder: answers.find((answer) => answer.holder !== undefined)?.holder, creating: answers.some((answer) => answer.status === 409) }
   }
 
   private list(x: Exchange): void {
@@ -379,6 +371,24 @@ function checkImport(header: ImportHeader, bytes: number, pathBytesMax: number):
 }
 
 /** A request answered on the spot (route's "handled", as a settled promise). */
+/** A shard's answer to `HEAD url` (204 holds, 404 not, 409 creating), from the first of its
+ * replicas that gives one; unsure is not "nobody" (making the path here could make it on two
+ * nodes), so none answering is a 503. */
+async function askShard(replicas: readonly string[], url: string, path: string): Promise<{ status: number; holder: string | undefined }> {
+  const problems: string[] = []
+  for (const replica of replicas) {
+    try {
+      const res = await fetch(`${replica}${url}`, { method: 'HEAD', signal: AbortSignal.timeout(ASK_PEERS_TIMEOUT_MS) })
+      if (res.status === 204) return { status: 204, holder: res.headers.get(NODE_HEADER) ?? replica }
+      if (res.status === 404 || res.status === 409) return { status: res.status, holder: undefined }
+      problems.push(`${replica} answered ${res.status}`)
+    } catch (error) {
+      problems.push(`${replica}: ${(error as Error).message}`)
+    }
+  }
+  throw new StreamError('NODE_UNAVAILABLE', `the cluster is moving streams and no node of a shard can say whether it holds ${path}: ${problems.join('; ')}`)
+}
+
 function answered(x: Exchange, status: number, headers: Array<[string, string]>): Promise<void> {
   x.send(status, headers)
   return Promise.resolve()

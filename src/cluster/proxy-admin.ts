@@ -1,7 +1,8 @@
 // cluster/proxy-admin.ts — pointing HAProxy at a shard's new leader through its runtime
 // API (`stats socket … level admin`): the backend's server for the shard gets the
-// leader's address and is set ready. The proxy's hash ring names shards, not machines,
-// so a failover moves no path: only the shard's address changes.
+// leader's address. The proxy's hash ring names shards, not machines, so a failover moves no
+// path: only the shard's address changes. Whether the server is in the ring (ready) or out
+// of it (maint) is `ringstream rebalance`'s to say, never a leader's.
 
 import { connect } from 'node:net'
 
@@ -35,7 +36,7 @@ export async function pointProxies(admins: readonly string[], backend: string, s
   await Promise.all(
     admins.map(async (admin) => {
       try {
-        const answer = await runtimeApi(admin, [`set server ${backend}/${server} addr ${host} port ${portNumber}`, `set server ${backend}/${server} state ready`])
+        const answer = await runtimeApi(admin, [`set server ${backend}/${server} addr ${host} port ${portNumber}`])
         // Success is an empty answer or "IP changed from …"; anything else names the problem.
         const problems = answer.split('\n').filter((line) => line.trim() !== '' && !/changed from|no need to change/i.test(line))
         if (problems.length > 0) errors.push(`${admin}: ${problems.join(' / ')}`)

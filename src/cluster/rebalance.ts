@@ -18,9 +18,10 @@ const MOVES_AT_ONCE = 4
 /** Passes over every node's streams: the second takes streams made during the first. */
 const PASSES = 2
 
+/** A server of the proxy's backend: a node, or a shard with its replicas' URLs. */
 interface Node {
   readonly name: string
-  readonly url: string
+  readonly urls: readonly string[]
 }
 
 interface Listed {
@@ -46,7 +47,8 @@ interface Tally {
 const USAGE = `usage: ringstream rebalance --proxy <url> --proxy-admin <socket|host:port> --nodes <name=url,…> (--add <name> | --remove <name>) [--backend nodes]
   --proxy        the HAProxy every stream is reached through
   --proxy-admin  its runtime API (stats socket … level admin)
-  --nodes        every node, as named on the backend's server lines, with its URL (the added or removed one too)
+  --nodes        every node, as named on the backend's server lines, with its URL (the added or removed one too);
+                 a replicated shard with every replica's URL: shard-1=http://a:1|http://b:1
   --add NAME     puts server NAME in the ring (state ready) and moves to it the streams it now owns
   --remove NAME  takes server NAME out of the ring (state maint) and moves its streams to their new owners
   --report FILE  writes every stream moved (from, to, bytes, pause) as JSON`
@@ -61,9 +63,10 @@ export async function rebalance(argv: string[]): Promise<void> {
   const target = values.add ?? values.remove
   if (proxy === undefined || admin === undefined || values.nodes === undefined || target === undefined || (values.add !== undefined && values.remove !== undefined)) throw new Error(USAGE)
   const nodes: Node[] = values.nodes.split(',').map((entry) => {
-    const [name, url] = entry.split('=')
-    if (name === undefined || url === undefined || !/^https?:\/\/[^/]+\/?$/.test(url)) throw new Error(`--nodes: "${entry}" is not name=http(s)://host:port`)
-    return { name, url: url.replace(/\/+$/, '') }
+    const [name, urls] = entry.split('=')
+    const list = urls?.split('|') ?? []
+    if (name === undefined || list.length === 0 || !list.every((url) => /^https?:\/\/[^/]+\/?$/.test(url))) throw new Error(`--nodes: "${entry}" is not name=http(s)://host:port[|http(s)://host:port…]`)
+    return { name, urls: list.map((url) => url.replace(/\/+$/, '')) }
   })
   if (!nodes.some((node) => node.name === target)) throw new Error(`--nodes does not name ${target}`)
   const started = performance.now()
@@ -93,9 +96,23 @@ export async function rebalance(argv: string[]): Promise<void> {
   }
 }
 
+/** `path` on `node`: at its first replica that can be reached (a follower passes it to its
+ * leader). */
+async function reach(node: Node, path: string, init: RequestInit = {}): Promise<Response> {
+  let last: unknown
+  for (const url of node.urls) {
+    try {
+      return await fetch(`${url}${path}`, init)
+    } catch (error) {
+      last = error
+    }
+  }
+  throw new Error(`${node.name} (${node.urls.join(', ')}) cannot be reached: ${(last as Error).message}`)
+}
+
 async function setMoving(node: Node, on: boolean): Promise<void> {
-  const res = await fetch(`${node.url}/v1/stream/__ds/cluster/moving`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ on }) })
-  if (res.status !== 204) throw new Error(`${node.name} (${node.url}) refused moving mode: ${res.status} ${await res.text()}`)
+  const res = await reach(node, '/v1/stream/__ds/cluster/moving', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ on }) })
+  if (res.status !== 204) throw new Error(`${node.name} refused moving mode: ${res.status} ${await res.text()}`)
 }
 
 /** Moves `node`'s misplaced streams to their owners under the current ring. */
@@ -108,9 +125,9 @@ async function placeStreams(proxy: string, node: Node, tally: Tally, progress: P
     while (next < listed.length) {
       const stream = listed[next++]!
       const owner = await ownerOf(proxy, stream.p)
-      if (owner !== node.url) {
+      if (!node.urls.includes(owner)) {
         if (stream.movable) {
-          const moved = await post(`${node.url}/v1/stream/__ds/cluster/move`, { path: stream.p, to: owner })
+          const moved = await post(node, { path: stream.p, to: owner })
           if (moved === undefined) {
             tally.skipped++
             tally.checked++
@@ -119,11 +136,11 @@ async function placeStreams(proxy: string, node: Node, tally: Tally, progress: P
           tally.moved++
           tally.bytes += moved.bytes
           tally.pausesMs.push(moved.pauseMs)
-          tally.moves.push({ path: stream.p, from: node.url, to: owner, bytes: moved.bytes, pauseMs: moved.pauseMs })
+          tally.moves.push({ path: stream.p, from: node.name, to: owner, bytes: moved.bytes, pauseMs: moved.pauseMs })
         } else {
           // A fork family stays: its owner looks it up once (moving mode) and forwards from then on.
           const res = await fetch(`${owner}/v1/stream/${encodePath(stream.p)}`, { method: 'HEAD' })
-          if (!res.ok) throw new Error(`${owner} cannot reach ${stream.p} on ${node.url}: ${res.status}`)
+          if (!res.ok) throw new Error(`${owner} cannot reach ${stream.p} on ${node.name}: ${res.status}`)
           tally.kept.set(stream.p, node.name)
         }
       }
@@ -135,8 +152,8 @@ async function placeStreams(proxy: string, node: Node, tally: Tally, progress: P
 }
 
 async function listStreams(node: Node): Promise<Listed[]> {
-  const res = await fetch(`${node.url}/v1/stream/__ds/cluster/streams`)
-  if (!res.ok) throw new Error(`${node.name} (${node.url}) did not list its streams: ${res.status} ${await res.text()}`)
+  const res = await reach(node, '/v1/stream/__ds/cluster/streams')
+  if (!res.ok) throw new Error(`${node.name} did not list its streams: ${res.status} ${await res.text()}`)
   return (await res.text())
     .split('\n')
     .filter((line) => line.length > 0)
@@ -151,11 +168,11 @@ async function ownerOf(proxy: string, path: string): Promise<string> {
 }
 
 /** A move's cost; undefined when the stream went (404) or gained a fork (409) since it was listed. */
-async function post(url: string, body: unknown): Promise<{ bytes: number; pauseMs: number } | undefined> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+async function post(node: Node, body: unknown): Promise<{ bytes: number; pauseMs: number } | undefined> {
+  const res = await reach(node, '/v1/stream/__ds/cluster/move', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   const text = await res.text()
   if (res.status === 404 || res.status === 409) return undefined
-  if (res.status !== 200) throw new Error(`${url} ${JSON.stringify(body)}: ${res.status} ${text} (every node stays in moving mode: run again)`)
+  if (res.status !== 200) throw new Error(`${node.name} move ${JSON.stringify(body)}: ${res.status} ${text} (every node stays in moving mode: run again)`)
   return JSON.parse(text) as { bytes: number; pauseMs: number }
 }
 
