@@ -4,8 +4,9 @@
 // forwards is looked for on the others first: cluster/moves.ts); HAProxy's runtime API
 // makes the server ready (or puts it in maintenance); every node's streams are listed and
 // each one's owner under the new ring is asked of the proxy itself (a probe the owner
-// answers); misplaced streams move to their owner, a few at a time (a fork family stays
-// where it is: its owner forwards to it); a second pass takes streams made meanwhile;
+// answers); misplaced streams move to their owner, a few at a time (a fork moves as the
+// bytes it reads; a stream forks read through moves once they have gone, else it stays and
+// its owner forwards to it); further passes take streams made meanwhile and those sources;
 // moving mode ends. Progress on stderr: a bar on a terminal, a line per 100 streams
 // otherwise.
 
@@ -15,8 +16,11 @@ import { runtimeApi } from './proxy-admin.js'
 
 /** Streams moved at once. */
 const MOVES_AT_ONCE = 4
-/** Passes over every node's streams: the second takes streams made during the first. */
-const PASSES = 2
+/** Passes over every node's streams: the second takes streams made during the first; more
+ * follow while a pass moved streams and left some where they are (a source moves once the
+ * forks reading through it have moved: a fork of a fork needs a third pass, and so on). */
+const PASSES_MIN = 2
+const PASSES_MAX = 6
 
 /** A server of the proxy's backend: a node, or a shard with its replicas' URLs. */
 interface Node {
@@ -36,7 +40,8 @@ interface Tally {
   moved: number
   /** Streams deleted, expired or forked since they were listed: left alone. */
   skipped: number
-  /** Fork-family streams left where they are, by path: the node holding them. */
+  /** Streams forks on their node still read through, left where they are (by path: the
+   * node holding them), in the last pass. */
   readonly kept: Map<string, string>
   bytes: number
   pausesMs: number[]
@@ -75,8 +80,11 @@ export async function rebalance(argv: string[]): Promise<void> {
   if (answer.trim() !== '') throw new Error(`HAProxy refused to change ${values.backend}/${target}: ${answer.trim()} (every node stays in moving mode: run again)`)
   const tally: Tally = { streams: 0, checked: 0, moved: 0, skipped: 0, kept: new Map(), bytes: 0, pausesMs: [], moves: [] }
   const progress = new Progress(tally)
-  for (let pass = 0; pass < PASSES; pass++) {
+  for (let pass = 0; pass < PASSES_MAX; pass++) {
+    tally.kept.clear()
+    const movedBefore = tally.moved
     for (const node of nodes) await placeStreams(proxy, node, tally, progress)
+    if (pass + 1 >= PASSES_MIN && (tally.moved === movedBefore || tally.kept.size === 0)) break
   }
   progress.done()
   await Promise.all(nodes.map((node) => setMoving(node, false)))
@@ -86,12 +94,12 @@ export async function rebalance(argv: string[]): Promise<void> {
   const median = pauses.length === 0 ? 0 : pauses[Math.floor(pauses.length / 2)]!
   const max = pauses.length === 0 ? 0 : pauses[pauses.length - 1]!
   console.log(
-    `rebalance: ${values.add !== undefined ? 'added' : 'removed'} ${target}: ${tally.moved} streams moved (${formatBytes(tally.bytes)}), ${tally.kept.size} fork-family streams kept where they are (forwarded), ${tally.skipped} gone or forked meanwhile, ` +
+    `rebalance: ${values.add !== undefined ? 'added' : 'removed'} ${target}: ${tally.moved} streams moved (${formatBytes(tally.bytes)}), ${tally.kept.size} streams kept where they are (forks there read through them; forwarded), ${tally.skipped} gone or forked meanwhile, ` +
       `pause per moved stream median ${median.toFixed(1)} ms / max ${max.toFixed(1)} ms, ${((performance.now() - started) / 1000).toFixed(1)} s in all`,
   )
   if (values.remove !== undefined && stranded.length > 0) {
-    // A fork family is not moved: its node must keep running (out of the ring, forwarded to).
-    console.error(`rebalance: ${stranded.length} fork-family streams stay on ${target}, which must keep running: ${stranded.slice(0, 10).join(', ')}${stranded.length > 10 ? ', …' : ''}`)
+    // A stream forks read through stays with them: its node must keep running (out of the ring, forwarded to).
+    console.error(`rebalance: ${stranded.length} streams forks read through stay on ${target}, which must keep running: ${stranded.slice(0, 10).join(', ')}${stranded.length > 10 ? ', …' : ''}`)
     process.exitCode = 1
   }
 }
@@ -138,7 +146,7 @@ async function placeStreams(proxy: string, node: Node, tally: Tally, progress: P
           tally.pausesMs.push(moved.pauseMs)
           tally.moves.push({ path: stream.p, from: node.name, to: owner, bytes: moved.bytes, pauseMs: moved.pauseMs })
         } else {
-          // A fork family stays: its owner looks it up once (moving mode) and forwards from then on.
+          // Forks here read through it: it stays, and its owner looks it up once (moving mode) and forwards from then on.
           const res = await fetch(`${owner}/v1/stream/${encodePath(stream.p)}`, { method: 'HEAD' })
           if (!res.ok) throw new Error(`${owner} cannot reach ${stream.p} on ${node.name}: ${res.status}`)
           tally.kept.set(stream.p, node.name)

@@ -3,7 +3,9 @@
 // bytes themselves, so every offset stays what it was) and its final state (closed,
 // producers, Stream-Seq); written in on the other node as the same WAL changes a client's
 // requests make (create, appends, then the state), so it is durable, replicated and
-// recovered like any stream. A fork, or a stream forks read through, is not moved here.
+// recovered like any stream. A fork moves as the bytes it reads (its source's up to the fork
+// point, then its own): on the new node it is a stream of its own with the same offsets. A
+// stream forks still read through is not moved (its forks move first, then it can).
 
 import { StreamError } from '../protocol/errors.js'
 import { type Durability, isJsonContentType, parseContentType } from '../protocol/headers.js'
@@ -40,7 +42,6 @@ export interface MovedPiece {
 
 /** Why `stream` cannot be moved whole, or undefined when it can. */
 export function unmovable(stream: Stream): string | undefined {
-  if (stream.parent !== undefined) return 'it is a fork (it reads through its source)'
   if (stream.forkRefs > 0) return 'forks read through it'
   if (stream.softDeleted || stream.deletion !== undefined) return 'it is deleted'
   return undefined

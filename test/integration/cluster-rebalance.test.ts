@@ -50,13 +50,18 @@ describe.skipIf(haproxyMissing !== undefined)(`growing and shrinking a cluster${
     // A closed stream keeps its bytes and stays closed wherever it goes.
     const closedPath = 'grow/closed'
     expect((await fetch(url(closedPath), { method: 'PUT', headers: { 'content-type': 'text/plain', 'stream-closed': 'true' }, body: 'final;' })).status).toBe(201)
-    // A fork family stays on its source's node (a fork reads through its source): found and
+    // Fork families: a fork moves as the bytes it reads, a source as a copy (the forks left
+    // behind keep reading the old one), offsets unchanged. Each fork's offset after its own
+    // append is kept, to read on from it after the moves.
     // forwarded to from wherever its paths now hash.
+    const forkOffsets = new Map<string, string>()
     const families = Array.from({ length: 6 }, (_, i) => [`grow/source-${i}`, `grow/fork-${i}`] as const)
     for (const [source, fork] of families) {
       expect((await fetch(url(source), { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'shared;' })).status).toBe(201)
       expect((await fetch(url(fork), { method: 'PUT', headers: { 'content-type': 'text/plain', 'stream-forked-from': `/v1/stream/${source}` } })).status).toBe(201)
-      expect((await fetch(url(fork), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'own;' })).status).toBe(204)
+      const own = await fetch(url(fork), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'own;' })
+      expect(own.status).toBe(204)
+      forkOffsets.set(fork, own.headers.get('stream-next-offset')!)
     }
     expect(await holders(paths)).toSatisfy((count: Map<string, number>) => count.size === 2 && !count.has(nodeUrl(3)))
 
@@ -133,9 +138,13 @@ describe.skipIf(haproxyMissing !== undefined)(`growing and shrinking a cluster${
     for (const [source, fork] of families) {
       expect(await (await fetch(`${url(fork)}?offset=-1`)).text()).toBe('shared;own;')
       expect(await (await fetch(`${url(source)}?offset=-1`)).text()).toBe('shared;')
+      expect((await fetch(url(fork), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'more;' })).status).toBe(204)
+      expect(await (await fetch(`${url(fork)}?offset=${forkOffsets.get(fork)}`)).text(), fork).toBe('more;')
     }
-    // Some fork-family streams hashed elsewhere under the grown ring: kept, and forwarded to.
-    expect(Number(/(\d+) fork-family streams kept/.exec(grown)?.[1])).toBeGreaterThan(0)
+    // Forks moved as the bytes they read; a source stays only with a fork that reads through
+    // it there, and nothing stays on the removed node (the command would exit 1).
+    expect(Number(/ (\d+) streams moved/.exec(grown)?.[1])).toBeGreaterThan(STREAMS / 3)
+    expect((await holders(families.flat())).has(nodeUrl(3))).toBe(false)
     const closed = await fetch(`${url(closedPath)}?offset=-1`)
     expect(closed.headers.get('stream-closed')).toBe('true')
     expect(await closed.text()).toBe('final;')
