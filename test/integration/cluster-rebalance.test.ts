@@ -50,16 +50,20 @@ describe.skipIf(haproxyMissing !== undefined)(`growing and shrinking a cluster${
     // A closed stream keeps its bytes and stays closed wherever it goes.
     const closedPath = 'grow/closed'
     expect((await fetch(url(closedPath), { method: 'PUT', headers: { 'content-type': 'text/plain', 'stream-closed': 'true' }, body: 'final;' })).status).toBe(201)
-    // Fork families: a fork moves as the bytes it reads, a source as a copy (the forks left
-    // behind keep reading the old one), offsets unchanged. Each fork's offset after its own
-    // append is kept, to read on from it after the moves.
-    // forwarded to from wherever its paths now hash.
+    // Fork families (text, and JSON: message ends cross the fork point): a fork moves as the
+    // bytes it reads, its source once no fork on its node reads through it; offsets stay.
+    // Each fork's offset after its own append is kept, to read on from it after the moves.
     const forkOffsets = new Map<string, string>()
-    const families = Array.from({ length: 6 }, (_, i) => [`grow/source-${i}`, `grow/fork-${i}`] as const)
-    for (const [source, fork] of families) {
-      expect((await fetch(url(source), { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'shared;' })).status).toBe(201)
-      expect((await fetch(url(fork), { method: 'PUT', headers: { 'content-type': 'text/plain', 'stream-forked-from': `/v1/stream/${source}` } })).status).toBe(201)
-      const own = await fetch(url(fork), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'own;' })
+    const families = Array.from({ length: 12 }, (_, i) => [`grow/source-${i}`, `grow/fork-${i}`] as const)
+    const family = (i: number): { type: string; shared: string; own: string; more: string; fork: string; source: string } =>
+      i % 2 === 0
+        ? { type: 'text/plain', shared: 'shared;', own: 'own;', more: 'more;', fork: 'shared;own;', source: 'shared;' }
+        : { type: 'application/json', shared: '[{"a":1},{"a":2}]', own: '{"b":1}', more: '{"c":1}', fork: '[{"a":1},{"a":2},{"b":1}]', source: '[{"a":1},{"a":2}]' }
+    for (const [i, [source, fork]] of families.entries()) {
+      const { type, shared, own: body } = family(i)
+      expect((await fetch(url(source), { method: 'PUT', headers: { 'content-type': type }, body: shared })).status).toBe(201)
+      expect((await fetch(url(fork), { method: 'PUT', headers: { 'content-type': type, 'stream-forked-from': `/v1/stream/${source}` } })).status).toBe(201)
+      const own = await fetch(url(fork), { method: 'POST', headers: { 'content-type': type }, body })
       expect(own.status).toBe(204)
       forkOffsets.set(fork, own.headers.get('stream-next-offset')!)
     }
@@ -135,11 +139,13 @@ describe.skipIf(haproxyMissing !== undefined)(`growing and shrinking a cluster${
       const text = await (await fetch(`${url(path)}?offset=-1`)).text()
       expect(text, path).toBe(acknowledged.get(path)!.join(''))
     }
-    for (const [source, fork] of families) {
-      expect(await (await fetch(`${url(fork)}?offset=-1`)).text()).toBe('shared;own;')
-      expect(await (await fetch(`${url(source)}?offset=-1`)).text()).toBe('shared;')
-      expect((await fetch(url(fork), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'more;' })).status).toBe(204)
-      expect(await (await fetch(`${url(fork)}?offset=${forkOffsets.get(fork)}`)).text(), fork).toBe('more;')
+    for (const [i, [source, fork]] of families.entries()) {
+      const expected = family(i)
+      expect(await (await fetch(`${url(fork)}?offset=-1`)).text(), fork).toBe(expected.fork)
+      expect(await (await fetch(`${url(source)}?offset=-1`)).text(), source).toBe(expected.source)
+      expect((await fetch(url(fork), { method: 'POST', headers: { 'content-type': expected.type }, body: expected.more })).status).toBe(204)
+      const more = await (await fetch(`${url(fork)}?offset=${forkOffsets.get(fork)}`)).text()
+      expect(more, fork).toBe(expected.type === 'text/plain' ? expected.more : `[${expected.more}]`)
     }
     // Forks moved as the bytes they read; a source stays only with a fork that reads through
     // it there, and nothing stays on the removed node (the command would exit 1).
