@@ -213,13 +213,16 @@ if [ -n "$tls_port" ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 -subj /CN=localhost \
       -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$data/tls-key.pem" -out "$data/tls-cert.pem" 2>/dev/null \
       || fail "openssl could not make a certificate"
-    cat "$data/tls-cert.pem" "$data/tls-key.pem" > "$data/tls.pem"
-    chmod 600 "$data/tls.pem" "$data/tls-key.pem"
+    chmod 600 "$data/tls-key.pem"
+    (umask 077; cat "$data/tls-cert.pem" "$data/tls-key.pem" > "$data/tls.pem")
   fi
   tls_env=(RINGSTREAM_PROXY_TLS_BIND="127.0.0.1:${tls_port}" RINGSTREAM_PROXY_CERT="$data/tls.pem")
+else
+  # Without --tls no TLS bind, whatever the caller's environment says.
+  tls_env=(-u RINGSTREAM_PROXY_TLS_BIND -u RINGSTREAM_PROXY_CERT)
 fi
 # Before the nodes: a shard's first leader finds the admin socket there.
-env RINGSTREAM_PROXY_BIND="127.0.0.1:${port}" "${tls_env[@]}" haproxy -db "${haproxy_files[@]}" &
+env "${tls_env[@]}" RINGSTREAM_PROXY_BIND="127.0.0.1:${port}" haproxy -db "${haproxy_files[@]}" &
 haproxy_pid=$!
 echo "$haproxy_pid" > "$data/haproxy.pid"
 

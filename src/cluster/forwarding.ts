@@ -79,6 +79,10 @@ export class Forwarding implements ClusterRouting {
     return this.moves.route(x, path, local)
   }
 
+  servesHere(path: string): boolean {
+    return this.moves.servesHere(path)
+  }
+
   movedMeanwhile(x: Exchange, path: string): Promise<void> | undefined {
     return this.moves.movedMeanwhile(x, path)
   }

@@ -127,9 +127,12 @@ export class Moves implements ControlReceiver {
 
   /** A create in moving mode: the path stays reserved here from before the others are asked
    * until the create is done, and a create that finds another node's reservation steps back
-   * and asks again. (Both may step back; their random waits part them.) */
+   * and asks again. (Both may step back; their random waits part them.) The body is in
+   * first, so a slow upload holds no reservation. */
   private async createOnce(x: Exchange, path: string, local: () => void | Promise<void>): Promise<void> {
+    await x.readBody(this.options.bodyBytesMax)
     for (let attempt = 1; ; attempt++) {
+      if (x.done) return
       this.creating.set(path, (this.creating.get(path) ?? 0) + 1)
       try {
         const { holder, creating } = await this.askPeers(path)
@@ -177,6 +180,11 @@ export class Moves implements ControlReceiver {
     }
     if (action === 'import' && x.method === 'POST') return this.importPart(x)
     throw new StreamError('NOT_FOUND', `no cluster route ${x.method} ${action}`)
+  }
+
+  /** This node writes `path` itself now: held here and not moving out. */
+  servesHere(path: string): boolean {
+    return this.holds(path) && !this.frozen.has(path)
   }
 
   /** This node serves `path` itself: a live stream, not coming in, not forwarded elsewhere

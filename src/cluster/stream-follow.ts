@@ -29,6 +29,8 @@ export interface StreamFollowOptions {
   readonly shards: () => ReadonlyArray<readonly string[]>
   /** The proxy every stream is reachable through. */
   readonly clusterUrl: string
+  /** Whether this node writes `path` itself now (cluster/moves.ts). */
+  readonly servesHere: (path: string) => boolean
 }
 
 interface Following {
@@ -42,6 +44,10 @@ export class StreamFollow implements RemoteStreams {
 
   get size(): number {
     return this.following.size
+  }
+
+  servesHere(path: string): boolean {
+    return this.options.servesHere(path)
   }
 
   follow(id: string, interest: Interest, sink: RemoteSink, initial: boolean): Promise<void> {

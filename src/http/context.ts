@@ -46,6 +46,8 @@ export const NODE_HEADER = 'Ringstream-Node'
 export interface ClusterRouting {
   /** This node's own URL, as other nodes reach it. */
   readonly nodeUrl: string
+  /** Whether this node writes `path` itself now (not forwarded, not moving out or in). */
+  servesHere(path: string): boolean
   /** The node holding `path`, when another node does: it answers every request for it. */
   holderOf(path: string): string | undefined
   /** Before a stream request is handled here: forwards it when another node holds the

@@ -561,8 +561,9 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
     if (wake === undefined) return undefined
     const event = JSON.stringify({ type: 'wake', subscription_id: sub.id, stream, generation: wake.generation, ts: nowMs })
     const wakeStream = sub.config.wakeStream!
-    if (this.remote !== undefined && this.streamAt(wakeStream) === undefined) {
-      // Another node holds the wake stream: written in the background until it is, or the wake ends.
+    if (this.remote !== undefined && !this.remote.servesHere(wakeStream)) {
+      // Another node holds the wake stream, or it is moving: written through the proxy in the
+      // background until it is, or the wake ends.
       void this.appendElsewhere(sub, wakeStream, event)
       return undefined
     }

@@ -33,4 +33,8 @@ export interface RemoteStreams {
   unfollow(id: string): void
   /** Appends to a stream this node does not hold, through the cluster's proxy. */
   append(path: string, contentType: string, body: string): Promise<void>
+  /** Whether this node writes `path` itself now: false when another node holds it, and
+   * while it moves out or in (the server's own writes then go through the proxy, which
+   * holds them until the move is done). */
+  servesHere(path: string): boolean
 }

@@ -98,6 +98,8 @@ describe.skipIf(haproxyMissing ?? chromiumMissing)('in a real browser (chromium)
       expect(reader.received.map((r) => r.message), `reader ${reader.index} (${reader.mode}, ${reader.kind})`).toEqual([1, 2, 3, 4, 5].map((n) => expectedMessage(reader.index, n)))
       reader.received.forEach((r, k) => expect(r.at - acks[k]![reader.index]!, `reader ${reader.index} message ${k + 1}: ms after its ack`).toBeLessThan(1000))
     }
+    const delays = seen.readers.flatMap((reader) => reader.received.map((r, k) => r.at - acks[k]![reader.index]!))
+    console.log(`browser test: 100 deliveries, ms after the ack: median ${delays.sort((a, b) => a - b)[50]}, max ${delays.at(-1)}`)
     return seen
   }
 
@@ -168,9 +170,9 @@ describe.skipIf(haproxyMissing ?? chromiumMissing)('in a real browser (chromium)
     await createStreams(run)
     const context = await browser.newContext({ ignoreHTTPSErrors: true })
     const page = await context.newPage()
+    const before = await preflights()
     await page.goto(`${pageUrl(cluster.tlsUrl(), run, '&only=readers')}&token-in=query`)
     await eventually(async () => ((await state(page)).readers.every((reader) => reader.status === 'live') ? true : undefined), 'every reader live', 10_000)
-    const before = await preflights()
     await fiveRounds(page, run)
     expect(await preflights()).toBe(before)
     await context.close()

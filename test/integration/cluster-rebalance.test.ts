@@ -206,6 +206,7 @@ describe.skipIf(haproxyMissing !== undefined)(`growing and shrinking a cluster${
     await expectCode(await admin('move', 'POST', JSON.stringify({ path: 'grow/s-00', to: 'http://10.9.9.9:80' })), 400, 'BAD_REQUEST')
     // The nodes' own routes are not for clients: the proxy refuses them.
     expect((await fetch(`${proxy()}/v1/stream/__ds/cluster/streams`)).status).toBe(403)
+    expect((await fetch(`${proxy()}/v1/stream/grow/s-00?ringstream-local=1`, { method: 'HEAD' })).status).toBe(403)
     expect((await fetch(`${proxy()}/v1/stream/__ds/watch`, { method: 'POST', body: '{"pattern":"**"}' })).status).toBe(403)
     const usage = await promisify(execFile)('node', [CLI, 'rebalance', '--proxy', proxy()]).catch((error: { code: number; stderr: string }) => error)
     expect('code' in usage && usage.code).toBe(1)
