@@ -170,8 +170,7 @@ class Server implements RingstreamServer {
     engine.observer = hub
     ctx.watches = hub
     if (config.clusterPeers === undefined) return
-    const shards = this.otherShards
-    manager.remote = new StreamFollow({ clusterUrl, shards: () => shards, servesHere: (path) => ctx.cluster?.servesHere(path) ?? true })
+    manager.remote = new StreamFollow({ clusterUrl, shards: () => this.otherShards, servesHere: (path) => ctx.cluster?.servesHere(path) ?? true })
   }
 
   /** Joins this node's shard: it serves (itself, or through its leader) once it knows who leads. */

@@ -150,18 +150,13 @@ export async function forwardTo(x: Exchange, holder: string, bodyBytesMax: numbe
   headers.push(['accept-encoding', 'identity'])
   const aborted = new AbortController()
   x.onAbort(() => aborted.abort())
-  let answer: Response | undefined
-  for (const [index, target] of [holder, ...others].entries()) {
-    try {
-      answer = await fetch(`${target}${x.url}${x.query === '' ? '' : `?${x.query}`}`, { method: x.method, headers, body, redirect: 'manual', signal: aborted.signal })
-      break
-    } catch (error) {
-      if (x.aborted) return
-      if (index < others.length && (error as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED') continue
-      throw new StreamError('NODE_UNAVAILABLE', `the node holding this stream (${target}) cannot be reached: ${(error as Error).message}`)
-    }
+  let answer: Response
+  try {
+    answer = await fetchFirst([holder, ...others], `${x.url}${x.query === '' ? '' : `?${x.query}`}`, { method: x.method, headers, body, redirect: 'manual', signal: aborted.signal })
+  } catch (error) {
+    if (x.aborted) return
+    throw new StreamError('NODE_UNAVAILABLE', `the node holding this stream (${holder}${others.length > 0 ? ' and its shard' : ''}) cannot be reached: ${(error as Error).message}`)
   }
-  if (answer === undefined) return
   await before?.(answer.status)
   const returned: Array<[string, string]> = []
   answer.headers.forEach((value, name) => {
@@ -186,6 +181,18 @@ export async function forwardTo(x: Exchange, holder: string, bodyBytesMax: numbe
   }
   aborted.abort()
   x.endStream()
+}
+
+/** `url` at the first of `targets` that takes the connection: the next is tried only while
+ * one refuses it (the request never arrived). */
+async function fetchFirst(targets: readonly string[], url: string, init: RequestInit): Promise<Response> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fetch(`${targets[i]}${url}`, init)
+    } catch (error) {
+      if (i + 1 === targets.length || (error as { cause?: { code?: string } }).cause?.code !== 'ECONNREFUSED') throw error
+    }
+  }
 }
 
 function encodePath(path: string): string {

@@ -378,7 +378,6 @@ function checkImport(header: ImportHeader, bytes: number, pathBytesMax: number):
   }
 }
 
-/** A request answered on the spot (route's "handled", as a settled promise). */
 /** A shard's answer to `HEAD url` (204 holds, 404 not, 409 creating), from the first of its
  * replicas that gives one; unsure is not "nobody" (making the path here could make it on two
  * nodes), so none answering is a 503. */
@@ -397,6 +396,7 @@ async function askShard(replicas: readonly string[], url: string, path: string):
   throw new StreamError('NODE_UNAVAILABLE', `the cluster is moving streams and no node of a shard can say whether it holds ${path}: ${problems.join('; ')}`)
 }
 
+/** A request answered on the spot (route's "handled", as a settled promise). */
 function answered(x: Exchange, status: number, headers: Array<[string, string]>): Promise<void> {
   x.send(status, headers)
   return Promise.resolve()

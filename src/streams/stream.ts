@@ -181,10 +181,16 @@ export class Stream {
     )
   }
 
-  /** The JSON messages ending in (start, end], the span of one append: their count and
-   * the first `max` end positions. */
+  /** The JSON messages ending in (start, end] (one append's span, or any range: a fork's
+   * read through its ancestors included): their count and the first `max` end positions. */
   messagesWithin(start: number, end: number, max: number): MaybePromise<MessagesWithin> {
-    if (start < this.base) return this.parent!.messagesWithin(start, Math.min(end, this.base), max)
+    if (start < this.base) {
+      const below = this.parent!.messagesWithin(start, Math.min(end, this.base), max)
+      if (end <= this.base) return below
+      return andThen(below, (head) =>
+        andThen(this.messagesWithin(this.base, end, Math.max(0, max - head.ends.length)), (own) => ({ count: head.count + own.count, ends: head.ends.concat(own.ends) })),
+      )
+    }
     const messages = this.messages
     return andThen(all([messages.rank(start - this.base), messages.rank(end - this.base)]), ([first, last]) => {
       const count = last! - first!

@@ -68,27 +68,9 @@ export function readPiece(engine: Engine, stream: Stream, from: number, bytesMax
   return andThen(stream.readEnd(from, bytesMax), (end) =>
     andThen(stream.readCopy(from, end), (bytes) => {
       if (!stream.config.json) return { position: from, bytes, messageEnds: undefined }
-      return andThen(messageEnds(stream, from, end), (ends) => ({ position: from, bytes, messageEnds: ends.map((at) => at - from) }))
+      return andThen(stream.messagesWithin(from, end, Number.MAX_SAFE_INTEGER), (within) => ({ position: from, bytes, messageEnds: within.ends.map((at) => at - from) }))
     }),
   )
-}
-
-/** The ends of the JSON messages in [from, end) of `stream`, a fork's read through its
- * ancestors included: messagesWithin answers within one log, so the range is asked piece by
- * piece between the fork points it crosses. */
-function messageEnds(stream: Stream, from: number, end: number): MaybePromise<number[]> {
-  const cuts: number[] = []
-  for (let at: Stream | undefined = stream; at?.parent !== undefined; at = at.parent) if (at.base > from && at.base < end) cuts.push(at.base)
-  const bounds = [from, ...cuts.reverse(), end]
-  const ends: number[] = []
-  const next = (i: number): MaybePromise<number[]> => {
-    if (i + 1 >= bounds.length) return ends
-    return andThen(stream.messagesWithin(bounds[i]!, bounds[i + 1]!, Number.MAX_SAFE_INTEGER), (within) => {
-      for (const at of within.ends) ends.push(at)
-      return next(i + 1)
-    })
-  }
-  return next(0)
 }
 
 /** Creates `path` here as a moved stream, empty; its bytes follow with appendPiece. */
