@@ -11,6 +11,7 @@
  * start-up and shutdown.
  *
  *   node bench/instructions.mjs [--durability memory|buffered|fsync] [--small 50] [--large 250]
+ *   node bench/instructions.mjs --server null      the same load on bench/null-server.mjs
  *
  * Needs valgrind (Debian package `valgrind`) and a built server (`npm run build`). File I/O
  * goes through node:fs (`--io fs`): callgrind does not follow io_uring's kernel workers.
@@ -29,6 +30,8 @@ const STREAMS = 100
 const { values } = parseArgs({
   options: {
     durability: { type: 'string', default: 'memory' },
+    /** `null`: bench/null-server.mjs, the floor (uWS and one JS callback per request). */
+    server: { type: 'string', default: 'ringstream' },
     small: { type: 'string', default: '50' },
     large: { type: 'string', default: '250' },
     port: { type: 'string', default: '18190' },
@@ -53,8 +56,9 @@ async function countRun(count) {
   const server = spawn(
     'valgrind',
     ['--tool=callgrind', `--callgrind-out-file=${out}`, '--smc-check=all-non-file',
-      'node', path.join(ROOT, 'bin', 'ringstream.js'), '--port', values.port,
-      '--durability', values.durability, '--io', 'fs', '--data-dir', path.join(work, 'data')],
+      'node', ...(values.server === 'null'
+        ? [path.join(HERE, 'null-server.mjs'), '--port', values.port]
+        : [path.join(ROOT, 'bin', 'ringstream.js'), '--port', values.port, '--durability', values.durability, '--io', 'fs', '--data-dir', path.join(work, 'data')])],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   let output = ''
@@ -69,7 +73,7 @@ async function countRun(count) {
   const load = spawnSync(
     LOADGEN,
     ['--mode', 'fill', '--port', values.port, '--prefix', '/v1/stream/i-', '--streams', String(STREAMS), '--conns', '32',
-      '--count', String(count), '--body', '256', '--timeout-ms', '60000', '--phase-timeout-ms', '900000'],
+      '--count', String(count), '--body', '256', '--timeout-ms', '60000', '--phase-timeout-ms', '900000', ...(values.server === 'null' ? ['--no-verify'] : [])],
     { encoding: 'utf8' },
   )
   const result = JSON.parse(load.stdout.trim().split('\n').at(-1) ?? '{}')
@@ -88,5 +92,5 @@ mkdirSync(path.join(HERE, '.data'), { recursive: true })
 const a = await countRun(small)
 const b = await countRun(large)
 const perAppend = Math.round((b - a) / ((large - small) * STREAMS))
-console.log(`durability ${values.durability}: ${a} instructions for ${small * STREAMS} appends, ${b} for ${large * STREAMS}`)
+console.log(`${values.server === 'null' ? 'null handler' : `durability ${values.durability}`}: ${a} instructions for ${small * STREAMS} appends, ${b} for ${large * STREAMS}`)
 console.log(`user-space instructions per append: ${perAppend}`)

@@ -240,6 +240,7 @@ static struct {
   int subs;
   double rate;
   int passes;
+  int json_records; /* write mode: each append is a JSON array of this many records */
 } opt = {
     .mode = MODE_WRITE,
     .host = "127.0.0.1",
@@ -512,14 +513,32 @@ static char *put_mem(char *p, const char *s, size_t n) {
 static char append_middle[512];
 static size_t append_middle_len;
 
+/* An append's body bytes: --body, or with --json-records N a JSON array of N strings of
+ * --body bytes each (quotes included): "[" N * (record ",") with the last "," a "]". */
+static int append_bytes(void) {
+  return opt.json_records > 0 ? opt.json_records * (opt.body + 1) + 1 : opt.body;
+}
+
+static void gen_json_batch(uint8_t *out, uint32_t s, uint64_t seq) {
+  uint8_t *p = out;
+  *p++ = '[';
+  for (int r = 0; r < opt.json_records; r++) {
+    *p++ = '"';
+    for (int i = 0; i < opt.body - 2; i++) *p++ = (uint8_t)('a' + gen_byte(s, seq, (uint32_t)(r * opt.body + i)) % 26);
+    *p++ = '"';
+    *p++ = r + 1 < opt.json_records ? ',' : ']';
+  }
+}
+
 static void req_append(conn_t *c, int s, uint64_t now) {
   uint64_t seq = s_seq[s];
+  int bytes = append_bytes();
   if (!append_middle_len)
     append_middle_len = (size_t)snprintf(append_middle, sizeof append_middle,
                                          " HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s",
-                                         opt.host, opt.port, opt.content_type, opt.body,
+                                         opt.host, opt.port, opt.content_type, bytes,
                                          opt.producer ? "Producer-Epoch: 0\r\nProducer-Id: s" : "");
-  out_reserve(c, 1024 + (size_t)opt.body);
+  out_reserve(c, 1024 + (size_t)bytes);
   char *p = c->out;
   p = put_mem(p, "POST ", 5);
   p = put_mem(p, opt.prefix, strlen(opt.prefix));
@@ -532,8 +551,9 @@ static void req_append(conn_t *c, int s, uint64_t now) {
     p = put_mem(p, "\r\n", 2);
   }
   p = put_mem(p, "\r\n", 2);
-  gen_record((uint8_t *)p, (uint32_t)s, seq, opt.body);
-  c->out_len = (size_t)(p - c->out) + (size_t)opt.body;
+  if (opt.json_records > 0) gen_json_batch((uint8_t *)p, (uint32_t)s, seq);
+  else gen_record((uint8_t *)p, (uint32_t)s, seq, opt.body);
+  c->out_len = (size_t)(p - c->out) + (size_t)bytes;
   c->out_off = 0;
   c->kind = K_APPEND;
   c->stream = s;
@@ -1200,7 +1220,7 @@ static void usage(void) {
           "  [--streams S] [--conns C] [--body B] [--warmup-ms MS] [--duration-ms MS] [--timeout-ms MS]\n"
           "  [--no-create] [--no-verify] [--no-producer] [--count N] [--seq-start N]\n"
           "  [--content-type T] [--server-pid PID] [--subs K] [--rate R] [--grace-ms MS]\n"
-          "  [--phase-timeout-ms MS] [--no-content-check]\n");
+          "  [--phase-timeout-ms MS] [--no-content-check] [--json-records N]\n");
   exit(2);
 }
 
@@ -1213,7 +1233,7 @@ static void parse_args(int argc, char **argv) {
       {"no-producer", 0, 0, 'R'}, {"count", 1, 0, 'n'},     {"seq-start", 1, 0, 'S'},
       {"content-type", 1, 0, 'T'}, {"server-pid", 1, 0, 'i'}, {"subs", 1, 0, 'k'},
       {"rate", 1, 0, 'r'},       {"grace-ms", 1, 0, 'g'},   {"phase-timeout-ms", 1, 0, 'x'},
-      {"no-content-check", 0, 0, 'N'},
+      {"no-content-check", 0, 0, 'N'}, {"json-records", 1, 0, 'J'},
       {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1246,11 +1266,17 @@ static void parse_args(int argc, char **argv) {
     case 'r': opt.rate = atof(optarg); break;
     case 'g': opt.grace_ms = strtoull(optarg, NULL, 10); break;
     case 'x': opt.phase_timeout_ms = strtoull(optarg, NULL, 10); break;
+    case 'J': opt.json_records = atoi(optarg); break;
     default: usage();
     }
   }
   if (opt.port <= 0 || opt.streams <= 0 || opt.conns <= 0 || opt.body <= 0) usage();
-  if (opt.mode != MODE_FANOUT && opt.body % 8 != 0) {
+  if (opt.json_records > 0) {
+    /* The read-back check compares binary records; a JSON batch's caller checks the records. */
+    if (opt.mode != MODE_WRITE || opt.body < 3) usage();
+    snprintf(opt.content_type, sizeof opt.content_type, "application/json");
+    opt.verify = 0;
+  } else if (opt.mode != MODE_FANOUT && opt.body % 8 != 0) {
     fprintf(stderr, "loadgen: --body must be a multiple of 8\n");
     exit(2);
   }
@@ -1535,8 +1561,9 @@ int main(int argc, char **argv) {
          failed ? "true" : "false", fail_reason);
   if (opt.mode == MODE_WRITE || opt.mode == MODE_FILL) {
     double wall_s = (double)(t_measure_end - t_measure_start) / 1e9;
-    printf("\"streams\":%d,\"conns\":%d,\"bodyBytes\":%d,\"createMs\":%llu,\"drainMs\":%llu,", nstreams,
-           nconns, opt.body, (unsigned long long)t_create_ms, (unsigned long long)t_drain_ms);
+    printf("\"streams\":%d,\"conns\":%d,\"bodyBytes\":%d,\"jsonRecords\":%d,\"createMs\":%llu,\"drainMs\":%llu,",
+           nstreams, nconns, append_bytes(), opt.json_records, (unsigned long long)t_create_ms,
+           (unsigned long long)t_drain_ms);
     printf("\"measuredAppends\":%lld,\"totalAppends\":%lld,\"appendsPerSecond\":%.1f,",
            opt.mode == MODE_WRITE ? measured_appends : total_appends, total_appends,
            wall_s > 0 ? (double)(opt.mode == MODE_WRITE ? measured_appends : total_appends) / wall_s : 0);

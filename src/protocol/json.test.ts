@@ -161,11 +161,19 @@ describe('frameJsonAppend: input views', () => {
     expect(frames.messageEnds).toEqual([2, 8, 10])
   })
 
-  test('output does not alias the input body', () => {
-    const body = Buffer.from('[1,2]')
+  test('a compact array is framed in the body\'s own memory (the body is handed over)', () => {
+    const body = Buffer.from('[1,"a\\"b\\\\",{"c":[2]}]')
+    const frames = frameJsonAppend(body, false)
+    expect(frames.bytes.toString()).toBe('1,"a\\"b\\\\",{"c":[2]},')
+    expect(frames.bytes.buffer).toBe(body.buffer)
+    expect(frames.messageEnds).toEqual([2, 11, 21])
+  })
+
+  test('an array with spaces between its elements is copied into its stored form', () => {
+    const body = Buffer.from('[1, 2 ,3 ]')
     const frames = frameJsonAppend(body, false)
     body.fill(0x20)
-    expect(frames.bytes.toString()).toBe('1,2,')
+    expect(frames.bytes.toString()).toBe('1,2,3,')
   })
 })
 
