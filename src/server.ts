@@ -271,6 +271,7 @@ function storageSettings(config: ServerConfig, metrics: ServerMetrics | undefine
     segmentBytes: config.segmentBytes,
     inlineBytesMax: config.inlineBytesMax,
     checkpointChangedStreams: config.checkpointChangedStreams,
+    checkpointAfterReplayRecords: config.checkpointAfterReplayRecords,
     diskReserveBytes: config.diskReserveBytes,
     appendBytesMax: config.appendBytesMax,
     onWalBatch: metrics?.walBatch,

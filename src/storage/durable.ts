@@ -41,6 +41,8 @@ export interface DurableOptions {
   /** Checkpoint as soon as this many streams changed (bounds the streams held in memory
    * because their state is not stored yet). */
   readonly checkpointChangedStreams: number
+  /** A recovery that replayed this many records checkpoints at once (see config.ts). */
+  readonly checkpointAfterReplayRecords?: number
   /** Opens the registry store in this directory (lmdb; the simulator's own in tests). */
   openRegistry(dir: string): Promise<RegistryStore>
   /** Free bytes on the data directory's file system (statfs); undefined: not checked (the
@@ -237,6 +239,11 @@ export class DurableStorage implements Storage {
       if (this.wal !== undefined && (this.wal.lsn > this.lastCheckpointLsn || target.changedCount() > 0)) void this.checkpoint().catch(reportCheckpointError)
     }, this.options.checkpointIntervalMs)
     this.timer.unref()
+    // What was replayed is checkpointed soon, not at the next interval: a crash loop would
+    // replay it all again at every start.
+    if (!replica && records >= (this.options.checkpointAfterReplayRecords ?? Number.POSITIVE_INFINITY)) {
+      setImmediate(() => void this.checkpoint().catch(reportCheckpointError))
+    }
     return { checkpointLsn: fromLsn, records, droppedBytes: tail?.droppedBytes ?? 0, ms: performance.now() - started }
   }
 
