@@ -60,6 +60,8 @@ const EXPOSED_HEADERS = [
 export type ResponseObserver = (method: string, url: string, status: number, route: number | undefined) => void
 
 
+export type BodyCallback = (error: unknown, body: Buffer | undefined) => void
+
 export interface Exchange {
   readonly method: string
   /** The path, without the query string. */
@@ -82,6 +84,9 @@ export interface Exchange {
    * PAYLOAD_TOO_LARGE past `bytesMax`. Must be called in the request's own turn when the
    * body is wanted at all (uWS hands it over only to a reader attached then). */
   readBody(bytesMax: number): Promise<Buffer>
+  /** readBody's callback form, for the append path (no promise per request): `done` gets
+   * the error readBody would reject with, or the body. */
+  readBodyThen(bytesMax: number, done: BodyCallback): void
   /** Writes a complete response; 204, 304 and HEAD responses carry no body or length. */
   send(status: number, headers: Array<[string, string]>, body?: Uint8Array | string, closeConnection?: boolean): void
   /** The error as the status table says, as JSON. */

@@ -5,7 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { StreamError } from '../protocol/errors.js'
-import { CAPTURED, COMMON_HEADERS, type Exchange, KNOWN_METHODS, type RequestHeader, type ResponseObserver, errorResponse, tooLarge } from './exchange.js'
+import { type BodyCallback, CAPTURED, COMMON_HEADERS, type Exchange, KNOWN_METHODS, type RequestHeader, type ResponseObserver, errorResponse, tooLarge } from './exchange.js'
 import { STATUS_TEXT } from './status-table.js'
 
 const NOTHING_CAPTURED: readonly RequestHeader[] = []
@@ -73,6 +73,10 @@ export class NodeExchange implements Exchange {
   readBody(bytesMax: number): Promise<Buffer> {
     this.body ??= this.readBodyOnce(bytesMax)
     return this.body
+  }
+
+  readBodyThen(bytesMax: number, done: BodyCallback): void {
+    this.readBody(bytesMax).then((body) => done(undefined, body), (error: unknown) => done(error, undefined))
   }
 
   private readBodyOnce(bytesMax: number): Promise<Buffer> {

@@ -5,7 +5,7 @@
 import { StreamError } from '../protocol/errors.js'
 import { STATUS_TEXT } from './status-table.js'
 import type { HttpRequest, HttpResponse } from './uws.js'
-import { CAPTURED, COMMON_HEADERS, type Exchange, KNOWN_METHODS, type RequestHeader, type ResponseObserver, errorResponse, tooLarge } from './exchange.js'
+import { type BodyCallback, CAPTURED, COMMON_HEADERS, type Exchange, KNOWN_METHODS, type RequestHeader, type ResponseObserver, errorResponse, tooLarge } from './exchange.js'
 
 /** Each method's captured names, also as bytes: uWS converts a string argument to UTF-8 in a
  * fresh allocation on every call, a byte view it reads in place. */
@@ -81,36 +81,47 @@ export class UwsExchange implements Exchange {
   /** The body being read, once readBody() was called (uWS hands the body over only to a
    * reader attached in the request's own callback: an asynchronous auth check reads it first). */
   private body: Promise<Buffer> | undefined
+  /** readBodyThen() attached the reader itself. */
+  private reading = false
 
   /** Reads the whole body (once; later calls get the same promise); rejects with
    * PAYLOAD_TOO_LARGE past `bytesMax`. */
   readBody(bytesMax: number): Promise<Buffer> {
-    this.body ??= this.readBodyOnce(bytesMax)
+    if (this.reading) throw new Error('readBody after readBodyThen: the body has one reader')
+    this.body ??= new Promise((resolve, reject) => this.readBodyOnce(bytesMax, (error, body) => (error === undefined ? resolve(body!) : reject(error))))
     return this.body
   }
 
-  private readBodyOnce(bytesMax: number): Promise<Buffer> {
+  readBodyThen(bytesMax: number, done: BodyCallback): void {
+    if (this.body !== undefined) return void this.body.then((body) => done(undefined, body), (error: unknown) => done(error, undefined))
+    if (this.reading) throw new Error('readBodyThen twice: the body has one reader')
+    this.reading = true
+    this.readBodyOnce(bytesMax, done)
+  }
+
+  private readBodyOnce(bytesMax: number, done: BodyCallback): void {
     const declared = this.header('content-length')
     const length = declared === '' ? -1 : Number(declared)
-    if (length > bytesMax) return Promise.reject(tooLarge(bytesMax))
-    return new Promise((resolve, reject) => {
-      const exact = length >= 0 ? Buffer.allocUnsafe(length) : undefined
-      const chunks: Buffer[] = []
-      let received = 0
-      this.onAbort(() => reject(new StreamError('BAD_REQUEST', 'request aborted')))
-      this.res.onData((chunk, isLast) => {
-        const size = chunk.byteLength
-        if (received + size > bytesMax || (exact !== undefined && received + size > exact.length)) {
-          received = bytesMax + 1
-          reject(tooLarge(bytesMax))
-          return
-        }
-        if (exact !== undefined) exact.set(new Uint8Array(chunk), received)
-        else chunks.push(Buffer.from(new Uint8Array(chunk)))
-        received += size
-        if (!isLast) return
-        resolve(exact !== undefined ? exact.subarray(0, received) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
-      })
+    if (length > bytesMax) return done(tooLarge(bytesMax), undefined)
+    const exact = length >= 0 ? Buffer.allocUnsafe(length) : undefined
+    const chunks: Buffer[] = []
+    let received = 0
+    let settled = false
+    const finish = (error: unknown, body: Buffer | undefined): void => {
+      if (settled) return
+      settled = true
+      done(error, body)
+    }
+    this.onAbort(() => finish(new StreamError('BAD_REQUEST', 'request aborted'), undefined))
+    this.res.onData((chunk, isLast) => {
+      if (settled) return
+      const size = chunk.byteLength
+      if (received + size > bytesMax || (exact !== undefined && received + size > exact.length)) return finish(tooLarge(bytesMax), undefined)
+      if (exact !== undefined) exact.set(new Uint8Array(chunk), received)
+      else chunks.push(Buffer.from(new Uint8Array(chunk)))
+      received += size
+      if (!isLast) return
+      finish(undefined, exact !== undefined ? exact.subarray(0, received) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
     })
   }
 

@@ -5,6 +5,7 @@ import { StreamError, badRequest } from '../protocol/errors.js'
 import {
   parseContentType,
   parseDurability,
+  type ProducerHeaders,
   parseExpiresAt,
   parseProducerHeaders,
   parseStreamClosed,
@@ -14,6 +15,7 @@ import {
 } from '../protocol/headers.js'
 import { formatOffset, parseOffsetToken } from '../protocol/offset.js'
 import { decodeStreamPath } from '../protocol/path.js'
+import type { AppendResult } from '../streams/engine.js'
 import type { ForkRequest } from '../streams/fork.js'
 import type { Stream } from '../streams/stream.js'
 import type { HttpContext } from './context.js'
@@ -102,7 +104,10 @@ export async function handlePut(x: Exchange, ctx: HttpContext, path: string): Pr
   x.send(created ? 201 : 200, headers)
 }
 
-export async function handlePost(x: Exchange, ctx: HttpContext, path: string): Promise<void> {
+/** POST, without a promise of its own: the body comes to a callback and the append answers
+ * synchronously unless its commit waits for the disk (the append path is measured in
+ * instructions per request; each promise and await cost some). Errors are answered here. */
+export function handlePost(x: Exchange, ctx: HttpContext, path: string): void {
   const rawType = x.header('content-type')
   const close = parseStreamClosed(x.header('stream-closed'))
   const producer = parseProducerHeaders(
@@ -112,18 +117,29 @@ export async function handlePost(x: Exchange, ctx: HttpContext, path: string): P
     ctx.config.headerValueBytesMax,
   )
   const streamSeq = parseStreamSeq(x.header('stream-seq'), ctx.config.headerValueBytesMax)
-  const body = await x.readBody(ctx.config.appendBytesMax)
-  if (x.done) return
-  // A move of the stream to another node that began while the body came: it goes there.
-  const moved = ctx.cluster?.movedMeanwhile(x, path)
-  if (moved !== undefined) return moved
-  const contentType = body.length > 0 && rawType !== '' ? parseContentType(rawType) : undefined
-  const result = await ctx.engine.append({ path, contentType, body, close, producer, streamSeq })
+  x.readBodyThen(ctx.config.appendBytesMax, (error, body) => {
+    if (error !== undefined) return x.sendError(error)
+    if (x.done) return
+    try {
+      // A move of the stream to another node that began while the body came: it goes there.
+      const moved = ctx.cluster?.movedMeanwhile(x, path)
+      if (moved !== undefined) return void moved.catch((error: unknown) => x.sendError(error))
+      const contentType = body!.length > 0 && rawType !== '' ? parseContentType(rawType) : undefined
+      const result = ctx.engine.append({ path, contentType, body: body!, close, producer, streamSeq })
+      if (result instanceof Promise) result.then((done) => answerAppend(x, ctx, done, producer, body!.length), (error: unknown) => x.sendError(error))
+      else answerAppend(x, ctx, result, producer, body!.length)
+    } catch (error) {
+      x.sendError(error)
+    }
+  })
+}
+
+function answerAppend(x: Exchange, ctx: HttpContext, result: AppendResult, producer: ProducerHeaders | undefined, bodyBytes: number): void {
   const headers = streamHeaders(result.stream)
   if (result.producerEpoch !== undefined) headers.push(['Producer-Epoch', String(result.producerEpoch)])
   if (result.producerSeq !== undefined) headers.push(['Producer-Seq', String(result.producerSeq)])
   const status = result.outcome === 'appended' && producer !== undefined ? 200 : 204
-  if (result.outcome === 'appended') ctx.metrics?.appended(body.length)
+  if (result.outcome === 'appended') ctx.metrics?.appended(bodyBytes)
   x.send(status, headers)
 }
 
