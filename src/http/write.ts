@@ -125,9 +125,10 @@ export function handlePost(x: Exchange, ctx: HttpContext, path: string): void {
       const moved = ctx.cluster?.movedMeanwhile(x, path)
       if (moved !== undefined) return void moved.catch((error: unknown) => x.sendError(error))
       const contentType = body!.length > 0 && rawType !== '' ? parseContentType(rawType) : undefined
-      const result = ctx.engine.append({ path, contentType, body: body!, close, producer, streamSeq })
-      if (result instanceof Promise) result.then((done) => answerAppend(x, ctx, done, producer, body!.length), (error: unknown) => x.sendError(error))
-      else answerAppend(x, ctx, result, producer, body!.length)
+      ctx.engine.appendThen({ path, contentType, body: body!, close, producer, streamSeq }, (error, result) => {
+        if (error !== undefined) x.sendError(error)
+        else answerAppend(x, ctx, result!, producer, body!.length)
+      })
     } catch (error) {
       x.sendError(error)
     }

@@ -283,13 +283,18 @@ export class DurableStorage implements Storage {
     }
   }
 
-  commit(change: Change, durability: Durability, timeMs: number): Promise<unknown> | undefined {
-    if (durability === 'memory') return undefined
+  commit(change: Change, durability: Durability, timeMs: number, done: (error: unknown) => void): boolean {
+    if (durability === 'memory') return false
     if (this.wal === undefined) throw new Error('durable storage used before recovery')
     if (!this.leading) throw new Error('a replica\'s storage takes no changes of its own')
-    const written = this.wal.append(encodeRecord(change, timeMs), durability === 'fsync', change.kind === 'delete')
     const gate = this.gate
-    return gate === undefined ? written : written.then((lsn) => gate.acknowledged(lsn))
+    this.wal.appendThen(encodeRecord(change, timeMs), durability === 'fsync', change.kind === 'delete', (error, lsn) => {
+      if (error !== undefined || gate === undefined) return done(error)
+      const acknowledged = gate.acknowledged(lsn)
+      if (acknowledged === undefined) return done(undefined)
+      acknowledged.then(() => done(undefined), done)
+    })
+    return true
   }
 
   /** How long the WAL batch in flight has been writing (0: none is). */

@@ -108,8 +108,8 @@ export class MemoryStorage implements Storage {
     return new MemoryLog(shape.messages !== undefined)
   }
 
-  commit(): undefined {
-    return undefined
+  commit(): boolean {
+    return false
   }
 
   async close(): Promise<void> {}

@@ -112,9 +112,10 @@ export interface Storage {
   readonly kind: string
   /** A log for a new (empty) or recovered stream of the given class. */
   createLog(streamId: number, durability: Durability, shape: LogShape): StreamLog
-  /** Persists a change; resolves (with nothing the caller uses) when it is durable for its
-   * class. Undefined: already done. */
-  commit(change: Change, durability: Durability, timeMs: number): Promise<unknown> | undefined
+  /** Persists a change. True: `done` is called once, later, when the change is durable for
+   * its class (undefined) or failed (the error); false: it is done already and `done` is not
+   * called. Throws what fails at once. A callback, not a promise: this runs per append. */
+  commit(change: Change, durability: Durability, timeMs: number, done: (error: unknown) => void): boolean
   close(): Promise<void>
 }
 

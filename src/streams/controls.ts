@@ -10,6 +10,7 @@ import type { Durability } from '../protocol/headers.js'
 import type { Storage } from '../storage/types.js'
 import type { MaybePromise } from '../util/maybe.js'
 import { storageError } from './storage-error.js'
+import { commitPromise } from './pending-commit.js'
 
 /** Who gets control state back at startup: the checkpoint's values, then each replayed change. */
 export interface ControlReceiver {
@@ -32,7 +33,7 @@ export class Controls {
   put(key: string, value: string | undefined): MaybePromise<void> {
     let pending: Promise<unknown> | undefined
     try {
-      pending = this.storage.commit({ kind: 'control', key, value }, this.durability, this.now())
+      pending = commitPromise(this.storage, { kind: 'control', key, value }, this.durability, this.now())
     } catch (error) {
       throw storageError(error)
     }

@@ -17,6 +17,7 @@ import { Registry } from './registry.js'
 import { storageError } from './storage-error.js'
 import { Stream, type StreamConfig } from './stream.js'
 import { wakeWaiters } from './waiters.js'
+import { PendingCommit, commitPromise } from './pending-commit.js'
 
 export interface EngineOptions {
   readonly storage: Storage
@@ -182,7 +183,7 @@ export class Engine {
       throw new StreamError('CONFIG_MISMATCH', 'stream exists with a different configuration')
     }
     this.touch(existing)
-    return this.afterInflight(existing, (): [Stream, boolean] => [existing, false])
+    return promised((done) => this.afterInflight(existing, (): [Stream, boolean] => [existing, false], done))
   }
 
   /** Builds a stream object with a fresh log; used by creates and by recovery. */
@@ -194,6 +195,12 @@ export class Engine {
 
   /** POST: append and/or close, applying producer, closure, content type, then Stream-Seq rules. */
   append(request: AppendRequest): MaybePromise<AppendResult> {
+    return promised((done) => this.appendThen(request, done))
+  }
+
+  /** append() with a callback (the HTTP append path: no promise per request). Refusals are
+   * thrown; `done` gets the outcome, synchronously when nothing waits for the disk. */
+  appendThen(request: AppendRequest, done: Done<AppendResult>): void {
     const stream = this.registry.get(request.path)
     this.touch(stream)
     const hasBody = request.body.length > 0
@@ -203,10 +210,10 @@ export class Engine {
     const staged = stream.staged
     if (producer !== undefined) {
       const duplicate = this.checkProducer(stream, producer)
-      if (duplicate !== undefined) return this.afterInflight(stream, () => duplicate)
+      if (duplicate !== undefined) return this.afterInflight(stream, () => duplicate, done)
     }
     if (staged.closed) {
-      if (!hasBody && producer === undefined) return this.afterInflight(stream, () => result(stream, 'closed', undefined))
+      if (!hasBody && producer === undefined) return this.afterInflight(stream, () => result(stream, 'closed', undefined), done)
       throw new StreamError('STREAM_CLOSED', 'stream is closed', { nextOffset: formatOffset(stream.stagedTail) })
     }
     // A malformed request (no body, no Content-Type) is 400 whatever the stream's state;
@@ -230,7 +237,7 @@ export class Engine {
       if (request.close) stream.closed = true
     }
     const outcome = hasBody ? 'appended' : 'closed'
-    return this.commit(stream, change, onCommit, () => stream.rollback(), () => result(stream, outcome, producer))
+    this.commitThen(stream, change, onCommit, () => stream.rollback(), () => result(stream, outcome, producer), done)
   }
 
   private frameBody(stream: Stream, contentType: ContentType, body: Uint8Array): AppendChunk {
@@ -260,34 +267,36 @@ export class Engine {
   /** Hands a staged change to storage; applies it when durable, rolls back on failure
    * (also how a stream moved from another node is written: streams/transfer.ts). */
   commit<R>(stream: Stream, change: Change, onCommit: () => void, onFail: () => void, value: () => R): MaybePromise<R> {
-    let pending: Promise<unknown> | undefined
+    return promised((done) => this.commitThen(stream, change, onCommit, onFail, value, done))
+  }
+
+  /** commit() with a callback; throws what storage refuses at once (after onFail). */
+  private commitThen<R>(stream: Stream, change: Change, onCommit: () => void, onFail: () => void, value: () => R, done: Done<R>): void {
+    let pending: PendingCommit | undefined
+    const settle = (error: unknown): void => {
+      if (stream.lastCommit === pending) stream.lastCommit = undefined
+      if (error !== undefined) {
+        onFail()
+        const failure = storageError(error)
+        done(failure, undefined)
+        return pending?.settle(failure)
+      }
+      onCommit()
+      this.committed(stream, change)
+      done(undefined, value())
+      pending?.settle(undefined)
+    }
+    let waits: boolean
     try {
       // lastAccessMs was set to now by the request that made this change.
-      pending = this.options.storage.commit(change, stream.config.durability, stream.lastAccessMs)
+      waits = this.options.storage.commit(change, stream.config.durability, stream.lastAccessMs, settle)
     } catch (error) {
       onFail()
       throw storageError(error)
     }
-    if (pending === undefined) {
-      onCommit()
-      this.committed(stream, change)
-      return value()
-    }
-    const settled: Promise<R> = pending.then(
-      () => {
-        if (stream.lastCommit === settled) stream.lastCommit = undefined
-        onCommit()
-        this.committed(stream, change)
-        return value()
-      },
-      (error: unknown) => {
-        if (stream.lastCommit === settled) stream.lastCommit = undefined
-        onFail()
-        throw storageError(error)
-      },
-    )
-    stream.lastCommit = settled
-    return settled
+    if (!waits) return settle(undefined)
+    pending = new PendingCommit()
+    stream.lastCommit = pending
   }
 
   private committed(stream: Stream, change: Change): void {
@@ -296,9 +305,10 @@ export class Engine {
   }
 
   /** Answers that depend on staged state wait until that state is durable. */
-  private afterInflight<R>(stream: Stream, value: () => R): MaybePromise<R> {
-    if (stream.lastCommit === undefined) return value()
-    return stream.lastCommit.then(value)
+  private afterInflight<R>(stream: Stream, value: () => R, done: Done<R>): void {
+    const pending = stream.lastCommit
+    if (pending === undefined) return done(undefined, value())
+    pending.wait((error) => (error === undefined ? done(undefined, value()) : done(error, undefined)))
   }
 
   /** DELETE: the stream is retired once its WAL record commits (a failed write leaves it
@@ -307,7 +317,7 @@ export class Engine {
     const stream = this.registry.get(path)
     let pending: Promise<unknown> | undefined
     try {
-      pending = this.options.storage.commit({ kind: 'delete', streamId: stream.id }, stream.config.durability, this.now())
+      pending = commitPromise(this.options.storage, { kind: 'delete', streamId: stream.id }, stream.config.durability, this.now())
     } catch (error) {
       throw storageError(error)
     }
@@ -371,6 +381,24 @@ export class Engine {
     this.registry.stopSweeping()
     await this.options.storage.close()
   }
+}
+
+/** A callback's outcome: an error, or the value. */
+export type Done<R> = (error: unknown, value: R | undefined) => void
+
+/** Runs a callback-taking operation as a MaybePromise: its value when `start` finished at
+ * once, else a promise of it (made only then). Throws what `start` throws. */
+function promised<R>(start: (done: Done<R>) => void): MaybePromise<R> {
+  let settle: Done<R> | undefined
+  let early: { error: unknown; value: R | undefined } | undefined
+  start((error, value) => (settle === undefined ? (early = { error, value }) : settle(error, value)))
+  if (early !== undefined) {
+    if (early.error !== undefined) throw early.error
+    return early.value as R
+  }
+  return new Promise<R>((resolve, reject) => {
+    settle = (error, value) => (error === undefined ? resolve(value as R) : reject(error))
+  })
 }
 
 function result(stream: Stream, outcome: AppendResult['outcome'], producer: ProducerHeaders | undefined): AppendResult {

@@ -12,6 +12,7 @@ import type { ProducerState } from '../protocol/producer.js'
 import type { StreamLog } from '../storage/types.js'
 import { type MaybePromise, all, andThen } from '../util/maybe.js'
 import type { BoundaryIndex } from '../storage/boundary-index.js'
+import type { PendingCommit } from './pending-commit.js'
 
 export interface Waiter {
   /** Called after the stream gained data, closed, or was deleted/expired. */
@@ -55,7 +56,7 @@ export class Stream {
   lastStreamSeq: string | undefined
   readonly staged: StagedState = { closed: false, producers: undefined, lastStreamSeq: undefined }
   /** The latest change handed to storage and not yet settled; undefined when none is. */
-  lastCommit: Promise<unknown> | undefined
+  lastCommit: PendingCommit | undefined
   softDeleted = false
   /** A DELETE whose record is not durable yet: the stream is gone to new requests. */
   deletion: Promise<void> | undefined

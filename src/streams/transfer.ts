@@ -54,7 +54,7 @@ export function definitionOf(stream: Stream): MovedDefinition {
 
 /** The state once every change handed to storage has settled. */
 export async function settledState(stream: Stream): Promise<MovedState> {
-  while (stream.lastCommit !== undefined) await stream.lastCommit.catch(() => {})
+  while (stream.lastCommit !== undefined) await stream.lastCommit.promise().catch(() => {})
   return {
     tail: stream.tail,
     closed: stream.closed,

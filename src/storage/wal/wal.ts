@@ -26,6 +26,8 @@ export class DiskFullError extends Error {
   readonly code = 'ENOSPC'
 }
 
+export type WalSettle = (error: unknown, endLsn: number) => void
+
 interface Pending {
   /** Encoded records; or, for a replica, whole batches as the leader framed them. */
   readonly buffers: Uint8Array[]
@@ -35,8 +37,8 @@ interface Pending {
   readonly sync: boolean
   /** A delete: may use the segment's control reserve. */
   readonly control: boolean
-  readonly resolve: (endLsn: number) => void
-  readonly reject: (error: unknown) => void
+  /** Told the log's end LSN once the batch is written (and synced), or the error. */
+  readonly settle: WalSettle
 }
 
 export interface OpenSegment {
@@ -70,6 +72,18 @@ async function zeroFill(io: Io, file: IoFile, from: number, to: number): Promise
     await io.writev(file, [ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, to - at))], at, false, true)
   }
   await io.datasync(file)
+}
+
+/** Tells each record's writer; one that throws is a bug reported here, not a failed write
+ * (the batch is on disk, and the others must still hear). */
+function settleAll(batch: readonly Pending[], error: unknown, endLsn: number): void {
+  for (const pending of batch) {
+    try {
+      pending.settle(error, endLsn)
+    } catch (thrown) {
+      log.error({ err: thrown }, `ringstream: a WAL record's writer failed: ${(thrown as Error).message}`)
+    }
+  }
 }
 
 export class WalWriter {
@@ -132,12 +146,15 @@ export class WalWriter {
 
   /** Queues a record; resolves with the log's end LSN once its batch is written (and synced). */
   append(buffers: Uint8Array[], sync: boolean, control = false): Promise<number> {
+    return new Promise((resolve, reject) => this.appendThen(buffers, sync, control, (error, endLsn) => (error === undefined ? resolve(endLsn) : reject(error))))
+  }
+
+  /** append() with a callback: the append path makes no promise per record. */
+  appendThen(buffers: Uint8Array[], sync: boolean, control: boolean, settle: WalSettle): void {
     let bytes = 0
     for (const buffer of buffers) bytes += buffer.length
-    return new Promise((resolve, reject) => {
-      this.queue.push({ buffers, framed: false, bytes, sync, control, resolve, reject })
-      this.schedule()
-    })
+    this.queue.push({ buffers, framed: false, bytes, sync, control, settle })
+    this.schedule()
   }
 
   /** Queues whole batches framed by a leader (checked by the caller), written byte for
@@ -145,7 +162,8 @@ export class WalWriter {
    * synced). A replica's log takes no records of its own meanwhile. */
   appendFramed(frames: Uint8Array, sync: boolean): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ buffers: [frames], framed: true, bytes: frames.length, sync, control: true, resolve, reject })
+      const settle: WalSettle = (error, endLsn) => (error === undefined ? resolve(endLsn) : reject(error))
+      this.queue.push({ buffers: [frames], framed: true, bytes: frames.length, sync, control: true, settle })
       this.schedule()
     })
   }
@@ -180,6 +198,7 @@ export class WalWriter {
     }
     const bytes = framed ? recordsLength : FRAME_HEADER_BYTES + recordsLength
     let handed = false
+    let endLsn: number | undefined
     try {
       if (!framed) buffers[0] = batchHeader(buffers, recordsLength)
       const room = this.segment.capacity - (control ? 0 : this.controlReserve)
@@ -190,7 +209,7 @@ export class WalWriter {
           if (error instanceof DiskFullError) this.onFull()
           // Deletes queued with refused appends go again on their own, into the reserve.
           if (error instanceof DiskFullError && !control && batch.some((pending) => pending.control)) {
-            for (const pending of batch) if (!pending.control) pending.reject(error)
+            settleAll(batch.filter((pending) => !pending.control), error, 0)
             this.queue = batch.filter((pending) => pending.control).concat(this.queue)
             return
           }
@@ -211,20 +230,23 @@ export class WalWriter {
       this.onBatchWritten?.(batch.length, bytes, sync ? (performance.now() - started) / 1000 : undefined)
       this.segment.position += bytes
       this.lsn += bytes
-      for (const pending of batch) pending.resolve(this.lsn)
       this.onBatch(this.lsn)
+      endLsn = this.lsn
     } catch (error) {
       // Others may hold what this disk refused: the owner must not go on as if it never was.
       if (handed) this.onWriteFailed?.(error)
       // Everything queued meanwhile was validated on top of this batch: it fails too.
       const failed = batch.concat(this.queue)
       this.queue = []
-      for (const pending of failed) pending.reject(error)
+      settleAll(failed, error, 0)
     } finally {
       this.writing = false
       this.writingSince = undefined
       if (this.queue.length > 0) this.schedule()
     }
+    // After onBatch (the replication gate hears of the batch before its records ask it), and
+    // outside the try: a record's writer runs no code that could fail the batch.
+    if (endLsn !== undefined) settleAll(batch, undefined, endLsn)
   }
 
   private async roll(bytesNeeded: number): Promise<void> {
