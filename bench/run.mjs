@@ -11,6 +11,9 @@
  *            back and checked against the acknowledged appends.
  *   control  the write load against bench/null-server.mjs (reads the body, answers 204): the
  *            ceiling of uWS + one JS callback per request on one core, and of the load generator.
+ *   batch    batched JSON: 16 streams over 16 connections, each POST a JSON array of 100
+ *            records of 64 bytes; records/s, body MiB/s and latency; the records read back and
+ *            counted. The null handler is fed the same bodies.
  *   fanout   one stream, K SSE subscribers from offset=now, one writer at 50 events/s carrying
  *            their send time; delivery latency and an exactly-once check.
  *   catchup  M=200 streams pre-filled with E 1-KiB events, M readers at once from offset=-1 to
@@ -19,7 +22,7 @@
  *            bench/results/recovery.json).
  *   memory   server RSS (VmRSS every 100 ms) during every run: p50 and peak.
  *
- * Usage: node bench/run.mjs [--quick] [--only write,control,fanout,catchup,recovery]
+ * Usage: node bench/run.mjs [--quick] [--only write,control,batch,fanout,catchup,recovery]
  *          [--servers id,id,...|glob] [--duration S] [--warmup S] [--repeat N] [--recovery]
  *          [--no-build] [--tmp-base DIR] [--out-dir DIR] [--quiet-wait S] [--baseline DIR] [--help]
  *   --baseline DIR also runs DIR's built ringstream (fsync, both backends) as base-fsync-fs/-uring,
@@ -37,7 +40,7 @@ import { build, machineFacts } from './lib/machine.mjs'
 import { markdown } from './lib/markdown.mjs'
 import { ROOT, argv, opts, scenarios } from './lib/options.mjs'
 import { CLIENT_CORE, cleanup, log } from './lib/processes.mjs'
-import { measure, recoveryResults, runCatchup, runFanout, runWrite, runs } from './lib/scenarios.mjs'
+import { BATCH, measure, recoveryResults, runCatchup, runFanout, runWrite, runs } from './lib/scenarios.mjs'
 import { selectServers, unavailable } from './lib/servers.mjs'
 import { summarize, targets } from './lib/summary.mjs'
 
@@ -91,6 +94,15 @@ async function main() {
       }
     }
   }
+  if (scenarios.has('batch')) {
+    const servers = selectServers('batch')
+    for (let rep = 1; rep <= opts.repeat; rep++) {
+      for (const id of servers) {
+        if (unavailable.has(id) && rep > 1) continue
+        await measure(() => runWrite(id, BATCH.streams, rep, BATCH))
+      }
+    }
+  }
   if (scenarios.has('fanout')) {
     const servers = selectServers('fanout')
     for (let rep = 1; rep <= opts.repeat; rep++) {
@@ -115,7 +127,7 @@ async function main() {
     machine,
     options: opts,
     elapsedSeconds: round((Date.now() - t0) / 1000, 1),
-    scenarioSeconds: Object.fromEntries(['write', 'control', 'fanout', 'catchup'].map((sc) => [sc, round(runs.filter((r) => r.scenario === sc).reduce((a, r) => a + (r.elapsedMs ?? 0), 0) / 1000, 1)])),
+    scenarioSeconds: Object.fromEntries(['write', 'control', 'batch', 'fanout', 'catchup'].map((sc) => [sc, round(runs.filter((r) => r.scenario === sc).reduce((a, r) => a + (r.elapsedMs ?? 0), 0) / 1000, 1)])),
     unavailable: Object.fromEntries(unavailable),
     targets: tgt,
     summary,

@@ -76,6 +76,20 @@ export function markdown(result) {
     L.push(`| ${s.streams} | ${fmtInt(s.appendsPerSecond)} | ${fmtCpu(s.serverCpu)} | ${fmtCpu(s.loadgenCpu)} | ${perReq ? perReq.toFixed(1) : '–'} | ${fmtMs(s.p50Us)} | ${fmtMs(s.p99Us)} |`)
   }
   L.push('')
+  if (Object.keys(sum.batch ?? {}).length) {
+    const rows = rowsBy(sum.batch, 'streams')
+    const b0 = rows[0][1]
+    L.push('## Batched JSON: records/s')
+    L.push('')
+    L.push(`${b0.streams} JSON streams over ${b0.streams} connections; each POST is one JSON array of ${b0.records} strings of ${b0.recordBytes} bytes, one idempotent producer per stream. The null handler reads the same bodies. After the window every stream is read back whole and its records counted against the acknowledged ones ("verified").`)
+    L.push('')
+    L.push('| server | records/s | body MiB/s | p50 | p99 | vs null | server CPU | verified | status |')
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    for (const [id, s] of rows) {
+      L.push(`| ${label(id)} | ${fmtInt(s.recordsPerSecond)} | ${s.mibPerSecond?.toFixed(1) ?? '–'} | ${fmtMs(s.p50Us)} | ${fmtMs(s.p99Us)} | ${fmtPct(s.vsNull)} | ${fmtCpu(s.serverCpu)} | ${s.verified === null ? '(null)' : s.verified ? 'yes' : 'NO'} | ${fmtStatus(s)} |`)
+    }
+    L.push('')
+  }
   if (Object.keys(sum.fanout).length) {
     L.push('## Fan-out: SSE delivery latency')
     L.push('')

@@ -51,7 +51,7 @@ export const seconds = (raw, fallback) => {
   return v
 }
 
-export const ALL_SCENARIOS = ['write', 'control', 'fanout', 'catchup', 'recovery']
+export const ALL_SCENARIOS = ['write', 'control', 'batch', 'fanout', 'catchup', 'recovery']
 export const scenarios = new Set(argv.only ? argv.only.split(',').map((s) => s.trim()).filter(Boolean) : ALL_SCENARIOS)
 for (const s of scenarios) {
   if (s === 'memory') continue // memory is sampled during every run

@@ -18,8 +18,13 @@ export function baseRecord(scenario, server, params, rep) {
   return { scenario, server, ...params, rep, status: 'ok' }
 }
 
-export async function runWrite(serverId, streams, rep) {
-  const record = baseRecord(serverId === 'null' ? 'control' : 'write', serverId, { streams }, rep)
+/** The batched JSON load: each POST a JSON array of `records` strings of `recordBytes`. */
+export const BATCH = { streams: 16, conns: 16, records: 100, recordBytes: 64 }
+
+/** The write load (or with `batch`, the batched JSON load) against one server. */
+export async function runWrite(serverId, streams, rep, batch) {
+  const scenario = batch !== undefined ? 'batch' : serverId === 'null' ? 'control' : 'write'
+  const record = baseRecord(scenario, serverId, batch === undefined ? { streams } : { streams, records: batch.records, recordBytes: batch.recordBytes }, rep)
   let server
   try {
     record.quiet = await waitQuiet()
@@ -30,7 +35,8 @@ export async function runWrite(serverId, streams, rep) {
     const requestTimeoutMs = 5000
     const args = [
       '--mode', 'write', '--port', String(server.port), '--prefix', '/v1/stream/bench-',
-      '--streams', String(streams), '--conns', String(opts.conns), '--body', String(opts.writeBody),
+      '--streams', String(streams), '--conns', String(batch?.conns ?? opts.conns), '--body', String(batch?.recordBytes ?? opts.writeBody),
+      ...(batch === undefined ? [] : ['--json-records', String(batch.records)]),
       '--warmup-ms', String(Math.round(opts.warmupS * 1000)), '--duration-ms', String(Math.round(opts.durationS * 1000)),
       '--timeout-ms', String(requestTimeoutMs), '--phase-timeout-ms', String(quick ? 30_000 : 60_000),
       '--server-pid', String(server.pid),
@@ -39,6 +45,8 @@ export async function runWrite(serverId, streams, rep) {
     const result = await runLoadgen(args)
     record.rss = rss.stop()
     record.loadgen = result
+    // A batch's streams are JSON: the load generator checks no bytes, this counts records.
+    if (batch !== undefined && serverId !== 'null' && !result.failed) result.verify = await countRecords(server.port, streams, result.totalAppends * batch.records)
     const v = result.verify
     if (result.failed) {
       record.status = 'failed'
@@ -69,6 +77,23 @@ export async function runWrite(serverId, streams, rep) {
     await stopServer(server)
   }
   return record
+}
+
+/** Reads every batch stream back whole and counts its records against the acknowledged
+ * ones, in the load generator's verify shape. */
+async function countRecords(port, streams, expected) {
+  let records = 0
+  let deadStreams = 0
+  for (let i = 0; i < streams; i++) {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/stream/bench-${i}?offset=-1`)
+    if (!response.ok) {
+      deadStreams++
+      continue
+    }
+    records += (await response.json()).length
+  }
+  const mismatch = records === expected ? 0 : 1
+  return { done: true, lengthMismatches: mismatch, contentMismatches: 0, deadStreams, example: mismatch ? `${records} records read back, ${expected} acknowledged` : undefined }
 }
 
 export async function exitedEarly(server) {
@@ -264,6 +289,8 @@ export function printRun(r) {
   let body = ''
   if (r.scenario === 'write' || r.scenario === 'control') {
     body = `${fmtInt(lg.appendsPerSecond).padStart(8)} appends/s  p50 ${fmtMs(lg.latency?.p50Us)} p99 ${fmtMs(lg.latency?.p99Us)} p999 ${fmtMs(lg.latency?.p999Us)} ms`
+  } else if (r.scenario === 'batch') {
+    body = `${fmtInt(lg.appendsPerSecond * r.records).padStart(8)} records/s  p50 ${fmtMs(lg.latency?.p50Us)} p99 ${fmtMs(lg.latency?.p99Us)} ms`
   } else if (r.scenario === 'fanout') {
     body = `delivery p50 ${fmtMs(lg.delivery?.p50Us)} p99 ${fmtMs(lg.delivery?.p99Us)} p999 ${fmtMs(lg.delivery?.p999Us)} ms, ${lg.eventsSent ?? '–'} events, all delivered: ${lg.allDelivered ?? '–'}`
   } else if (r.scenario === 'catchup') {

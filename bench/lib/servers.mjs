@@ -46,6 +46,7 @@ export const label = (id) => LABEL[id] ?? `${SERVERS[id].root === undefined ? 'r
 export const DEFAULT_SERVERS = {
   write: [...RS_CONFIGS.map((c) => c.id), 'rs-fsync-uring-node', 'ref-memory', 'ref-file'],
   control: ['null'],
+  batch: ['null', 'rs-memory-fs', 'rs-fsync-fs', 'rs-fsync-uring', 'ref-memory'],
   fanout: quick ? ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory'] : ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory', 'ref-file'],
   catchup: ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory'],
 }

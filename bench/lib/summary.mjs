@@ -14,7 +14,7 @@ export function summarize() {
     if (!groups.has(key)) groups.set(key, [])
     groups.get(key).push(r)
   }
-  const out = { write: {}, control: {}, fanout: {}, catchup: {} }
+  const out = { write: {}, control: {}, fanout: {}, catchup: {}, batch: {} }
   for (const [, list] of groups) {
     const r0 = list[0]
     const ok = list.filter((r) => r.status === 'ok' || r.status === 'errors')
@@ -53,6 +53,21 @@ export function summarize() {
         verified: r0.server === 'null' ? null : ok.length > 0 && list.every((r) => r.loadgen?.verify?.done && !r.loadgen.verify.lengthMismatches && !r.loadgen.verify.contentMismatches),
       })
       ;(out[r0.scenario][r0.server] ??= {})[r0.streams] = s
+    } else if (r0.scenario === 'batch') {
+      const recordsPerSecond = (l) => l.appendsPerSecond * r0.records
+      Object.assign(s, {
+        streams: r0.streams,
+        records: r0.records,
+        recordBytes: r0.recordBytes,
+        recordsPerSecond: median(lgs.map(recordsPerSecond)),
+        recordsPerSecondRuns: lgs.map((l) => round(recordsPerSecond(l))),
+        // Body bytes per second: each POST is "[" + records × (record + ",") with the last "," a "]".
+        mibPerSecond: median(lgs.map((l) => (l.appendsPerSecond * l.bodyBytes) / 2 ** 20)),
+        p50Us: median(lgs.map((l) => l.latency?.p50Us)),
+        p99Us: median(lgs.map((l) => l.latency?.p99Us)),
+        verified: r0.server === 'null' ? null : ok.length > 0 && list.every((r) => r.loadgen?.verify?.done && !r.loadgen.verify.lengthMismatches),
+      })
+      ;(out.batch[r0.server] ??= {})[r0.streams] = s
     } else if (r0.scenario === 'fanout') {
       Object.assign(s, {
         subscribers: r0.subscribers,
@@ -94,6 +109,12 @@ export function summarize() {
       if (out.write['ref-file']?.[S]?.status === 'failed') s.vsRefFile = null
     }
   }
+  for (const byS of Object.values(out.batch)) {
+    for (const [S, s] of Object.entries(byS)) {
+      const control = out.batch.null?.[S]?.recordsPerSecond
+      s.vsNull = s.recordsPerSecond && control ? s.recordsPerSecond / control : null
+    }
+  }
   for (const [id, byE] of Object.entries(out.catchup)) {
     for (const [E, s] of Object.entries(byE)) {
       const ref = out.catchup['ref-memory']?.[E]?.mibPerSecond
@@ -126,6 +147,10 @@ export function targets(sum, recovery) {
     add('write fsync S=100 p99 < 2 ms', id, usable(s100) ? `${fmtMs(s100.p99Us)} ms` : s100?.status ?? 'not run', usable(s100) ? s100.p99Us < 2000 : null)
     const s10k = w(id, 10000)
     add('write fsync S=10000 ≥ 60% of null handler', id, usable(s10k) ? (s10k.vsNull === null ? 'no null run' : `${fmtPct(s10k.vsNull)} (${fmtInt(s10k.appendsPerSecond)}/s)`) : s10k?.status ?? 'not run', usable(s10k) && s10k.vsNull !== null ? s10k.vsNull >= 0.6 : null)
+  }
+  for (const id of fsyncConfigs) {
+    const b = Object.values(sum.batch?.[id] ?? {})[0]
+    add('batched JSON fsync ≥ 1,000,000 records/s, p99 < 5 ms', id, usable(b) ? `${fmtInt(b.recordsPerSecond)} records/s, p99 ${fmtMs(b.p99Us)} ms` : b?.status ?? 'not run', usable(b) ? b.recordsPerSecond >= 1e6 && b.p99Us < 5000 : null)
   }
   for (const id of Object.keys(sum.fanout).filter((k) => k.startsWith('rs-'))) {
     const f = sum.fanout[id]?.[1000]
