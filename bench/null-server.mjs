@@ -8,36 +8,14 @@
  *   node bench/null-server.mjs --port 18000
  *
  * Prints `null-server listening on http://127.0.0.1:<port>/ (<uws module>)` once ready.
- * Loads uWS the way src/http/uws.ts does: `uws-pack` on Node <= 22, `@uwsjs/linux-x64-<major>`
- * on newer Node.
+ * Loads uWS with bench/lib/uws.mjs.
  */
-import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
+import { loadUws } from './lib/uws.mjs'
 
 const { values } = parseArgs({ options: { port: { type: 'string' }, host: { type: 'string' } } })
 const port = Number(values.port ?? 18000)
 const host = values.host ?? '127.0.0.1'
-
-async function loadUws() {
-  const major = Number(process.versions.node.split('.')[0])
-  const require = createRequire(import.meta.url)
-  const platformName = `@uwsjs/${process.platform}-${process.arch}-${major}`
-  const tries = major >= 23
-    ? [[platformName, async () => require(platformName)], ['uws-pack', async () => import('uws-pack')]]
-    : [['uws-pack', async () => import('uws-pack')], [platformName, async () => require(platformName)]]
-  const failures = []
-  for (const [name, load] of tries) {
-    try {
-      const mod = await load()
-      const uws = typeof mod.App === 'function' ? mod : mod.default
-      if (typeof uws?.App !== 'function') throw new Error('module has no App()')
-      return { uws, name }
-    } catch (error) {
-      failures.push(`${name}: ${String(error.message).split('\n')[0]}`)
-    }
-  }
-  throw new Error(`cannot load uWebSockets.js: ${failures.join('; ')}`)
-}
 
 const { uws, name } = await loadUws()
 const app = uws.App()

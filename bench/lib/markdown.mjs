@@ -95,10 +95,12 @@ export function markdown(result) {
     L.push('')
     L.push(`One stream (text/plain), K subscribers on \`?offset=now&live=sse\`, one writer appending 256-byte events at ${opts.fanoutRate}/s that carry their send time; latency = time the subscriber read the event − send time (one clock, the load generator's). Events sent during the warm-up count for delivery but not for latency. "all delivered" = every subscriber got every event exactly once.`)
     L.push('')
-    L.push('| server | K | events sent / planned | p50 ms | p99 ms | p999 ms | max ms | all delivered | server CPU | loadgen CPU | other CPU | RSS peak MiB | status |')
-    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    L.push('"vs broadcaster" divides by `bench/broadcast-server.mjs`, an empty uWS SSE broadcaster (stores nothing, frames each event once, one corked write per subscriber on the next check phase) measured in the same run: the floor on one core.')
+    L.push('')
+    L.push('| server | K | events sent / planned | p50 ms | p99 ms | p999 ms | max ms | vs broadcaster p50 / p99 | all delivered | server CPU | loadgen CPU | other CPU | RSS peak MiB | status |')
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     for (const [id, s] of rowsBy(sum.fanout, 'subscribers')) {
-      L.push(`| ${label(id)} | ${s.subscribers} | ${s.eventsSent ?? '–'} / ${s.eventsPlanned ?? '–'} | ${fmtMs(s.p50Us)} | ${fmtMs(s.p99Us)} | ${fmtMs(s.p999Us)} | ${fmtMs(s.maxUs)} | ${s.status === 'unavailable' ? '–' : s.allDelivered ? 'yes' : `NO (${s.missing} missing, ${s.duplicates} dup)`} | ${fmtCpu(s.serverCpu)} | ${fmtCpu(s.loadgenCpu)} | ${fmtCpu(s.otherCpu)} | ${s.rssPeakMiB ?? '–'} | ${fmtStatus(s)} |`)
+      L.push(`| ${label(id)} | ${s.subscribers} | ${s.eventsSent ?? '–'} / ${s.eventsPlanned ?? '–'} | ${fmtMs(s.p50Us)} | ${fmtMs(s.p99Us)} | ${fmtMs(s.p999Us)} | ${fmtMs(s.maxUs)} | ${fmtX(s.vsBroadcastP50)} / ${fmtX(s.vsBroadcastP99)} | ${s.status === 'unavailable' ? '–' : s.allDelivered ? 'yes' : `NO (${s.missing} missing, ${s.duplicates} dup)`} | ${fmtCpu(s.serverCpu)} | ${fmtCpu(s.loadgenCpu)} | ${fmtCpu(s.otherCpu)} | ${s.rssPeakMiB ?? '–'} | ${fmtStatus(s)} |`)
     }
     L.push('')
   }

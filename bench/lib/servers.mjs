@@ -34,10 +34,12 @@ export const SERVERS = Object.fromEntries(
     { id: 'ref-memory', kind: 'reference', file: false },
     { id: 'ref-file', kind: 'reference', file: true },
     { id: 'null', kind: 'null' },
+    { id: 'broadcast', kind: 'broadcast' },
   ].map((s) => [s.id, s]),
 )
 export const LABEL = {
   null: 'null uWS handler',
+  broadcast: 'empty uWS broadcaster',
   'ref-memory': 'reference (memory)',
   'ref-file': 'reference (file)',
 }
@@ -47,7 +49,7 @@ export const DEFAULT_SERVERS = {
   write: [...RS_CONFIGS.map((c) => c.id), 'rs-fsync-uring-node', 'ref-memory', 'ref-file'],
   control: ['null'],
   batch: ['null', 'rs-memory-fs', 'rs-fsync-fs', 'rs-fsync-uring', 'ref-memory'],
-  fanout: quick ? ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory'] : ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory', 'ref-file'],
+  fanout: quick ? ['broadcast', 'rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory'] : ['broadcast', 'rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory', 'ref-file'],
   catchup: ['rs-fsync-fs', 'rs-fsync-uring', 'rs-memory-fs', 'rs-fsync-uring-node', 'ref-memory'],
 }
 
@@ -85,7 +87,7 @@ export async function startServer(id) {
     args = [path.join(HERE, 'ref-server.mjs'), '--port', '0']
     if (def.file) args.push('--data-dir', dataDir)
   } else {
-    args = [path.join(HERE, 'null-server.mjs'), '--port', '0']
+    args = [path.join(HERE, def.kind === 'broadcast' ? 'broadcast-server.mjs' : 'null-server.mjs'), '--port', '0']
   }
   const child = spawn('taskset', ['-c', SERVER_CORE, process.execPath, ...args], {
     cwd: ROOT,

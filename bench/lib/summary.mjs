@@ -109,6 +109,13 @@ export function summarize() {
       if (out.write['ref-file']?.[S]?.status === 'failed') s.vsRefFile = null
     }
   }
+  for (const byK of Object.values(out.fanout)) {
+    for (const [K, s] of Object.entries(byK)) {
+      const floor = out.fanout.broadcast?.[K]
+      s.vsBroadcastP50 = floor?.p50Us && s.p50Us ? s.p50Us / floor.p50Us : null
+      s.vsBroadcastP99 = floor?.p99Us && s.p99Us ? s.p99Us / floor.p99Us : null
+    }
+  }
   for (const byS of Object.values(out.batch)) {
     for (const [S, s] of Object.entries(byS)) {
       const control = out.batch.null?.[S]?.recordsPerSecond
@@ -159,6 +166,7 @@ export function targets(sum, recovery) {
       continue
     }
     add('fanout K=1000 p50 < 4 ms, p99 < 10 ms, all delivered', id, `p50 ${fmtMs(f.p50Us)} ms, p99 ${fmtMs(f.p99Us)} ms, ${f.allDelivered ? 'all delivered' : `NOT all delivered (${f.missing} missing, ${f.duplicates} dup)`}`, f.p50Us < 4000 && f.p99Us < 10000 && f.allDelivered)
+    add('fanout K=1000 ≤ 1.2× the empty broadcaster at p50 and p99', id, f.vsBroadcastP50 === null ? 'no broadcaster run' : `${fmtX(f.vsBroadcastP50)} at p50, ${fmtX(f.vsBroadcastP99)} at p99`, f.vsBroadcastP50 === null ? null : f.vsBroadcastP50 <= 1.2 && f.vsBroadcastP99 <= 1.2 && f.allDelivered)
   }
   for (const id of Object.keys(sum.catchup).filter((k) => k.startsWith('rs-'))) {
     for (const E of [200, 2000]) {
