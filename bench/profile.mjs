@@ -10,7 +10,8 @@
  *   <out>/<name>.md           self time by function and by file (JS file or native library)
  *
  *   node bench/profile.mjs [--server fsync|memory|buffered|null] [--streams 100] [--conns 64]
- *                          [--seconds 5] [--body 256] [--json-records N] [--out bench/results/profile] [--name NAME]
+ *                          [--seconds 5] [--body 256] [--json-records N] [--fanout K] [--out bench/results/profile] [--name NAME]
+ *   --server broadcast: bench/broadcast-server.mjs (with --fanout)
  *
  * Needs perf (Debian linux-perf; software cpu-clock events do where hardware counters do not),
  * taskset, cc and a built server (`npm run build`). File I/O goes through node:fs unless
@@ -38,13 +39,15 @@ const { values } = parseArgs({
     body: { type: 'string', default: '256' },
     /** Each append a JSON array of this many records of --body bytes (batched JSON). */
     'json-records': { type: 'string' },
+    /** Profile SSE fan-out instead: this many subscribers, one writer at 50 events/s. */
+    fanout: { type: 'string' },
     port: { type: 'string', default: '18191' },
     out: { type: 'string', default: path.join(HERE, 'results', 'profile') },
     name: { type: 'string' },
   },
 })
 const batch = values['json-records'] === undefined ? [] : ['--json-records', values['json-records']]
-const name = values.name ?? `${values.server === 'null' ? 'null' : `${values.server}-${values.io}`}${batch.length > 0 ? '-json-batch' : ''}`
+const name = values.name ?? `${values.server === 'null' ? 'null' : values.server === 'broadcast' ? 'broadcast' : `${values.server}-${values.io}`}${batch.length > 0 ? '-json-batch' : ''}${values.fanout !== undefined ? `-fanout-${values.fanout}` : ''}`
 if (!existsSync(LOADGEN)) {
   mkdirSync(path.dirname(LOADGEN), { recursive: true })
   const cc = spawnSync('cc', ['-O2', '-o', LOADGEN, path.join(HERE, 'loadgen', 'loadgen.c')], { stdio: 'inherit' })
@@ -53,8 +56,8 @@ if (!existsSync(LOADGEN)) {
 
 const work = mkdtempSync(path.join(HERE, '.data-profile-'))
 const nodeFlags = ['--perf-basic-prof', '--interpreted-frames-native-stack']
-const serverArgs = values.server === 'null'
-  ? [path.join(HERE, 'null-server.mjs'), '--port', values.port]
+const serverArgs = values.server === 'null' || values.server === 'broadcast'
+  ? [path.join(HERE, `${values.server}-server.mjs`), '--port', values.port]
   : [path.join(ROOT, 'bin', 'ringstream.js'), '--port', values.port, '--durability', values.server, '--io', values.io,
       '--data-dir', path.join(work, 'data')]
 const server = spawn('taskset', ['-c', '0', process.execPath, ...nodeFlags, ...serverArgs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -71,10 +74,11 @@ try {
   const seconds = Number(values.seconds)
   const perfData = path.join(work, 'perf.data')
   // Recording starts after the load generator's warm-up (1 s) and its stream creation.
-  const load = spawn('taskset', ['-c', '1', LOADGEN, '--mode', 'write', '--port', values.port, '--prefix', '/v1/stream/p-',
-    '--streams', values.streams, '--conns', values.conns, '--body', values.body, ...batch, '--warmup-ms', '2000',
-    '--duration-ms', String(seconds * 1000 + 1000), '--timeout-ms', '5000', '--phase-timeout-ms', '60000',
-    ...(values.server === 'null' ? ['--no-verify'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const shape = values.fanout === undefined
+    ? ['--mode', 'write', '--streams', values.streams, '--conns', values.conns, '--body', values.body, ...batch, ...(values.server === 'null' ? ['--no-verify'] : [])]
+    : ['--mode', 'fanout', '--subs', values.fanout, '--rate', '50', '--body', '256', '--grace-ms', '3000']
+  const load = spawn('taskset', ['-c', '1', LOADGEN, ...shape, '--port', values.port, '--prefix', '/v1/stream/p-', '--warmup-ms', '2000',
+    '--duration-ms', String(seconds * 1000 + 1000), '--timeout-ms', '5000', '--phase-timeout-ms', '60000'], { stdio: ['ignore', 'pipe', 'inherit'] })
   let loadOut = ''
   load.stdout.on('data', (chunk) => (loadOut += chunk))
   const loaded = new Promise((resolve) => load.on('exit', resolve))
@@ -90,8 +94,10 @@ try {
   mkdirSync(values.out, { recursive: true })
   const folded = [...stacks].map(([stack, count]) => `${stack} ${count}`).join('\n')
   writeFileSync(path.join(values.out, `${name}.folded`), `${folded}\n`)
-  const shape = batch.length > 0 ? `appends of ${values['json-records']} JSON records of ${values.body} bytes` : `${values.body}-byte appends`
-  const title = `${name}: ${values.streams} streams, ${values.conns} connections, ${shape}, ${Math.round(result.appendsPerSecond ?? 0)} appends/s under perf`
+  const what = batch.length > 0 ? `appends of ${values['json-records']} JSON records of ${values.body} bytes` : `${values.body}-byte appends`
+  const title = values.fanout === undefined
+    ? `${name}: ${values.streams} streams, ${values.conns} connections, ${what}, ${Math.round(result.appendsPerSecond ?? 0)} appends/s under perf`
+    : `${name}: 1 writer at 50 events/s to ${values.fanout} SSE subscribers, delivery p50 ${((result.delivery?.p50Us ?? 0) / 1000).toFixed(2)} ms under perf`
   writeFileSync(path.join(values.out, `${name}.svg`), flameGraph(stacks, title))
   writeFileSync(path.join(values.out, `${name}.md`), report(title, stacks, result))
   console.log(`${title}\nwrote ${path.join(values.out, name)}.{folded,svg,md}`)

@@ -5,7 +5,7 @@
 import type { Authenticator } from '../auth/auth.js'
 import type { ServerMetrics } from '../metrics/metrics.js'
 import type { ServerConfig } from '../config.js'
-import { nextCursor } from '../protocol/cursor.js'
+import { currentInterval, nextCursor } from '../protocol/cursor.js'
 import type { Engine } from '../streams/engine.js'
 import type { Stream } from '../streams/stream.js'
 import type { SubscriptionManager } from '../subscriptions/manager.js'
@@ -126,8 +126,18 @@ export class HttpContext {
   }
 
   cursor(clientCursor: string | undefined): string {
+    // Most readers echo no cursor (or an old one) and get the interval's number: made once
+    // per interval, not once per SSE session per event.
+    if (clientCursor === undefined) {
+      const nowMs = this.now()
+      const interval = currentInterval(nowMs)
+      if (interval !== this.intervalCursor[0]) this.intervalCursor = [interval, nextCursor(nowMs, undefined, this.random)]
+      return this.intervalCursor[1]
+    }
     return nextCursor(this.now(), clientCursor, this.random)
   }
+
+  private intervalCursor: [number, string] = [Number.NaN, '']
 
   /** One interval timer serves every ticking session, and only while there are any. */
   startTicking(session: Ticking): void {

@@ -176,6 +176,24 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
 
   changed(stream: Stream, replayed: boolean): void {
     if (this.subs.size === 0) return
+    if (replayed) return this.linkAndWake(stream, true)
+    // Once per stream per event-loop turn, not per append: a group commit acknowledges a
+    // whole batch of appends in one turn, and each wake reads only the stream's tail.
+    if (this.touched.size === 0) setImmediate(this.wakeTouched)
+    this.touched.add(stream)
+  }
+
+  /** Streams changed this turn (see changed()). */
+  private touched = new Set<Stream>()
+
+  private readonly wakeTouched = (): void => {
+    const touched = this.touched
+    this.touched = new Set()
+    // A stream deleted meanwhile was handled by removed(): it links and wakes nothing now.
+    for (const stream of touched) if (this.options.engine.registry.goneReason(stream) === undefined) this.linkAndWake(stream, false)
+  }
+
+  private linkAndWake(stream: Stream, replayed: boolean): void {
     const path = stream.path
     for (const sub of this.subs.candidates(path)) {
       let link = sub.links.get(path)
