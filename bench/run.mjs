@@ -24,7 +24,8 @@
  *
  * Usage: node bench/run.mjs [--quick] [--only write,control,batch,fanout,catchup,recovery]
  *          [--servers id,id,...|glob] [--duration S] [--warmup S] [--repeat N] [--recovery]
- *          [--no-build] [--tmp-base DIR] [--out-dir DIR] [--quiet-wait S] [--baseline DIR] [--help]
+ *          [--no-build] [--tmp-base DIR] [--out-dir DIR] [--quiet-wait S] [--baseline DIR] [--conns N] [--help]
+ *   --conns N      connections of the write load (default 64): latency by load
  *   --baseline DIR also runs DIR's built ringstream (fsync, both backends) as base-fsync-fs/-uring,
  *                  interleaved with this one: before/after figures of a change from one run
  * See bench/README.md for every option, the server ids and how to read the results.
