@@ -5,7 +5,7 @@
  * frames) while the load generator drives the write load from core 1. The samples are folded
  * into stacks and aggregated three ways, written beside a flame graph:
  *
- *   <out>/<name>.folded       one line per distinct stack: `frame;frame;… count`
+ *   <out>/<name>.folded.gz    one line per distinct stack: `frame;frame;… count` (gzip)
  *   <out>/<name>.svg          the flame graph of those stacks
  *   <out>/<name>.md           self time by function and by file (JS file or native library)
  *
@@ -22,6 +22,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { gzipSync } from 'node:zlib'
 import { flameGraph } from './lib/flame.mjs'
 import { foldPerfScript, selfTimes } from './lib/perf-fold.mjs'
 
@@ -93,14 +94,14 @@ try {
   const stacks = foldPerfScript(script.stdout)
   mkdirSync(values.out, { recursive: true })
   const folded = [...stacks].map(([stack, count]) => `${stack} ${count}`).join('\n')
-  writeFileSync(path.join(values.out, `${name}.folded`), `${folded}\n`)
+  writeFileSync(path.join(values.out, `${name}.folded.gz`), gzipSync(`${folded}\n`))
   const what = batch.length > 0 ? `appends of ${values['json-records']} JSON records of ${values.body} bytes` : `${values.body}-byte appends`
   const title = values.fanout === undefined
     ? `${name}: ${values.streams} streams, ${values.conns} connections, ${what}, ${Math.round(result.appendsPerSecond ?? 0)} appends/s under perf`
     : `${name}: 1 writer at 50 events/s to ${values.fanout} SSE subscribers, delivery p50 ${((result.delivery?.p50Us ?? 0) / 1000).toFixed(2)} ms under perf`
   writeFileSync(path.join(values.out, `${name}.svg`), flameGraph(stacks, title))
   writeFileSync(path.join(values.out, `${name}.md`), report(title, stacks, result))
-  console.log(`${title}\nwrote ${path.join(values.out, name)}.{folded,svg,md}`)
+  console.log(`${title}\nwrote ${path.join(values.out, name)}.{folded.gz,svg,md}`)
 } finally {
   server.kill('SIGKILL')
   await exited

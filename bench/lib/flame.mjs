@@ -5,7 +5,7 @@ import { esc } from './format.mjs'
 
 const WIDTH = 1600
 const ROW = 16
-const MIN_PX = 0.3
+const MIN_PX = 0.5
 
 function tree(stacks) {
   const root = { name: 'all', count: 0, children: new Map() }
