@@ -10,7 +10,7 @@ import { frameJsonAppend } from '../protocol/json.js'
 import { formatOffset } from '../protocol/offset.js'
 import { decideProducer } from '../protocol/producer.js'
 import type { AppendChange, AppendChunk, Change, LogShape, Storage } from '../storage/types.js'
-import { type MaybePromise, andThen } from '../util/maybe.js'
+import { type Done, type MaybePromise, andThen, promised } from '../util/maybe.js'
 import { type ForkRequest, type PreparedFork, forkSource, prepareFork } from './fork.js'
 import { Controls } from './controls.js'
 import { Registry } from './registry.js'
@@ -275,16 +275,24 @@ export class Engine {
     let pending: PendingCommit | undefined
     const settle = (error: unknown): void => {
       if (stream.lastCommit === pending) stream.lastCommit = undefined
+      // Whatever the caller's callback does, what waits on this commit hears of it.
       if (error !== undefined) {
         onFail()
         const failure = storageError(error)
-        done(failure, undefined)
-        return pending?.settle(failure)
+        try {
+          done(failure, undefined)
+        } finally {
+          pending?.settle(failure)
+        }
+        return
       }
       onCommit()
       this.committed(stream, change)
-      done(undefined, value())
-      pending?.settle(undefined)
+      try {
+        done(undefined, value())
+      } finally {
+        pending?.settle(undefined)
+      }
     }
     let waits: boolean
     try {
@@ -381,24 +389,6 @@ export class Engine {
     this.registry.stopSweeping()
     await this.options.storage.close()
   }
-}
-
-/** A callback's outcome: an error, or the value. */
-export type Done<R> = (error: unknown, value: R | undefined) => void
-
-/** Runs a callback-taking operation as a MaybePromise: its value when `start` finished at
- * once, else a promise of it (made only then). Throws what `start` throws. */
-function promised<R>(start: (done: Done<R>) => void): MaybePromise<R> {
-  let settle: Done<R> | undefined
-  let early: { error: unknown; value: R | undefined } | undefined
-  start((error, value) => (settle === undefined ? (early = { error, value }) : settle(error, value)))
-  if (early !== undefined) {
-    if (early.error !== undefined) throw early.error
-    return early.value as R
-  }
-  return new Promise<R>((resolve, reject) => {
-    settle = (error, value) => (error === undefined ? resolve(value as R) : reject(error))
-  })
 }
 
 function result(stream: Stream, outcome: AppendResult['outcome'], producer: ProducerHeaders | undefined): AppendResult {

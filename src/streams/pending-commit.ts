@@ -5,6 +5,7 @@
 
 import type { Durability } from '../protocol/headers.js'
 import type { Change, Storage } from '../storage/types.js'
+import { promised } from '../util/maybe.js'
 
 export type Settle = (error: unknown) => void
 
@@ -36,12 +37,9 @@ export class PendingCommit {
 /** Storage.commit as a promise (undefined: done already), for the paths that are not per
  * append (deletes, control records). */
 export function commitPromise(storage: Storage, change: Change, durability: Durability, timeMs: number): Promise<void> | undefined {
-  let settle: Settle | undefined
-  let early: { error: unknown } | undefined
-  const pending = storage.commit(change, durability, timeMs, (error) => (settle === undefined ? (early = { error }) : settle(error)))
-  if (!pending) return undefined
-  if (early !== undefined) return early.error === undefined ? Promise.resolve() : Promise.reject(early.error)
-  return new Promise((resolve, reject) => {
-    settle = (error) => (error === undefined ? resolve() : reject(error))
+  let waits = false
+  const settled = promised<void>((done) => {
+    waits = storage.commit(change, durability, timeMs, (error) => done(error, undefined))
   })
+  return waits ? (settled as Promise<void>) : undefined
 }

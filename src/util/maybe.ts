@@ -17,3 +17,21 @@ export function andThen<T, R>(value: MaybePromise<T>, fn: (ready: T) => MaybePro
 export function all<T>(values: MaybePromise<T>[]): MaybePromise<T[]> {
   return values.some(isPromise) ? Promise.all(values) : (values as T[])
 }
+
+/** A callback's outcome: an error, or the value. */
+export type Done<R> = (error: unknown, value: R | undefined) => void
+
+/** Runs a callback-taking operation as a MaybePromise: its value when `start` called back at
+ * once, else a promise of it (made only then). Throws what `start` throws. */
+export function promised<R>(start: (done: Done<R>) => void): MaybePromise<R> {
+  let settle: Done<R> | undefined
+  let early: { error: unknown; value: R | undefined } | undefined
+  start((error, value) => (settle === undefined ? (early = { error, value }) : settle(error, value)))
+  if (early !== undefined) {
+    if (early.error !== undefined) throw early.error
+    return early.value as R
+  }
+  return new Promise<R>((resolve, reject) => {
+    settle = (error, value) => (error === undefined ? resolve(value as R) : reject(error))
+  })
+}
