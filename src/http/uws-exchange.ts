@@ -81,22 +81,28 @@ export class UwsExchange implements Exchange {
   /** The body being read, once readBody() was called (uWS hands the body over only to a
    * reader attached in the request's own callback: an asynchronous auth check reads it first). */
   private body: Promise<Buffer> | undefined
-  /** readBodyThen() attached the reader itself. */
-  private reading = false
+  /** Who waits for the body while it comes; then what came (later readers get it at once:
+   * a POST read with readBodyThen may still be forwarded, which reads it again). */
+  private bodyWaiters: BodyCallback[] | undefined
+  private bodyOutcome: { readonly error: unknown; readonly body: Buffer | undefined } | undefined
 
   /** Reads the whole body (once; later calls get the same promise); rejects with
    * PAYLOAD_TOO_LARGE past `bytesMax`. */
   readBody(bytesMax: number): Promise<Buffer> {
-    if (this.reading) throw new Error('readBody after readBodyThen: the body has one reader')
-    this.body ??= new Promise((resolve, reject) => this.readBodyOnce(bytesMax, (error, body) => (error === undefined ? resolve(body!) : reject(error))))
+    this.body ??= new Promise((resolve, reject) => this.readBodyThen(bytesMax, (error, body) => (error === undefined ? resolve(body!) : reject(error))))
     return this.body
   }
 
   readBodyThen(bytesMax: number, done: BodyCallback): void {
-    if (this.body !== undefined) return void this.body.then((body) => done(undefined, body), (error: unknown) => done(error, undefined))
-    if (this.reading) throw new Error('readBodyThen twice: the body has one reader')
-    this.reading = true
-    this.readBodyOnce(bytesMax, done)
+    if (this.bodyOutcome !== undefined) return done(this.bodyOutcome.error, this.bodyOutcome.body)
+    if (this.bodyWaiters !== undefined) return void this.bodyWaiters.push(done)
+    this.bodyWaiters = [done]
+    this.readBodyOnce(bytesMax, (error, body) => {
+      this.bodyOutcome = { error, body }
+      const waiters = this.bodyWaiters!
+      this.bodyWaiters = undefined
+      for (const waiter of waiters) waiter(error, body)
+    })
   }
 
   private readBodyOnce(bytesMax: number, done: BodyCallback): void {
