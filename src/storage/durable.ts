@@ -292,7 +292,8 @@ export class DurableStorage implements Storage {
       if (error !== undefined || gate === undefined) return done(error)
       const acknowledged = gate.acknowledged(lsn)
       if (acknowledged === undefined) return done(undefined)
-      acknowledged.then(() => done(undefined), done)
+      // A caller whose callback throws is a bug to report, not a rejection nobody handles.
+      acknowledged.then(() => done(undefined), done).catch((thrown: unknown) => log.error({ err: thrown }, `ringstream: a commit's caller failed: ${String(thrown)}`))
     })
     return true
   }

@@ -275,23 +275,23 @@ export class Engine {
     let pending: PendingCommit | undefined
     const settle = (error: unknown): void => {
       if (stream.lastCommit === pending) stream.lastCommit = undefined
-      // Whatever the caller's callback does, what waits on this commit hears of it.
-      if (error !== undefined) {
-        onFail()
-        const failure = storageError(error)
-        try {
-          done(failure, undefined)
-        } finally {
-          pending?.settle(failure)
-        }
-        return
-      }
-      onCommit()
-      this.committed(stream, change)
+      // Whatever throws here, the caller and what waits on this commit hear of it once.
+      let failure: unknown = error === undefined ? undefined : storageError(error)
+      let result: R | undefined
       try {
-        done(undefined, value())
+        if (failure !== undefined) onFail()
+        else {
+          onCommit()
+          this.committed(stream, change)
+          result = value()
+        }
+      } catch (thrown) {
+        failure ??= thrown
+      }
+      try {
+        done(failure, failure === undefined ? result : undefined)
       } finally {
-        pending?.settle(undefined)
+        pending?.settle(failure)
       }
     }
     let waits: boolean

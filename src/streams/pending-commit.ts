@@ -5,6 +5,7 @@
 
 import type { Durability } from '../protocol/headers.js'
 import type { Change, Storage } from '../storage/types.js'
+import { log } from '../util/log.js'
 import { promised } from '../util/maybe.js'
 
 export type Settle = (error: unknown) => void
@@ -30,7 +31,15 @@ export class PendingCommit {
     this.error = error
     const waiters = this.waiters
     this.waiters = undefined
-    if (waiters !== undefined) for (const waiter of waiters) waiter(error)
+    if (waiters === undefined) return
+    for (const waiter of waiters) {
+      // One waiter's bug must not starve the others.
+      try {
+        waiter(error)
+      } catch (thrown) {
+        log.error({ err: thrown }, `ringstream: a commit's waiter failed: ${String(thrown)}`)
+      }
+    }
   }
 }
 

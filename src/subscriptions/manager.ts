@@ -164,6 +164,7 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
   }
 
   stop(): void {
+    this.touched.clear()
     if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer)
     this.leaseTimer = undefined
     for (const sub of this.subs.values()) {
@@ -189,8 +190,15 @@ export class SubscriptionManager implements ControlReceiver, StreamObserver {
   private readonly wakeTouched = (): void => {
     const touched = this.touched
     this.touched = new Set()
-    // A stream deleted meanwhile was handled by removed(): it links and wakes nothing now.
-    for (const stream of touched) if (this.options.engine.registry.goneReason(stream) === undefined) this.linkAndWake(stream, false)
+    for (const stream of touched) {
+      // One stream's failure (a refused link write, say) must not drop the others' wakes.
+      try {
+        // A stream deleted meanwhile was handled by removed(): it links and wakes nothing now.
+        if (this.options.engine.registry.goneReason(stream) === undefined) this.linkAndWake(stream, false)
+      } catch (error) {
+        log.error({ err: error, stream: stream.path }, `ringstream: waking the subscriptions of ${stream.path} failed: ${String(error)}`)
+      }
+    }
   }
 
   private linkAndWake(stream: Stream, replayed: boolean): void {

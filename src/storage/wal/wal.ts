@@ -81,7 +81,7 @@ function settleAll(batch: readonly Pending[], error: unknown, endLsn: number): v
     try {
       pending.settle(error, endLsn)
     } catch (thrown) {
-      log.error({ err: thrown }, `ringstream: a WAL record's writer failed: ${(thrown as Error).message}`)
+      log.error({ err: thrown }, `ringstream: a WAL record's writer failed: ${String(thrown)}`)
     }
   }
 }
@@ -209,8 +209,10 @@ export class WalWriter {
           if (error instanceof DiskFullError) this.onFull()
           // Deletes queued with refused appends go again on their own, into the reserve.
           if (error instanceof DiskFullError && !control && batch.some((pending) => pending.control)) {
-            settleAll(batch.filter((pending) => !pending.control), error, 0)
-            this.queue = batch.filter((pending) => pending.control).concat(this.queue)
+            // Appends queued meanwhile were staged on top of the refused ones: they fail too.
+            const waiting = batch.concat(this.queue)
+            this.queue = waiting.filter((pending) => pending.control)
+            settleAll(waiting.filter((pending) => !pending.control), error, 0)
             return
           }
           throw error
@@ -230,8 +232,13 @@ export class WalWriter {
       this.onBatchWritten?.(batch.length, bytes, sync ? (performance.now() - started) / 1000 : undefined)
       this.segment.position += bytes
       this.lsn += bytes
-      this.onBatch(this.lsn)
       endLsn = this.lsn
+      // The batch is on disk whatever a listener does: its records must hear so.
+      try {
+        this.onBatch(this.lsn)
+      } catch (error) {
+        log.error({ err: error }, `ringstream: a WAL batch listener failed: ${String(error)}`)
+      }
     } catch (error) {
       // Others may hold what this disk refused: the owner must not go on as if it never was.
       if (handed) this.onWriteFailed?.(error)
