@@ -91,3 +91,33 @@ test('no background spare starts while a roll preallocates the spare path itself
   release(true)
   await wal.close()
 })
+
+test('appends queued behind a refused batch are refused too, even once room comes back', async () => {
+  const io = new SimIo()
+  await io.mkdirp(paths.walDir)
+  const file = await preallocate(io, paths.walSegment(0), SEGMENT)
+  let room = false
+  let queueBehind: (() => void) | undefined
+  const wal = new WalWriter(io, paths, SEGMENT, { file, baseLsn: 0, capacity: SEGMENT, position: 0 }, async () => {
+    queueBehind?.()
+    queueBehind = undefined
+    return room
+  })
+  const record = (bytes: number): Uint8Array[] => [new Uint8Array(bytes).fill(7)]
+  while (await wal.append(record(1000), false).then(() => true, () => false));
+  // An append and a delete share a batch that needs a segment; while its roll is refused,
+  // another append (staged on top of the first by the engine) queues; then room comes back.
+  let behind: Promise<unknown> | undefined
+  queueBehind = () => {
+    behind = wal.append(record(1000), false).then(() => 'written', (error: unknown) => error)
+  }
+  wal.onFull = () => {
+    room = true
+  }
+  const [append, remove] = await Promise.allSettled([wal.append(record(1000), false), wal.append(record(100), false, true)])
+  expect(append.status).toBe('rejected')
+  expect(remove.status).toBe('fulfilled')
+  expect(behind).toBeDefined()
+  expect(isIoError(await behind, 'ENOSPC')).toBe(true)
+  await wal.close()
+})
