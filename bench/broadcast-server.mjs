@@ -11,15 +11,8 @@
  *
  * Prints `broadcast-server listening on http://127.0.0.1:<port>/ (<uws module>)` once ready.
  */
-import { parseArgs } from 'node:util'
-import { loadUws } from './lib/uws.mjs'
+import { serveBench } from './lib/uws.mjs'
 
-const { values } = parseArgs({ options: { port: { type: 'string' }, host: { type: 'string' } } })
-const port = Number(values.port ?? 18000)
-const host = values.host ?? '127.0.0.1'
-
-const { uws, name } = await loadUws()
-const app = uws.App()
 const subscribers = new Set()
 let position = 0
 const offset = () => `0000000000000000_${String(position).padStart(16, '0')}`
@@ -32,46 +25,37 @@ function broadcast() {
   for (const res of subscribers) res.cork(() => res.write(frame))
 }
 
-app.put('/*', (res) => {
-  res.onAborted(() => {})
-  res.onData((_chunk, isLast) => {
-    if (isLast) res.cork(() => res.writeStatus('201 Created').writeHeader('Stream-Next-Offset', offset()).end())
+await serveBench('broadcast-server', (app) => {
+  app.put('/*', (res) => {
+    res.onAborted(() => {})
+    res.onData((_chunk, isLast) => {
+      if (isLast) res.cork(() => res.writeStatus('201 Created').writeHeader('Stream-Next-Offset', offset()).end())
+    })
+  })
+
+  app.get('/*', (res) => {
+    res.onAborted(() => subscribers.delete(res))
+    res.cork(() => {
+      res.writeStatus('200 OK').writeHeader('Content-Type', 'text/event-stream').writeHeader('Cache-Control', 'no-cache')
+      res.write(control())
+    })
+    subscribers.add(res)
+  })
+
+  app.post('/*', (res) => {
+    let aborted = false
+    const chunks = []
+    res.onAborted(() => {
+      aborted = true
+    })
+    res.onData((chunk, isLast) => {
+      chunks.push(Buffer.from(new Uint8Array(chunk)))
+      if (!isLast || aborted) return
+      const body = Buffer.concat(chunks).toString('utf8')
+      position += Buffer.byteLength(body)
+      if (pending.length === 0) setImmediate(broadcast)
+      pending.push(`event: data\ndata: ${body}\n\n`)
+      res.cork(() => res.writeStatus('204 No Content').writeHeader('Stream-Next-Offset', offset()).endWithoutBody())
+    })
   })
 })
-
-app.get('/*', (res) => {
-  res.onAborted(() => subscribers.delete(res))
-  res.cork(() => {
-    res.writeStatus('200 OK').writeHeader('Content-Type', 'text/event-stream').writeHeader('Cache-Control', 'no-cache')
-    res.write(control())
-  })
-  subscribers.add(res)
-})
-
-app.post('/*', (res) => {
-  let aborted = false
-  const chunks = []
-  res.onAborted(() => {
-    aborted = true
-  })
-  res.onData((chunk, isLast) => {
-    chunks.push(Buffer.from(new Uint8Array(chunk)))
-    if (!isLast || aborted) return
-    const body = Buffer.concat(chunks).toString('utf8')
-    position += Buffer.byteLength(body)
-    if (pending.length === 0) setImmediate(broadcast)
-    pending.push(`event: data\ndata: ${body}\n\n`)
-    res.cork(() => res.writeStatus('204 No Content').writeHeader('Stream-Next-Offset', offset()).endWithoutBody())
-  })
-})
-
-app.listen(host, port, (socket) => {
-  if (!socket) {
-    console.error(`broadcast-server: cannot listen on ${host}:${port}`)
-    process.exit(1)
-  }
-  const actual = typeof uws.us_socket_local_port === 'function' ? uws.us_socket_local_port(socket) : port
-  console.log(`broadcast-server listening on http://${host}:${actual}/ (${name})`)
-})
-
-for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0))

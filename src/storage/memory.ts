@@ -51,10 +51,11 @@ export class MemoryLog implements StreamLog {
     if (length > this.used) throw new Error(`truncate to ${length} beyond log of ${this.used} bytes`)
     const keep = Math.ceil(length / CHUNK_BYTES)
     this.chunks.length = keep
-    // Views handed out earlier must keep their bytes: the last chunk kept is copied, not
-    // rewritten in place by later appends.
+    // Views handed out earlier must keep their bytes: a last chunk that later appends would
+    // write into again is copied, not rewritten in place (a full one is never written again).
     const last = keep - 1
-    if (last >= 0) this.chunks[last] = Buffer.from(this.chunks[last]!.subarray(0, length - last * CHUNK_BYTES))
+    const kept = length - last * CHUNK_BYTES
+    if (last >= 0 && kept < CHUNK_BYTES) this.chunks[last] = Buffer.from(this.chunks[last]!.subarray(0, kept))
     this.used = length
     this.appends.truncate(length)
     this.messages?.truncate(length)
